@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine (Python 3.11 and make):
+#   make review   render the sample quarterly review (creates .venv if missing)
+#   make test     run the whole test suite          (creates .venv if missing)
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: review test venv sample validate bench clean help
+
+help:
+	@echo "make review   render the sample quarterly review into reports/"
+	@echo "make test     run every test"
+	@echo "make validate data-quality report of the sample"
+	@echo "make sample   regenerate data/sample from the generator"
+	@echo "make bench    scale benchmark (generates a 5,000-rep dataset in /tmp)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+review: $(STAMP)
+	$(BIN)/python -m analysis review --cadence quarterly --data data/sample --out reports
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+validate: $(STAMP)
+	$(BIN)/python -m analysis validate data/sample
+
+sample: $(STAMP)
+	$(BIN)/python -m analysis sample --out data/sample --reps 40 --months 24 --seed 7 --end 2026-09-30 --format mixed
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,177 @@
+"""Command line: ``python -m analysis COMMAND``.
+
+Every command has ``--help``. Errors are one line on stderr (``error: ...``) with a non-zero exit
+code: 1 for unusable data, 2 for bad arguments or config, 3 for an internal error (rerun with
+``--debug`` to see the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Sequence
+
+from .errors import WorkbenchError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {self.prog}: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    return n
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .sample import write_sample
+
+    out = write_sample(
+        args.out,
+        reps=args.reps,
+        months=args.months,
+        seed=args.seed,
+        end=args.end,
+        format=args.format,
+        progress=not args.quiet,
+    )
+    print(out)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .validation import validate
+
+    report = validate(args.data, args.config, as_of=args.as_of)
+    if args.format == "json":
+        print(report.to_json())
+    elif args.format == "csv":
+        report.to_frame().to_csv(sys.stdout, index=False)
+    else:
+        print(report.to_text())
+    for f in report.fatal:
+        sys.stderr.write(f"error: {f.message}\n")
+    return 0 if report.ok else 1
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from .review import render_review
+
+    path = render_review(
+        cadence=args.cadence,
+        period=args.period,
+        data=args.data,
+        config=args.config,
+        out=args.out,
+        team=args.team,
+        rep=args.rep,
+        progress=not args.quiet,
+    )
+    print(path)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import describe
+
+    print(describe())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .paths import REPORTS, SAMPLE_DATA
+
+    parser = _Parser(
+        prog="python -m analysis",
+        description="Sales performance workbench: validate CRM data, compute metrics, render reviews.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("sample", help="generate a synthetic dataset", description="Write a realistic, "
+                       "internally consistent synthetic dataset in the canonical format.")
+    p.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
+    p.add_argument("--reps", type=_positive, default=40, help="number of reps (default 40)")
+    p.add_argument("--months", type=_positive, default=24, help="months covered (default 24)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--end", type=_date, default=None,
+                   help="last day covered (default: end of the last full quarter before today)")
+    p.add_argument("--format", choices=["csv", "parquet", "mixed"], default="csv",
+                   help="file format (default csv; parquet for large runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("validate", help="print a data-quality report (exit 1 on fatal problems)",
+                       description="Check a dataset against the canonical data model and print every "
+                       "problem by table and kind. Exit 0 when usable, 1 on fatal problems.")
+    p.add_argument("data", help="data directory, DuckDB file or database URL")
+    p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    p.add_argument("--as-of", type=_date, default=None, help="snapshot date for the future-dated check")
+    p.add_argument("--format", choices=["text", "json", "csv"], default="text")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("review", help="render a periodic review report",
+                       description="Run the review notebook with papermill and write a self-contained "
+                       "HTML report to reports/<cadence>/<period>/<scope>.html.")
+    p.add_argument("--cadence", default="quarterly", choices=["monthly", "quarterly", "semiannual", "annual"])
+    p.add_argument("--period", default=None, help="e.g. 2025-Q3 (default: last complete period in the data)")
+    p.add_argument("--data", default=str(SAMPLE_DATA), help="data source (default: the sample)")
+    p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    p.add_argument("--out", type=Path, default=REPORTS, help="reports directory (default reports/)")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--team", default=None, help="review one team")
+    scope.add_argument("--rep", default=None, help="review one rep (rep_id)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("schema", help="print the canonical data model",
+                       description="Print every table and column of the canonical data model as Markdown.")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except WorkbenchError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return err.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except Exception as err:  # noqa: BLE001 - the CLI never shows a traceback unless asked
+        if args.debug:
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        sys.stderr.write(f"error: internal error ({type(err).__name__}: {first}); rerun with --debug\n")
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

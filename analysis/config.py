@@ -1,0 +1,274 @@
+"""Workbench configuration (``workbench.yml`` beside the data, or passed explicitly).
+
+Everything has a working default, so a dataset with no config file loads. The file holds the
+funnel (stage names mapped to the seven canonical steps, with optional default win
+probabilities), the fiscal-year start month, the company time zone, the reporting currency,
+working days and holidays, scorecard weights and benchmarks, custom metrics and dimensions.
+
+An invalid file raises :class:`~analysis.errors.ConfigError` with one line naming the key,
+the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .schema import STEPS, normalize_token
+
+CONFIG_NAMES = ("workbench.yml", "workbench.yaml")
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+#: Stage names that CRMs use for closed deals; read as statuses, not funnel steps.
+STATUS_STAGES = {
+    "closedwon": "won",
+    "won": "won",
+    "closedlost": "lost",
+    "lost": "lost",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stage(_Model):
+    """One CRM stage and the canonical step it belongs to."""
+
+    name: str
+    step: str
+    probability: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("step")
+    @classmethod
+    def _known_step(cls, v: str) -> str:
+        n = normalize_token(v)
+        for s in STEPS:
+            if normalize_token(s) == n:
+                return s
+        if n in STATUS_STAGES:
+            return STATUS_STAGES[n]
+        close = difflib.get_close_matches(v, STEPS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown step {v!r}{hint}; use one of {', '.join(STEPS)}, won, lost")
+
+
+class Scorecard(_Model):
+    """Points per unit of each metric and the benchmark (target) per rep and period."""
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "opportunities_created": 15.0,
+            "deals_won": 50.0,
+            "calls": 1.0,
+            "emails": 0.5,
+            "meetings": 5.0,
+            "demos": 10.0,
+        }
+    )
+    benchmarks: dict[str, float] = Field(default_factory=dict)
+
+
+class CustomMetric(_Model):
+    """A user KPI declared in the config (sum, count, or ratio of other metrics)."""
+
+    id: str
+    label: str | None = None
+    description: str = ""
+    type: Literal["count", "sum", "ratio"]
+    table: str | None = None
+    column: str | None = None
+    filter: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    unit: str = "count"
+    direction: Literal["higher", "lower"] = "higher"
+    kind: Literal["lead", "lag"] = "lead"
+
+    @model_validator(mode="after")
+    def _shape(self) -> "CustomMetric":
+        if self.type == "ratio" and not (self.numerator and self.denominator):
+            raise ValueError(f"ratio metric {self.id!r} needs numerator and denominator")
+        if self.type in ("count", "sum") and not self.table:
+            raise ValueError(f"{self.type} metric {self.id!r} needs a table")
+        if self.type == "sum" and not self.column:
+            raise ValueError(f"sum metric {self.id!r} needs a column")
+        return self
+
+
+class CustomDimension(_Model):
+    """An extra grouping column: ``table.column`` (e.g. reps.tier)."""
+
+    table: str
+    column: str
+
+
+class Config(_Model):
+    """The workbench configuration with its defaults."""
+
+    timezone: str = "UTC"
+    currency: str = "USD"
+    fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
+    working_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    holidays: tuple[date, ...] = ()
+    stages: tuple[Stage, ...] = ()
+    scorecard: Scorecard = Field(default_factory=Scorecard)
+    benchmarks: dict[str, float] = Field(default_factory=dict)
+    metrics: tuple[CustomMetric, ...] = ()
+    dimensions: dict[str, CustomDimension] = Field(default_factory=dict)
+    leaderboards_public: bool = False
+    stalled_quantile: float = Field(default=0.75, gt=0, lt=1)
+    as_of: date | None = None
+    name: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            close = difflib.get_close_matches(v, sorted(available_timezones()), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown time zone {v!r}{hint}; use an IANA name such as Europe/Berlin") from None
+        return v
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for d in v:
+            key = str(d).strip().lower()[:3]
+            if key not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {d!r}; use {', '.join(WEEKDAYS)}")
+            out.append(key)
+        if not out:
+            raise ValueError("at least one working day is needed")
+        return tuple(dict.fromkeys(out))
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stages(cls, v: tuple[Stage, ...]) -> tuple[Stage, ...]:
+        seen: set[str] = set()
+        for s in v:
+            k = normalize_token(s.name)
+            if k in seen:
+                raise ValueError(f"stage {s.name!r} is listed twice")
+            seen.add(k)
+        return v
+
+    # -- derived helpers -------------------------------------------------------------------
+
+    def step_of(self, stage: str | None) -> str | None:
+        """Canonical step of a CRM stage name, ``won``/``lost`` for closed stages, else None.
+
+        Configured stages win; without a config, names that match a canonical step ignoring
+        case, spaces and underscores map to it, and ``Closed Won`` / ``Closed Lost`` are read as
+        statuses.
+        """
+        if stage is None:
+            return None
+        n = normalize_token(stage)
+        for s in self.stages:
+            if normalize_token(s.name) == n:
+                return s.step
+        for step in STEPS:
+            if normalize_token(step) == n:
+                return step
+        return STATUS_STAGES.get(n)
+
+    def stage_order(self) -> list[str]:
+        """Configured stage names in funnel order (empty without config)."""
+        return [s.name for s in self.stages]
+
+    def default_probability(self, step: str) -> float | None:
+        """Config default win probability of a step (first stage of that step that sets one)."""
+        for s in self.stages:
+            if s.step == step and s.probability is not None:
+                return s.probability
+        return None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def weekday_numbers(self) -> list[int]:
+        """Working days as Python weekday numbers (Monday = 0)."""
+        return [WEEKDAYS.index(d) for d in self.working_days]
+
+
+def _format_error(err: ValidationError, origin: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            field_name = str(e["loc"][-1])
+            known = _known_keys(e["loc"][:-1])
+            close = difflib.get_close_matches(field_name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            msg = f"unknown key{hint} Known keys: {', '.join(known)}" if known else "unknown key"
+        elif "input" in e and e["type"] not in ("missing",):
+            msg = f"{msg} (got {e['input']!r})"
+        parts.append(f"{loc}: {msg}")
+    return f"{origin}: invalid config: " + "; ".join(parts)
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    model: Any = Config
+    for p in loc:
+        if isinstance(p, int):
+            continue
+        f = model.model_fields.get(str(p)) if hasattr(model, "model_fields") else None
+        if f is None:
+            return []
+        ann = f.annotation
+        inner = getattr(ann, "__args__", None)
+        model = next((a for a in (inner or ()) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+    return list(getattr(model, "model_fields", {}))
+
+
+def parse_config(data: dict | None, origin: str = "config") -> Config:
+    """Build a :class:`Config` from a mapping, raising ConfigError with one line per problem."""
+    if data is None:
+        return Config()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the config must be a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, origin)) from None
+
+
+def load_config(config: "Config | dict | str | Path | None" = None, data_dir: str | Path | None = None) -> Config:
+    """Resolve a config: a Config, a mapping, a YAML path, or ``workbench.yml`` beside the data."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, dict):
+        return parse_config(config)
+    path: Path | None = None
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found; pass the path of a workbench.yml or omit it")
+    elif data_dir is not None and Path(data_dir).is_dir():
+        for name in CONFIG_NAMES:
+            if (Path(data_dir) / name).is_file():
+                path = Path(data_dir) / name
+                break
+    if path is None:
+        return Config()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    return parse_config(raw or {}, origin=str(path))

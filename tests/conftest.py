@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny hand-built datasets written to a temporary folder."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPS_CSV = """\
+rep_id,name,team,region,manager_id,role,hire_date,end_date
+M1,Maya Manager,East,NA,,manager,2020-01-01,
+007,Ann Archer,East,NA,M1,AE,2021-03-01,
+008,Bob Baker,East,NA,M1,SDR,2022-05-01,2025-06-30
+"""
+
+OPPS_CSV = """\
+opportunity_id,owner_id,created_at,status,stage,amount,close_date,account_id,deal_type,product
+O1,007,2025-07-01T10:00:00,won,Closed Won,1000.50,2025-07-20,A1,new_business,Core
+O2,007,2025-07-02T09:00:00,lost,Closed Lost,500,2025-08-01,A1,expansion,Core
+O3,008,2025-07-03T09:00:00,open,Demo,250,2025-10-15,A2,new_business,Add-on
+"""
+
+
+def write_tables(folder: Path, **tables: str) -> Path:
+    """Write CSV texts as ``<name>.csv`` files in ``folder`` and return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in tables.items():
+        (folder / f"{name}.csv").write_text(textwrap.dedent(text))
+    return folder
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    """Three reps, three deals: the smallest usable dataset."""
+    return write_tables(tmp_path / "tiny", reps=REPS_CSV, opportunities=OPPS_CSV)
