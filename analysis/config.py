@@ -78,29 +78,49 @@ class Scorecard(_Model):
 
 
 class CustomMetric(_Model):
-    """A user KPI declared in the config (sum, count, or ratio of other metrics)."""
+    """A user KPI declared in the config; the same fields as the built-in catalog entries.
+
+    Examples: a filtered count (``type: count, source: activities, where: {type: call,
+    duration_s: {gt: 300}}``), a ratio of existing metrics (``type: ratio, numerator: demos,
+    denominator: deals_won``), or arithmetic over metrics (``type: derived, expr: ...``).
+    Deeper checks (unknown sources, columns, metric ids) are made by :mod:`analysis.catalog`.
+    """
 
     id: str
     label: str | None = None
     description: str = ""
-    type: Literal["count", "sum", "ratio"]
+    formula: str | None = None
+    type: Literal["count", "sum", "nunique", "mean", "median", "ratio", "derived", "growth"]
+    source: str | None = None
     table: str | None = None
     column: str | None = None
-    filter: str | None = None
+    where: dict[str, Any] | None = None
     numerator: str | None = None
     denominator: str | None = None
-    unit: str = "count"
+    expr: str | None = None
+    of: str | None = None
+    proportion: bool = False
+    unit: str = "number"
+    format: str | None = None
     direction: Literal["higher", "lower"] = "higher"
     kind: Literal["lead", "lag"] = "lead"
 
     @model_validator(mode="after")
     def _shape(self) -> "CustomMetric":
-        if self.type == "ratio" and not (self.numerator and self.denominator):
-            raise ValueError(f"ratio metric {self.id!r} needs numerator and denominator")
-        if self.type in ("count", "sum") and not self.table:
-            raise ValueError(f"{self.type} metric {self.id!r} needs a table")
-        if self.type == "sum" and not self.column:
-            raise ValueError(f"sum metric {self.id!r} needs a column")
+        need = {
+            "ratio": ("numerator", "denominator"),
+            "derived": ("expr",),
+            "growth": ("of",),
+            "sum": ("column",),
+            "nunique": ("column",),
+            "mean": ("column",),
+            "median": ("column",),
+        }.get(self.type, ())
+        missing = [n for n in need if not getattr(self, n)]
+        if missing:
+            raise ValueError(f"{self.type} metric {self.id!r} needs {' and '.join(missing)}")
+        if self.type in ("count", "sum", "nunique", "mean", "median") and not (self.source or self.table):
+            raise ValueError(f"{self.type} metric {self.id!r} needs a source (or a table)")
         return self
 
 
@@ -126,6 +146,7 @@ class Config(_Model):
     dimensions: dict[str, CustomDimension] = Field(default_factory=dict)
     leaderboards_public: bool = False
     stalled_quantile: float = Field(default=0.75, gt=0, lt=1)
+    velocity_window_months: int = Field(default=12, ge=1, le=60)
     as_of: date | None = None
     name: str | None = None
 

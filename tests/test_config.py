@@ -50,7 +50,7 @@ def test_step_of_without_config_matches_canonical_names_and_closed_stages():
         ({"working_days": ["mon", "funday"]}, "unknown weekday 'funday'"),
         ({"scorecard": {"wieghts": {}}}, "scorecard.wieghts: unknown key; did you mean 'weights'?"),
         ({"stages": [{"name": "A", "step": "demo"}, {"name": "a", "step": "demo"}]}, "listed twice"),
-        ({"metrics": [{"id": "x", "type": "ratio", "numerator": "calls"}]}, "needs numerator and denominator"),
+        ({"metrics": [{"id": "x", "type": "ratio", "numerator": "calls"}]}, "ratio metric 'x' needs denominator"),
     ],
 )
 def test_invalid_config_names_the_key(data, expected):

@@ -1,0 +1,954 @@
+"""The metric engine: any catalog metric, by any dimension, at any period grain.
+
+``metrics(ds, ["win_rate", "revenue"], by=["team"], grain="quarter")`` returns a tidy pandas
+DataFrame: one row per group and period, one column per metric. The work happens in the
+engine: every simple metric of one source is one ibis aggregate (one scan of its table),
+executed by DuckDB (or any ibis backend); only the aggregated rows come back to pandas, where
+ratios, derived metrics, growth and intervals are finished.
+
+Rules (tested in tests/test_metrics.py)
+---------------------------------------
+* Counts and sums are additive: a team's value equals the sum over its reps, a quarter's the sum
+  of its months; groups and periods with no rows get 0.
+* A zero or missing denominator gives NA ("not available"), never 0 or an exception.
+* Rates (``proportion: true``) come with ``<id>_numerator``, ``<id>_denominator`` and a 95%
+  Wilson interval ``<id>_low`` / ``<id>_high``.
+* A metric whose tables or columns are missing, or that cannot be split by the requested
+  dimension, is returned as an NA column; the reason is in ``df.attrs["unavailable"]``.
+* Deals count for their owner's team even after the owner left (reps keep their team).
+* With ``fx_rates`` and a ``currency`` column, amounts and costs are converted to the reporting
+  currency at the rate in force on the close date (the latest rate dated on or before it).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+import ibis
+import ibis.expr.datatypes as dt
+import numpy as np
+import pandas as pd
+
+from .catalog import SOURCES, Catalog, Metric, build_catalog, eval_expr, safe_divide
+from .errors import UnknownNameError, WorkbenchError
+from .loading import Dataset
+from .periods import GRAINS, Period, grain_of, parse_period, period_label_expr, periods_between
+
+#: Built-in dimensions and how each table reaches them.
+DIMENSIONS = (
+    "rep_id",
+    "team",
+    "region",
+    "manager_id",
+    "product",
+    "segment",
+    "industry",
+    "deal_type",
+    "lead_source",
+    "activity_type",
+    "customer_type",
+)
+
+REP_DIMS = ("team", "region", "manager_id")
+DEAL_DIMS = ("product", "deal_type", "lead_source", "customer_type")
+ACCOUNT_DIMS = ("segment", "industry")
+
+#: Column holding the rep of each table.
+REP_COLUMN = {"opportunities": "owner_id", "leads": "owner_id", "activities": "rep_id", "pulse": "rep_id"}
+ACCOUNT_COLUMN = {"opportunities": "account_id", "leads": "account_id", "activities": "account_id"}
+OPPORTUNITY_COLUMN = {"leads": "opportunity_id", "activities": "opportunity_id"}
+
+Z95 = 1.959963984540054
+
+PERIOD = "period"
+
+
+class MetricError(WorkbenchError):
+    """A metric request that cannot be answered (bad grain, dimension or period)."""
+
+
+# -- public API ------------------------------------------------------------------------------
+
+
+def metrics(
+    ds: Dataset,
+    metric_ids: Sequence[str] | str,
+    *,
+    by: Sequence[str] | str | None = None,
+    grain: str = "month",
+    periods: Iterable[str | Period] | str | Period | None = None,
+    filters: dict[str, Any] | None = None,
+    catalog: Catalog | None = None,
+) -> pd.DataFrame:
+    """Compute catalog metrics by dimension and period.
+
+    Parameters
+    ----------
+    ds
+        A dataset from :func:`analysis.load`.
+    metric_ids
+        Metric ids of the catalog (``python -m analysis metrics --list``).
+    by
+        Dimensions to group by (see :data:`DIMENSIONS` and the config's custom dimensions).
+    grain
+        day, week, month, quarter, half or year (calendar or fiscal per the config).
+    periods
+        Period labels (``2025-Q3``) or :class:`Period` objects; default every period from the
+        first deal created to the last deal closed or activity logged.
+    filters
+        ``{dimension: value or [values]}`` restricting every metric (e.g. ``{"team": "East"}``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group and period: the ``by`` columns, ``period``, then one column per
+        metric (rates also ``_numerator``, ``_denominator``, ``_low``, ``_high``).
+        ``attrs["unavailable"]`` maps metric ids to the reason they could not be computed.
+
+    Notes
+    -----
+    A zero denominator yields NA. Counts and sums are 0 for groups and periods without rows.
+    """
+    catalog = catalog or build_catalog(ds.config)
+    ids = [metric_ids] if isinstance(metric_ids, str) else list(dict.fromkeys(metric_ids))
+    for mid in ids:
+        catalog.get(mid)
+    by = _dims(ds, by)
+    grain = grain_of(grain)
+    if grain not in GRAINS:
+        raise MetricError(f"grain {grain!r} is not one of {', '.join(GRAINS)}")
+    fsm = ds.config.fiscal_year_start_month
+    wanted = _periods(ds, periods, grain, fsm)
+    engine = _Engine(ds, catalog, by, grain, fsm, filters or {})
+    return engine.run(ids, wanted)
+
+
+def compare(
+    ds: Dataset,
+    metric_ids: Sequence[str] | str,
+    period: str | Period,
+    *,
+    by: Sequence[str] | str | None = None,
+    filters: dict[str, Any] | None = None,
+    catalog: Catalog | None = None,
+) -> pd.DataFrame:
+    """A period against the previous period, the same period last year and the target.
+
+    Returns one row per group and metric with ``value``, ``previous``, ``change``,
+    ``change_pct``, ``year_ago``, ``yoy_change``, ``yoy_change_pct``, ``target`` and
+    ``attainment`` (target and attainment where a quota for that metric exists).
+    """
+    catalog = catalog or build_catalog(ds.config)
+    ids = [metric_ids] if isinstance(metric_ids, str) else list(dict.fromkeys(metric_ids))
+    fsm = ds.config.fiscal_year_start_month
+    p = _parse(period, fsm)
+    prev, ago = p.previous(), p.year_ago()
+    by = _dims(ds, by)
+    frame = metrics(ds, ids, by=by, grain=p.grain, periods=[p, prev, ago], filters=filters, catalog=catalog)
+    engine = _Engine(ds, catalog, by, p.grain, fsm, filters or {})
+    targets = {mid: engine.targets(mid, [p]) for mid in ids if ds.has("quotas")}
+    rows = []
+    keyed = frame.set_index([*by, PERIOD]) if by else frame.set_index(PERIOD)
+    groups = sorted({k[:-1] for k in keyed.index}) if by else [()]
+    for g in groups:
+        def val(mid: str, q: Period) -> Any:
+            key = (*g, q.label) if by else q.label
+            return keyed[mid].get(key, pd.NA) if key in keyed.index else _empty_value(catalog.get(mid))
+
+        for mid in ids:
+            m = catalog.get(mid)
+            v, pv, yv = val(mid, p), val(mid, prev), val(mid, ago)
+            target = pd.NA
+            t = targets.get(mid)
+            if t is not None and not t.empty:
+                tk = t.set_index(by)["target"] if by else t["target"]
+                target = (tk.get(g if len(g) > 1 else g[0], pd.NA) if by else (tk.iloc[0] if len(tk) else pd.NA))
+            rows.append(
+                {
+                    **dict(zip(by, g)),
+                    "metric": mid,
+                    "label": m.label,
+                    PERIOD: p.label,
+                    "value": v,
+                    "previous_period": prev.label,
+                    "previous": pv,
+                    "change": _sub(v, pv),
+                    "change_pct": safe_divide(_sub(v, pv), abs(pv) if _num(pv) else pv),
+                    "year_ago_period": ago.label,
+                    "year_ago": yv,
+                    "yoy_change": _sub(v, yv),
+                    "yoy_change_pct": safe_divide(_sub(v, yv), abs(yv) if _num(yv) else yv),
+                    "target": target,
+                    "attainment": safe_divide(v, target) if _num(target) else pd.NA,
+                    "direction": m.direction,
+                    "unit": m.unit,
+                }
+            )
+    out = pd.DataFrame(rows)
+    out.attrs["unavailable"] = frame.attrs.get("unavailable", {})
+    return out
+
+
+def wilson_interval(successes: Any, trials: Any, z: float = Z95) -> tuple[Any, Any]:
+    """95% Wilson score interval for a proportion; NA where trials is 0.
+
+    Notes
+    -----
+    center = (p + z²/2n) / (1 + z²/n), half width = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n).
+    It stays within [0, 1] and is honest for small n: 2 of 3 gives [0.21, 0.94].
+    """
+    k = pd.to_numeric(pd.Series(successes), errors="coerce").astype("Float64")
+    n = pd.to_numeric(pd.Series(trials), errors="coerce").astype("Float64")
+    n = n.mask(n <= 0)
+    p = k / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denom
+    low, high = (center - half).clip(lower=0), (center + half).clip(upper=1)
+    if np.isscalar(successes) and np.isscalar(trials):
+        return low.iloc[0], high.iloc[0]
+    return low, high
+
+
+def dimensions(ds: Dataset) -> list[str]:
+    """Dimensions available for grouping (built-in plus the config's custom ones)."""
+    return [*DIMENSIONS, *ds.config.dimensions]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _num(v: Any) -> bool:
+    return v is not None and v is not pd.NA and not (isinstance(v, float) and math.isnan(v))
+
+
+def _sub(a: Any, b: Any) -> Any:
+    return a - b if _num(a) and _num(b) else pd.NA
+
+
+def _empty_value(m: Metric) -> Any:
+    return 0 if m.additive else pd.NA
+
+
+def _parse(p: str | Period, fsm: int) -> Period:
+    return p if isinstance(p, Period) else parse_period(p, fiscal_start_month=fsm)
+
+
+def _dims(ds: Dataset, by: Sequence[str] | str | None) -> list[str]:
+    if by is None:
+        return []
+    by = [by] if isinstance(by, str) else list(by)
+    known = dimensions(ds)
+    for d in by:
+        if d not in known:
+            import difflib
+
+            close = difflib.get_close_matches(d, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownNameError(f"unknown dimension {d!r}{hint} Dimensions: {', '.join(known)}")
+    if len(set(by)) != len(by):
+        raise MetricError(f"dimension listed twice in by={by}")
+    return by
+
+
+def _periods(ds: Dataset, periods: Any, grain: str, fsm: int) -> list[Period] | None:
+    if periods is None:
+        return None
+    if isinstance(periods, (str, Period, int)):
+        periods = [periods]
+    out = []
+    for p in periods:
+        q = _parse(p, fsm)
+        if q.grain != grain:
+            raise MetricError(f"period {q.label} is a {q.grain}, but grain is {grain}; pass grain={q.grain!r}")
+        out.append(q)
+    return sorted(set(out))
+
+
+def _where(t: ibis.Table, where: dict[str, Any]) -> Any:
+    cond = ibis.literal(True)
+    for col, want in where.items():
+        c = t[col]
+        if want is None:
+            cond &= c.isnull()
+        elif isinstance(want, bool):
+            cond &= c == want
+        elif isinstance(want, (list, tuple)):
+            cond &= c.isin(list(want))
+        elif isinstance(want, dict):
+            for op, v in want.items():
+                cond &= {"gt": c > v, "ge": c >= v, "lt": c < v, "le": c <= v, "ne": c != v}[op]
+        else:
+            cond &= c == want
+    return cond
+
+
+def _lit(value: date, like: Any) -> Any:
+    """A date bound as a literal comparable with column ``like`` (date or timestamp)."""
+    if like.type().is_timestamp():
+        return ibis.literal(datetime.combine(value, datetime.min.time()))
+    return ibis.literal(value)
+
+
+class _Engine:
+    """One metrics request: the dataset, catalog, grouping and grain."""
+
+    def __init__(self, ds: Dataset, catalog: Catalog, by: list[str], grain: str, fsm: int, filters: dict):
+        self.ds = ds
+        self.catalog = catalog
+        self.by = by
+        self.grain = grain
+        self.fsm = fsm
+        self.filters = filters
+        self.unavailable: dict[str, str] = {}
+        for d in filters:
+            _dims(ds, [d])
+
+    # -- availability ---------------------------------------------------------------------
+
+    def reason_unavailable(self, mid: str) -> str | None:
+        m = self.catalog.get(mid)
+        for t in sorted(self.catalog.tables_needed(mid)):
+            if not self.ds.has(t):
+                return f"needs the {t} table, which is not in the data"
+        for tc in sorted(self.catalog.columns_needed(mid)):
+            t, c = tc.split(".")
+            if self.ds.has(t) and not self.ds.has_column(t, c):
+                return f"needs column {c} of {t}, which the data does not have"
+        if m.id == "arr" and not self.ds.has("subscriptions") and not self.ds.has_column("opportunities", "contract_months"):
+            return "needs the subscriptions table or opportunities.contract_months"
+        for dim in [*self.by, *self.filters]:
+            for table in self._tables_of(mid):
+                if not self.reachable(table, dim):
+                    return f"cannot be split by {dim}: {table} does not link to it"
+        for dep in self.catalog.dependencies(mid):
+            r = self.reason_unavailable(dep)
+            if r:
+                return r
+        return None
+
+    def _tables_of(self, mid: str) -> set[str]:
+        m = self.catalog.get(mid)
+        if m.source:
+            return {SOURCES[m.source]["table"]}
+        if m.type == "function":
+            return set(FUNCTION_TABLES.get(m.function, m.tables))
+        out: set[str] = set()
+        for dep in self.catalog.dependencies(mid):
+            out |= self._tables_of(dep)
+        return out
+
+    def reachable(self, table: str, dim: str) -> bool:
+        custom = self.ds.config.dimensions.get(dim)
+        if custom is not None:
+            if custom.table == table:
+                return True
+            if custom.table == "reps":
+                return table in REP_COLUMN or table == "reps"
+            if custom.table == "accounts":
+                return table in ACCOUNT_COLUMN or table == "subscriptions"
+            if custom.table == "opportunities":
+                return table in OPPORTUNITY_COLUMN
+            return False
+        if dim == "rep_id" or dim in REP_DIMS:
+            return table in REP_COLUMN or table == "reps" or (dim == "team" and table == "quotas")
+        if dim in ACCOUNT_DIMS:
+            return table in ACCOUNT_COLUMN or table in ("subscriptions", "accounts")
+        if dim == "customer_type":
+            return table == "opportunities"
+        if dim in DEAL_DIMS:
+            return table == "opportunities" or table in OPPORTUNITY_COLUMN
+        if dim == "activity_type":
+            return table == "activities"
+        return False
+
+    # -- enriched tables --------------------------------------------------------------------
+
+    def opportunities(self) -> ibis.Table:
+        """Opportunities with reporting-currency amounts, cycle days and customer_type."""
+        t = self.ds.table("opportunities")
+        if self.ds.has("fx_rates") and self.ds.has_column("opportunities", "currency"):
+            t = _convert_currency(t, self.ds.table("fx_rates"), self.ds.config.currency)
+        cycle = t.close_date.delta(t.created_at.date(), unit="day")
+        won = t.filter((t.status == "won") & t.account_id.notnull() & t.close_date.notnull())
+        first = won.group_by(won.account_id.name("_acct")).aggregate(_first_won=won.close_date.min())
+        t = t.left_join(first, t.account_id == first._acct).drop("_acct")
+        ctype = (
+            ibis.cases(
+                (t.account_id.isnull(), ibis.null(dt.string)),
+                (t._first_won < t.created_at.date(), "existing"),
+                else_="new",
+            )
+        )
+        return t.mutate(cycle_days=cycle.cast("float64"), customer_type=ctype).drop("_first_won")
+
+    def base(self, table: str) -> ibis.Table:
+        if table == "opportunities":
+            return self.opportunities()
+        t = self.ds.table(table)
+        if table == "leads":
+            conv = (t.status == "converted") | t.opportunity_id.notnull() | t.converted_at.notnull()
+            minutes = (t.first_response_at.epoch_seconds() - t.created_at.epoch_seconds()) / 60
+            t = t.mutate(converted=conv.fill_null(False), response_minutes=minutes.cast("float64"))
+        elif table == "activities":
+            t = t.mutate(duration_min=(t.duration_s / 60).cast("float64"))
+        return t
+
+    def with_dims(self, t: ibis.Table, table: str, dims: Sequence[str]) -> ibis.Table:
+        """Add a column per dimension (named after it) to rows of ``table``."""
+        dims = [d for d in dims if d not in t.columns or d in REP_DIMS or d in ("segment", "industry")]
+        adds: dict[str, Any] = {}
+        rep_col = REP_COLUMN.get(table)
+        need_rep = [d for d in dims if d in REP_DIMS or self._custom_table(d) == "reps"]
+        if need_rep and rep_col:
+            reps = self.ds.table("reps")
+            cols = {f"_r_{d}": reps[self._custom_col(d) or d] for d in need_rep}
+            r = reps.select(_r_id=reps.rep_id, **cols)
+            t = t.left_join(r, t[rep_col] == r._r_id).drop("_r_id")
+            for d in need_rep:
+                if d == "team" and table == "pulse":
+                    adds[d] = t[f"_r_{d}"].coalesce(t.team) if "team" in t.columns else t[f"_r_{d}"]
+                else:
+                    adds[d] = t[f"_r_{d}"]
+        need_acct = [d for d in dims if d in ACCOUNT_DIMS or self._custom_table(d) == "accounts"]
+        acct_col = ACCOUNT_COLUMN.get(table) or ("account_id" if table == "subscriptions" else None)
+        if need_acct and acct_col and self.ds.has("accounts"):
+            acc = self.ds.table("accounts")
+            cols = {f"_a_{d}": acc[self._custom_col(d) or d] for d in need_acct}
+            a = acc.select(_a_id=acc.account_id, **cols)
+            t = t.left_join(a, t[acct_col] == a._a_id).drop("_a_id")
+            for d in need_acct:
+                adds[d] = t[f"_a_{d}"]
+        elif need_acct:
+            for d in need_acct:
+                adds[d] = ibis.null(dt.string)
+        need_deal = [d for d in dims if d in DEAL_DIMS or self._custom_table(d) == "opportunities"]
+        if need_deal and table == "opportunities":
+            for d in need_deal:
+                col = self._custom_col(d) or d
+                adds[d] = t[col]
+        elif need_deal and table in OPPORTUNITY_COLUMN:
+            o = self.opportunities()
+            cols = {f"_o_{d}": o[self._custom_col(d) or d] for d in need_deal}
+            o = o.select(_o_id=o.opportunity_id, **cols)
+            t = t.left_join(o, t[OPPORTUNITY_COLUMN[table]] == o._o_id).drop("_o_id")
+            for d in need_deal:
+                if d == "lead_source" and table == "leads":
+                    adds[d] = t.source.coalesce(t[f"_o_{d}"])
+                else:
+                    adds[d] = t[f"_o_{d}"]
+        for d in dims:
+            if d in adds:
+                continue
+            if d == "rep_id" and (rep_col or table == "reps"):
+                adds[d] = t[rep_col or "rep_id"]
+            elif d == "activity_type" and table == "activities":
+                adds[d] = t.type
+            elif self._custom_table(d) == table:
+                adds[d] = t[self._custom_col(d)]
+        t = t.mutate(**{d: v.cast("string") for d, v in adds.items()})
+        return t.drop(*[c for c in t.columns if c.startswith(("_r_", "_a_", "_o_"))])
+
+    def _custom_table(self, dim: str) -> str | None:
+        c = self.ds.config.dimensions.get(dim)
+        return c.table if c else None
+
+    def _custom_col(self, dim: str) -> str | None:
+        c = self.ds.config.dimensions.get(dim)
+        return c.column if c else None
+
+    def filtered(self, t: ibis.Table, table: str) -> ibis.Table:
+        """Rows of ``t`` (with dims) passing the request's filters."""
+        if not self.filters:
+            return t
+        cond = ibis.literal(True)
+        for d, v in self.filters.items():
+            vals = list(v) if isinstance(v, (list, tuple, set)) else [v]
+            cond &= t[d].isin([str(x) for x in vals])
+        return t.filter(cond)
+
+    def source_table(self, source: str) -> tuple[ibis.Table, str]:
+        spec = SOURCES[source]
+        table = spec["table"]
+        t = self.base(table)
+        if spec["where"]:
+            t = t.filter(_where(t, spec["where"]))
+        t = self.with_dims(t, table, [*self.by, *self.filters])
+        return self.filtered(t, table), spec["time"]
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run(self, ids: list[str], wanted: list[Period] | None) -> pd.DataFrame:
+        needed = self._closure(ids)
+        available = [m for m in needed if not self._mark(m)]
+        universe = list(wanted) if wanted is not None else self.data_periods()
+        # growth needs the previous period of each wanted one
+        compute = set(universe)
+        if any(self.catalog.get(m).type == "growth" for m in available):
+            compute |= {p.previous() for p in universe}
+        compute_list = sorted(compute)
+        frames = []
+        simple = [m for m in available if self.catalog.get(m).source]
+        by_source: dict[str, list[Metric]] = {}
+        for mid in simple:
+            m = self.catalog.get(mid)
+            by_source.setdefault(m.source, []).append(m)
+        for source, ms in by_source.items():
+            frames.append(self.simple(source, ms, compute_list))
+        for mid in available:
+            m = self.catalog.get(mid)
+            if m.type == "function":
+                frames.append(FUNCTIONS[m.function](self, m, compute_list))
+        keys = [*self.by, PERIOD]
+        grid = self._grid(frames, compute_list)
+        out = grid
+        for f in frames:
+            if f is not None and not f.empty:
+                out = out.merge(f, on=keys, how="left")
+        for mid in available:
+            m = self.catalog.get(mid)
+            if mid not in out.columns and (m.source or m.type == "function"):
+                out[mid] = pd.NA
+            if m.additive and mid in out.columns:
+                out[mid] = out[mid].astype("Float64").fillna(0)
+        out = self._finish(out, available)
+        out = out[out[PERIOD].isin([p.label for p in universe])]
+        cols = list(keys)
+        for mid in ids:
+            m = self.catalog.get(mid)
+            if mid not in out.columns:
+                out[mid] = pd.Series(pd.NA, index=out.index, dtype="Float64")
+            cols.append(mid)
+            if m.is_rate:
+                for suffix in ("numerator", "denominator", "low", "high"):
+                    c = f"{mid}_{suffix}"
+                    if c not in out.columns:
+                        out[c] = pd.Series(pd.NA, index=out.index, dtype="Float64")
+                    cols.append(c)
+        order = {p.label: i for i, p in enumerate(sorted(universe))}
+        out = out.assign(_o=out[PERIOD].map(order)).sort_values(["_o", *self.by], na_position="last")
+        out = out[cols].reset_index(drop=True)
+        for mid in ids:
+            m = self.catalog.get(mid)
+            if m.unit == "count" and m.additive:
+                out[mid] = out[mid].round().astype("Int64")
+            else:
+                out[mid] = out[mid].astype("Float64")
+        out.attrs["unavailable"] = {k: v for k, v in self.unavailable.items() if k in ids}
+        out.attrs["grain"] = self.grain
+        out.attrs["catalog_version"] = self.catalog.version
+        return out
+
+    def _closure(self, ids: list[str]) -> list[str]:
+        out: list[str] = []
+
+        def visit(mid: str) -> None:
+            for dep in self.catalog.dependencies(mid):
+                visit(dep)
+            if mid not in out:
+                out.append(mid)
+
+        for mid in ids:
+            visit(mid)
+        return out
+
+    def _mark(self, mid: str) -> bool:
+        reason = self.reason_unavailable(mid)
+        if reason:
+            self.unavailable[mid] = reason
+            return True
+        return False
+
+    def _grid(self, frames: list[pd.DataFrame | None], periods: list[Period]) -> pd.DataFrame:
+        labels = [p.label for p in periods]
+        if not self.by:
+            return pd.DataFrame({PERIOD: labels})
+        groups = pd.concat(
+            [f[self.by] for f in frames if f is not None and not f.empty], ignore_index=True
+        ).drop_duplicates() if any(f is not None and not f.empty for f in frames) else pd.DataFrame(columns=self.by)
+        grid = groups.merge(pd.DataFrame({PERIOD: labels}), how="cross")
+        return grid
+
+    def data_periods(self) -> list[Period]:
+        """Every period from the first deal created to the last deal closed or activity."""
+        o = self.ds.table("opportunities")
+        closed = o.filter(o.status.isin(["won", "lost"]))
+        lo_hi = [
+            o.aggregate(lo=o.created_at.min().date(), hi=o.created_at.max().date()),
+            closed.aggregate(lo=closed.close_date.min(), hi=closed.close_date.max()),
+        ]
+        if self.ds.has("activities"):
+            a = self.ds.table("activities")
+            lo_hi.append(a.aggregate(lo=a.occurred_at.min().date(), hi=a.occurred_at.max().date()))
+        bounds = [r for e in lo_hi for r in e.to_pyarrow().to_pylist()]
+        los = [r["lo"] for r in bounds if r["lo"] is not None]
+        his = [r["hi"] for r in bounds if r["hi"] is not None]
+        if not los:
+            return []
+        return periods_between(min(los), max(his), self.grain, fiscal_start_month=self.fsm)
+
+    def simple(self, source: str, ms: list[Metric], periods: list[Period]) -> pd.DataFrame:
+        """One aggregate query for every simple metric of one source."""
+        t, time_col = self.source_table(source)
+        if periods:
+            lo, hi = periods[0].start, max(p.end for p in periods)
+            t = t.filter((t[time_col] >= _lit(lo, t[time_col])) & (t[time_col] < _lit(hi, t[time_col])))
+        t = t.mutate(**{PERIOD: period_label_expr(t[time_col], self.grain, fiscal_start_month=self.fsm)})
+        t = t.filter(t[PERIOD].notnull())
+        aggs = {}
+        for m in ms:
+            cond = _where(t, m.where) if m.where else None
+            col = t[m.column] if m.column else None
+            if m.type == "count":
+                aggs[m.id] = t.count(where=cond) if cond is not None else t.count()
+            elif m.type == "sum":
+                aggs[m.id] = col.sum(where=cond).cast("float64")
+            elif m.type == "nunique":
+                aggs[m.id] = col.nunique(where=cond)
+            elif m.type == "mean":
+                aggs[m.id] = col.mean(where=cond)
+            elif m.type == "median":
+                aggs[m.id] = col.median(where=cond)
+        out = t.group_by([*self.by, PERIOD]).aggregate(**aggs).to_pandas()
+        if periods:
+            out = out[out[PERIOD].isin([p.label for p in periods])]
+        return out
+
+    def _finish(self, out: pd.DataFrame, available: list[str]) -> pd.DataFrame:
+        """Ratios, derived metrics, growth and intervals, in dependency order."""
+        for mid in available:
+            m = self.catalog.get(mid)
+            if m.type == "ratio":
+                num, den = out[m.numerator].astype("Float64"), out[m.denominator].astype("Float64")
+                out[mid] = safe_divide(num, den)
+                if m.is_rate:
+                    out[f"{mid}_numerator"] = num
+                    out[f"{mid}_denominator"] = den
+                    low, high = wilson_interval(num, den)
+                    out[f"{mid}_low"], out[f"{mid}_high"] = low.values, high.values
+            elif m.type == "derived":
+                values = {d: out[d].astype("Float64") for d in self.catalog.dependencies(mid)}
+                out[mid] = eval_expr(m.expr, values)
+            elif m.type == "growth":
+                prev = self._previous_values(out, m.of)
+                out[mid] = safe_divide(out[m.of].astype("Float64") - prev, prev.abs())
+            elif m.type == "function" and m.is_rate and f"{mid}_numerator" in out.columns:
+                low, high = wilson_interval(out[f"{mid}_numerator"], out[f"{mid}_denominator"])
+                out[f"{mid}_low"], out[f"{mid}_high"] = low.values, high.values
+        return out
+
+    def _previous_values(self, out: pd.DataFrame, mid: str) -> pd.Series:
+        """Value of ``mid`` for the same group in the previous period (NA when not computed)."""
+        nxt = {lab: parse_period(lab, fiscal_start_month=self.fsm).next().label for lab in out[PERIOD].unique()}
+        prev = out[[*self.by, PERIOD, mid]].rename(columns={mid: "_prev"})
+        prev[PERIOD] = prev[PERIOD].map(nxt)
+        merged = out[[*self.by, PERIOD]].merge(prev, on=[*self.by, PERIOD], how="left")
+        return pd.Series(merged["_prev"].astype("Float64").values, index=out.index)
+
+    # -- targets ----------------------------------------------------------------------------------
+
+    def targets(self, metric_id: str, periods: list[Period]) -> pd.DataFrame:
+        """Quota targets of ``metric_id`` by group and period (quota periods within P).
+
+        Rep groups use rep quotas; teams and the company use team quotas when any exist for
+        that period, else the sum of their reps' quotas. Returns columns by + period + target.
+        """
+        cols = [*self.by, PERIOD, "target"]
+        if not self.ds.has("quotas"):
+            return pd.DataFrame(columns=cols)
+        q = self.ds.table("quotas")
+        quotas = q.filter(q.metric == metric_id).to_pandas()  # quotas and reps are small tables
+        reps = self.ds.table("reps")
+        extra = {d: reps[self._custom_col(d) or d].cast("string") for d in [*self.by, *self.filters]
+                 if d in REP_DIMS or self._custom_table(d) == "reps"}
+        reps_df = reps.select("rep_id", **extra).to_pandas()
+        team_names = set(reps.filter(reps.team.notnull()).team.to_pandas()) - set(reps_df.rep_id)
+        frames = []
+        for p in periods:
+            inside = quotas[
+                (pd.to_datetime(quotas.period_start) >= pd.Timestamp(p.start))
+                & (pd.to_datetime(quotas.period_end) <= pd.Timestamp(p.last_day))
+            ]
+            rep_df = inside.merge(reps_df, left_on="owner", right_on="rep_id")[[*reps_df.columns, "target"]]
+            team_df = inside[inside.owner.isin(team_names)].rename(columns={"owner": "team"})[["team", "target"]]
+            frames.append(self._combine_targets(rep_df, team_df, p))
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+        return out[cols] if not out.empty else pd.DataFrame(columns=cols)
+
+    def _combine_targets(self, rep_df: pd.DataFrame, team_df: pd.DataFrame, p: Period) -> pd.DataFrame:
+        for d, v in self.filters.items():
+            vals = [str(x) for x in (v if isinstance(v, (list, tuple, set)) else [v])]
+            if d in rep_df.columns:
+                rep_df = rep_df[rep_df[d].isin(vals)]
+            if d in team_df.columns:
+                team_df = team_df[team_df[d].isin(vals)]
+            elif d != "team" and not team_df.empty:
+                team_df = team_df.iloc[0:0]  # team quotas cannot be filtered by a rep attribute
+        if "rep_id" in self.by or any(d not in ("team",) for d in self.by):
+            g = rep_df.groupby(self.by, dropna=False)["target"].sum().reset_index() if self.by else None
+            out = g if g is not None else pd.DataFrame({"target": [rep_df.target.sum()]})
+        elif self.by == ["team"]:
+            by_team = team_df.groupby("team")["target"].sum()
+            from_reps = rep_df.groupby("team")["target"].sum() if "team" in rep_df else pd.Series(dtype=float)
+            teams = sorted(set(by_team.index) | set(from_reps.index))
+            out = pd.DataFrame({"team": teams, "target": [by_team.get(t, from_reps.get(t)) for t in teams]})
+        else:
+            total = team_df.target.sum() if not team_df.empty else rep_df.target.sum()
+            out = pd.DataFrame({"target": [total if (len(team_df) or len(rep_df)) else np.nan]})
+        out[PERIOD] = p.label
+        return out
+
+
+# -- function metrics ---------------------------------------------------------------------------
+
+FUNCTION_TABLES = {
+    "arr": ("subscriptions",),
+    "churn_rate": ("subscriptions",),
+    "revenue_churn_rate": ("subscriptions",),
+    "new_customers": ("opportunities",),
+    "open_pipeline": ("opportunities",),
+    "open_deals": ("opportunities",),
+    "pipeline_velocity": ("opportunities",),
+    "pipeline_coverage": ("opportunities",),
+    "rep_working_days": ("reps",),
+    "rep_working_weeks": ("reps",),
+    "activities_per_won_deal": ("opportunities",),
+    "activities_per_lost_deal": ("opportunities",),
+    "revenue_target": ("reps",),
+}
+
+
+def _periods_table(periods: list[Period]) -> ibis.Table:
+    return ibis.memtable(
+        {
+            "_p": [p.label for p in periods],
+            "_start": [p.start for p in periods],
+            "_end": [p.end for p in periods],
+            "_last": [p.last_day for p in periods],
+        },
+        schema={"_p": "string", "_start": "date", "_end": "date", "_last": "date"},
+    )
+
+
+def _with_periods(eng: _Engine, t: ibis.Table, periods: list[Period], cond) -> ibis.Table:
+    """Cross ``t`` with the periods table, keep pairs where ``cond(row, periods)`` holds."""
+    pt = _periods_table(periods)
+    j = t.cross_join(pt)
+    j = j.filter(cond(j))
+    return j.mutate(**{PERIOD: j._p})
+
+
+def _agg(eng: _Engine, t: ibis.Table, **aggs: Any) -> pd.DataFrame:
+    return t.group_by([*eng.by, PERIOD]).aggregate(**aggs).to_pandas()
+
+
+def _fn_open(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+    o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
+    j = _with_periods(
+        eng, o, periods,
+        lambda j: (j.created_at.date() < j._end) & ((j.status == "open") | (j.close_date >= j._end)),
+    )
+    if m.id == "open_deals":
+        return _agg(eng, j, open_deals=j.count())
+    return _agg(eng, j, open_pipeline=j.amount.sum().cast("float64"))
+
+
+def _fn_new_customers(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+    o = eng.opportunities()
+    won = o.filter((o.status == "won") & o.account_id.notnull() & o.close_date.notnull())
+    rank = ibis.row_number().over(group_by=won.account_id, order_by=[won.close_date, won.opportunity_id])
+    first = won.mutate(_rank=rank).filter(lambda s: s._rank == 0).drop("_rank")
+    first = eng.filtered(eng.with_dims(first, "opportunities", [*eng.by, *eng.filters]), "opportunities")
+    j = _with_periods(eng, first, periods, lambda j: (j.close_date >= j._start) & (j.close_date < j._end))
+    return _agg(eng, j, new_customers=j.count())
+
+
+def _subs(eng: _Engine) -> ibis.Table:
+    s = eng.ds.table("subscriptions")
+    return eng.filtered(eng.with_dims(s, "subscriptions", [*eng.by, *eng.filters]), "subscriptions")
+
+
+def _fn_arr(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+    if eng.ds.has("subscriptions"):
+        s = _subs(eng)
+        j = _with_periods(eng, s, periods, lambda j: (j.start_date <= j._last) & (j.end_date >= j._last))
+        return _agg(eng, j, arr=j.annual_value.sum().cast("float64"))
+    o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
+    o = o.filter((o.status == "won") & (o.contract_months > 0) & o.close_date.notnull())
+    # contract covers [close_date, close_date + contract_months months)
+    months = o.contract_months.round().cast("int64")
+    o = o.mutate(_until=o.close_date + months.as_interval("M"), _annual=o.amount / (o.contract_months / 12))
+    j = _with_periods(eng, o, periods, lambda j: (j.close_date <= j._last) & (j._until > j._last))
+    return _agg(eng, j, arr=j._annual.sum().cast("float64"))
+
+
+def _fn_churn(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+    s = _subs(eng)
+    keys = [*eng.by]
+    start = _with_periods(eng, s, periods, lambda j: (j.start_date <= j._start) & (j.end_date >= j._start))
+    start = start.group_by([*keys, PERIOD, "account_id"]).aggregate(_value=start.annual_value.sum())
+    end = _with_periods(eng, eng.ds.table("subscriptions"), periods,
+                        lambda j: (j.start_date <= j._last) & (j.end_date >= j._last))
+    end = end.select(end.account_id.name("_acct"), end[PERIOD].name("_per")).distinct()
+    j = start.left_join(end, (start.account_id == end._acct) & (start[PERIOD] == end._per))
+    churned = j._acct.isnull()
+    out = _agg(
+        eng, j,
+        _n=j.count(), _churned=j.count(where=churned),
+        _v=j._value.sum().cast("float64"), _vc=j._value.sum(where=churned).cast("float64"),
+    )
+    if m.id == "churn_rate":
+        out["churn_rate"] = safe_divide(out["_churned"].astype("Float64"), out["_n"].astype("Float64"))
+        out["churn_rate_numerator"] = out["_churned"].astype("Float64")
+        out["churn_rate_denominator"] = out["_n"].astype("Float64")
+    else:
+        out["revenue_churn_rate"] = safe_divide(out["_vc"].astype("Float64"), out["_v"].astype("Float64"))
+    return out.drop(columns=["_n", "_churned", "_v", "_vc"])
+
+
+def _fn_velocity(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+    window = int(getattr(eng.ds.config, "velocity_window_months", 12) or 12)
+    o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
+    pt = _periods_table(periods)
+    pt = pt.mutate(_wstart=(pt._end - ibis.interval(months=window)))
+    closed = o.filter(o.status.isin(["won", "lost"]) & o.close_date.notnull()).cross_join(pt)
+    closed = closed.filter((closed.close_date >= closed._wstart) & (closed.close_date < closed._end))
+    closed = closed.mutate(**{PERIOD: closed._p})
+    won = closed.status == "won"
+    w = _agg(
+        eng, closed,
+        _won=closed.count(where=won), _closed=closed.count(),
+        _rev=closed.amount.sum(where=won).cast("float64"), _cycle=closed.cycle_days.mean(where=won),
+    )
+    open_ = _fn_open(eng, Metric("open_deals", "", "", "", "function", "count", "higher", "lead"), periods)
+    keys = [*eng.by, PERIOD]
+    j = open_.merge(w, on=keys, how="outer")
+    n_open = j["open_deals"].astype("Float64").fillna(0)
+    size = safe_divide(j["_rev"].astype("Float64"), j["_won"].astype("Float64"))
+    rate = safe_divide(j["_won"].astype("Float64"), j["_closed"].astype("Float64"))
+    j["pipeline_velocity"] = safe_divide(n_open * size * rate, j["_cycle"].astype("Float64"))
+    return j[[*keys, "pipeline_velocity"]]
+
+
+def _fn_coverage(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+    as_of = eng.ds.config.as_of or date.today()
+    o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
+    rows = []
+    targets = eng.targets("revenue", periods)
+    keys = [*eng.by, PERIOD]
+    for p in periods:
+        d = as_of if p.contains(as_of) else p.start
+        dl = ibis.literal(d)
+        open_at = o.filter(
+            (o.created_at.date() < dl) & ((o.status == "open") | (o.close_date >= dl))
+            & (o.close_date >= dl) & (o.close_date < ibis.literal(p.end))
+        )
+        won_so_far = o.filter((o.status == "won") & (o.close_date >= ibis.literal(p.start)) & (o.close_date < dl))
+        a = open_at.group_by(eng.by).aggregate(_open=open_at.amount.sum().cast("float64")).to_pandas() if eng.by else \
+            open_at.aggregate(_open=open_at.amount.sum().cast("float64")).to_pandas()
+        b = won_so_far.group_by(eng.by).aggregate(_won=won_so_far.amount.sum().cast("float64")).to_pandas() if eng.by else \
+            won_so_far.aggregate(_won=won_so_far.amount.sum().cast("float64")).to_pandas()
+        f = a.merge(b, on=eng.by, how="outer") if eng.by else pd.concat([a, b], axis=1)
+        f[PERIOD] = p.label
+        rows.append(f)
+    f = pd.concat(rows, ignore_index=True)
+    f = f.merge(targets, on=keys, how="left") if not targets.empty else f.assign(target=pd.NA)
+    remaining = f["target"].astype("Float64") - f["_won"].astype("Float64").fillna(0)
+    remaining = remaining.mask(remaining <= 0)
+    f["pipeline_coverage"] = safe_divide(f["_open"].astype("Float64").fillna(0), remaining)
+    return f[[*keys, "pipeline_coverage"]]
+
+
+def _fn_working_days(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+    reps = eng.ds.table("reps")
+    dims = [d for d in [*eng.by, *eng.filters] if d != "rep_id"]
+    cols = {d: reps[eng._custom_col(d) or d].cast("string") for d in dims}
+    r = reps.select("rep_id", "role", "hire_date", "end_date", **cols).to_pandas()
+    r = r[r.role.fillna("") != "manager"]
+    if "rep_id" in eng.filters or dims:
+        r = eng_filter_frame(eng, r)
+    cfg = eng.ds.config
+    mask = [1 if i in cfg.weekday_numbers() else 0 for i in range(7)]
+    holidays = np.array(list(cfg.holidays), dtype="datetime64[D]")
+    frames = []
+    hire = pd.to_datetime(r.hire_date).values.astype("datetime64[D]")
+    leave = pd.to_datetime(r.end_date).values.astype("datetime64[D]")
+    for p in periods:
+        lo = np.datetime64(p.start, "D")
+        hi = np.datetime64(p.end, "D")
+        start = np.where(np.isnat(hire), lo, np.maximum(hire, lo))
+        end = np.where(np.isnat(leave), hi, np.minimum(leave + np.timedelta64(1, "D"), hi))
+        end = np.maximum(end, start)
+        days = np.busday_count(start, end, weekmask=mask, holidays=holidays)
+        f = r.assign(**{PERIOD: p.label, "_days": days})
+        frames.append(f)
+    f = pd.concat(frames, ignore_index=True)
+    out = f.groupby([*eng.by, PERIOD], dropna=False)["_days"].sum().reset_index()
+    per_week = max(1, len(cfg.working_days))
+    out["rep_working_days"] = out["_days"].astype("float64")
+    out["rep_working_weeks"] = out["_days"] / per_week
+    return out[[*eng.by, PERIOD, m.id]]
+
+
+def eng_filter_frame(eng: _Engine, frame: pd.DataFrame) -> pd.DataFrame:
+    for d, v in eng.filters.items():
+        vals = [str(x) for x in (v if isinstance(v, (list, tuple, set)) else [v])]
+        frame = frame[frame[d].astype("string").isin(vals)]
+    return frame
+
+
+def _fn_activities_per_deal(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+    status = "won" if m.id == "activities_per_won_deal" else "lost"
+    o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
+    o = o.filter((o.status == status) & o.close_date.notnull())
+    lo, hi = periods[0].start, max(p.end for p in periods)
+    o = o.filter((o.close_date >= lo) & (o.close_date < hi))
+    a = eng.ds.table("activities")
+    a = a.filter(a.opportunity_id.notnull())
+    deals = o.select(_oid=o.opportunity_id, _close=o.close_date)
+    counts = a.join(deals, a.opportunity_id == deals._oid)
+    counts = counts.filter(counts.occurred_at.date() <= counts._close)
+    counts = counts.group_by(counts._oid.name("_cid")).aggregate(_n=lambda s: s.count())
+    j = o.left_join(counts, o.opportunity_id == counts._cid)
+    j = j.mutate(**{PERIOD: period_label_expr(j.close_date, eng.grain, fiscal_start_month=eng.fsm)})
+    return _agg(eng, j, **{m.id: j._n.fill_null(0).mean()})
+
+
+def _fn_revenue_target(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+    t = eng.targets("revenue", periods)
+    return t.rename(columns={"target": "revenue_target"})
+
+
+FUNCTIONS = {
+    "open_pipeline": _fn_open,
+    "open_deals": _fn_open,
+    "new_customers": _fn_new_customers,
+    "arr": _fn_arr,
+    "churn_rate": _fn_churn,
+    "revenue_churn_rate": _fn_churn,
+    "pipeline_velocity": _fn_velocity,
+    "pipeline_coverage": _fn_coverage,
+    "rep_working_days": _fn_working_days,
+    "rep_working_weeks": _fn_working_days,
+    "activities_per_won_deal": _fn_activities_per_deal,
+    "activities_per_lost_deal": _fn_activities_per_deal,
+    "revenue_target": _fn_revenue_target,
+}
+
+
+def _convert_currency(o: ibis.Table, fx: ibis.Table, reporting: str) -> ibis.Table:
+    """Amounts and costs in the reporting currency at the rate in force on the close date."""
+    on = o.close_date.coalesce(o.created_at.date())
+    o = o.mutate(_fx_day=on, _rid=ibis.row_number())
+    rates = fx.select(_cur=fx.currency, _day=fx.date, _rate=fx.rate_to_reporting)
+    needs = o.filter(o.currency.notnull() & (o.currency != reporting))
+    pairs = needs.join(rates, (needs.currency == rates._cur) & (rates._day <= needs._fx_day))
+    latest = pairs.mutate(_rk=ibis.row_number().over(group_by=pairs._rid, order_by=ibis.desc(pairs._day)))
+    latest = latest.filter(latest._rk == 0).select(_rid2=latest._rid, _rate=latest._rate)
+    j = o.left_join(latest, o._rid == latest._rid2)
+    foreign = j.currency.notnull() & (j.currency != reporting)
+    factor = ibis.cases((foreign, j._rate), else_=ibis.literal(1.0))
+    j = j.mutate(amount=j.amount * factor, cost=j.cost * factor)
+    return j.drop("_fx_day", "_rid", "_rid2", "_rate")
