@@ -661,7 +661,7 @@ class _Engine:
         q = self.ds.table("quotas")
         quotas = q.filter(q.metric == metric_id).to_pandas()  # quotas and reps are small tables
         reps = self.ds.table("reps")
-        extra = {d: reps[self._custom_col(d) or d].cast("string") for d in [*self.by, *self.filters]
+        extra = {d: reps[self._custom_col(d) or d].cast("string") for d in ["team", *self.by, *self.filters]
                  if d in REP_DIMS or self._custom_table(d) == "reps"}
         reps_df = reps.select("rep_id", **extra).to_pandas()
         team_names = set(reps.filter(reps.team.notnull()).team.to_pandas()) - set(reps_df.rep_id)
@@ -686,17 +686,21 @@ class _Engine:
                 team_df = team_df[team_df[d].isin(vals)]
             elif d != "team" and not team_df.empty:
                 team_df = team_df.iloc[0:0]  # team quotas cannot be filtered by a rep attribute
-        if "rep_id" in self.by or any(d not in ("team",) for d in self.by):
-            g = rep_df.groupby(self.by, dropna=False)["target"].sum().reset_index() if self.by else None
-            out = g if g is not None else pd.DataFrame({"target": [rep_df.target.sum()]})
-        elif self.by == ["team"]:
-            by_team = team_df.groupby("team")["target"].sum()
-            from_reps = rep_df.groupby("team")["target"].sum() if "team" in rep_df else pd.Series(dtype=float)
-            teams = sorted(set(by_team.index) | set(from_reps.index))
-            out = pd.DataFrame({"team": teams, "target": [by_team.get(t, from_reps.get(t)) for t in teams]})
+        if self.by and self.by != ["team"]:
+            # reps and rep attributes: the reps' own quotas
+            out = rep_df.groupby(self.by, dropna=False)["target"].sum().reset_index()
         else:
-            total = team_df.target.sum() if not team_df.empty else rep_df.target.sum()
-            out = pd.DataFrame({"target": [total if (len(team_df) or len(rep_df)) else np.nan]})
+            # teams: the team quota where one exists, else the sum of its reps' quotas;
+            # the company: the sum over teams, plus reps without a team
+            by_team = team_df.groupby("team")["target"].sum()
+            rep_team = rep_df["team"] if "team" in rep_df else pd.Series(pd.NA, index=rep_df.index)
+            from_reps = rep_df.assign(team=rep_team).groupby("team", dropna=False)["target"].sum()
+            teams = list(dict.fromkeys([*by_team.index, *from_reps.index]))
+            values = [by_team[t] if t in by_team.index else from_reps[t] for t in teams]
+            out = pd.DataFrame({"team": teams, "target": values})
+            if not self.by:
+                has_any = len(team_df) or len(rep_df)
+                out = pd.DataFrame({"target": [out.target.sum() if has_any else np.nan]})
         out[PERIOD] = p.label
         return out
 
