@@ -12,7 +12,9 @@ True
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import schema
+from .catalog import Catalog, Metric, build_catalog
 from .config import Config, load_config
+from .engine import DIMENSIONS, compare, metrics, wilson_interval
 from .errors import ConfigError, DataError, PeriodError, UnknownNameError, WorkbenchError
 from .loading import Dataset, load
 from .periods import Period, parse_period, period_of
@@ -24,6 +26,13 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Catalog",
+    "DIMENSIONS",
+    "Metric",
+    "build_catalog",
+    "compare",
+    "metrics",
+    "wilson_interval",
     "Config",
     "ConfigError",
     "DataError",

@@ -75,6 +75,62 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _print_frame(frame, fmt: str) -> None:
+    import json
+
+    import pandas as pd
+
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        print(json.dumps(records, indent=2, default=str))
+    else:
+        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200):
+            print(frame.to_string(index=False, na_rep="n/a"))
+
+
+def _filters(items: list[str] | None) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise WorkbenchError(f"--filter {item!r}: use DIMENSION=VALUE[,VALUE...], e.g. team=East")
+        key, values = item.split("=", 1)
+        out.setdefault(key.strip(), []).extend(_split(values))
+    return out
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from .catalog import build_catalog
+    from .config import load_config
+    from .engine import metrics
+
+    if args.list:
+        catalog = build_catalog(load_config(args.config, data_dir=args.data))
+        _print_frame(catalog.to_frame().drop(columns=["description"]), args.format)
+        return 0
+    if not args.data:
+        raise WorkbenchError("metrics: give the data directory (or --list to see the catalog)")
+    from .loading import load
+
+    ds = load(args.data, args.config)
+    ids = _split(args.metrics)
+    if not ids:
+        raise WorkbenchError("metrics: give --metrics id,id,... (see --list)")
+    frame = metrics(
+        ds, ids, by=_split(args.by), grain=args.grain, periods=_split(args.period) or None,
+        filters=_filters(args.filter),
+    )
+    _print_frame(frame, args.format)
+    for mid, reason in frame.attrs.get("unavailable", {}).items():
+        sys.stderr.write(f"note: {mid} not available: {reason}\n")
+    return 0
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     from .review import render_review
 
@@ -130,6 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", type=_date, default=None, help="snapshot date for the future-dated check")
     p.add_argument("--format", choices=["text", "json", "csv"], default="text")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("metrics", help="print metrics by dimension and period",
+                       description="Compute catalog metrics by dimension and period grain. Columns: the "
+                       "dimensions, period, then one per metric id (rates also _numerator, _denominator, "
+                       "_low, _high: the 95%% Wilson interval).")
+    p.add_argument("data", nargs="?", help="data directory, DuckDB file or database URL")
+    p.add_argument("--metrics", default="", help="comma-separated metric ids, e.g. win_rate,revenue")
+    p.add_argument("--by", default="", help="comma-separated dimensions, e.g. team or rep_id")
+    p.add_argument("--grain", default="month", help="day, week, month, quarter, half or year (default month)")
+    p.add_argument("--period", default="", help="period label(s), e.g. 2025-Q3 (default: every period)")
+    p.add_argument("--filter", action="append", metavar="DIM=VALUE", help="keep only these values (repeatable)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    p.add_argument("--list", action="store_true", help="print the metric catalog instead")
+    p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("review", help="render a periodic review report",
                        description="Run the review notebook with papermill and write a self-contained "

@@ -3,7 +3,7 @@
 Every metric has an id, label, description, formula in words, unit and display format,
 direction (higher or lower is better), kind (lag = outcome, lead = activity or pipeline that
 predicts outcomes) and the tables it needs. Reports draw their glossary from here; the engine
-(:mod:`analysis.metrics`) computes from here. Custom metrics in ``workbench.yml`` are merged
+(:mod:`analysis.engine`) computes from here. Custom metrics in ``workbench.yml`` are merged
 in and validated by the same rules, which collect every problem with the metric's id and the fix.
 """
 
@@ -34,7 +34,7 @@ SOURCES: dict[str, dict[str, Any]] = {
     "spend": {"table": "spend", "time": "period_start", "where": {}},
 }
 
-#: Derived columns a source offers beside the canonical ones (computed in analysis.metrics).
+#: Derived columns a source offers beside the canonical ones (computed in analysis.engine).
 DERIVED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "opportunities": {"cycle_days": ("created_at", "close_date"), "customer_type": ()},
     "leads": {"response_minutes": ("created_at", "first_response_at"), "converted": ()},

@@ -98,6 +98,10 @@ class RawTable:
     name: str
     expr: ibis.Table
     files: list[SourceFile]
+    #: per category column: raw value -> canonical spelling, for values that differ
+    maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: stage value -> canonical step (None until computed)
+    steps: dict[str, str] | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -126,10 +130,38 @@ class Dataset:
         self.config = config
         self.source = source
         self._missing_columns = missing_columns or {}
+        for rt in raw.values():
+            _value_maps(rt, config)
         self.tables: dict[str, ibis.Table] = {
             name: canonical_table(rt, config, duplicates=False) for name, rt in raw.items()
         }
         self._dedupe()
+        self._register()
+
+    def _register(self) -> None:
+        """Name each canonical table in the in-process DuckDB (a view over Parquet files, a
+        typed table for CSV / Excel / DataFrame inputs), so queries compile against a plain
+        table instead of re-deriving every column each time."""
+        if getattr(self.con, "name", "") != "duckdb":
+            return
+        for name, expr in list(self.tables.items()):
+            lazy = any(f.format == "parquet" for f in self.raw[name].files) or self.source.kind in ("duckdb", "url")
+            kind = "VIEW" if lazy else "TABLE"
+            sql = ibis.to_sql(expr, dialect="duckdb")
+            self.con.raw_sql(f'CREATE OR REPLACE {kind} "canon__{name}" AS {sql}')
+            self.tables[name] = self.con.table(f"canon__{name}")
+
+    def cached(self, key: str, build) -> ibis.Table:
+        """A derived table computed once per dataset (materialized in DuckDB when possible)."""
+        store = self.__dict__.setdefault("_derived", {})
+        if key not in store:
+            expr = build()
+            if getattr(self.con, "name", "") == "duckdb":
+                sql = ibis.to_sql(expr, dialect="duckdb")
+                self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "derived__{key}" AS {sql}')
+                expr = self.con.table(f"derived__{key}")
+            store[key] = expr
+        return store[key]
 
     # -- access ----------------------------------------------------------------------------
 
@@ -321,8 +353,12 @@ def _token(expr: ibis.StringValue) -> ibis.StringValue:
     return expr.lower().re_replace(r"[\s_\-]", "")
 
 
-def coerce(expr: ibis.Value, column: Column) -> ibis.Value:
-    """Coerce a raw column to its canonical type; values that do not parse become NULL."""
+def coerce(expr: ibis.Value, column: Column, mapping: dict[str, str] | None = None) -> ibis.Value:
+    """Coerce a raw column to its canonical type; values that do not parse become NULL.
+
+    ``mapping`` (category columns) lists the raw values to respell, found once at load time;
+    without it the column is normalised row by row.
+    """
     t = expr.type()
     kind = column.type
     if kind in ("id", "string", "category"):
@@ -331,7 +367,10 @@ def coerce(expr: ibis.Value, column: Column) -> ibis.Value:
         out = expr.cast("string").strip()
         out = out.nullif("")
         if kind == "category":
-            out = _token(out).substitute(_category_map(column), else_=out)
+            if mapping is None:
+                out = _token(out).substitute(_category_map(column), else_=out)
+            elif mapping:
+                out = out.substitute(mapping, else_=out)
         return out
     if kind == "timestamp":
         if t.is_string():
@@ -372,13 +411,29 @@ CANONICAL_DTYPES = {
 }
 
 
-def step_expr(stage: ibis.StringValue, config: Config) -> ibis.StringValue:
-    """Canonical step of a stage column (config first, then canonical names, then closed stages)."""
+def canonical_category(value: str, column: Column) -> str:
+    """The canonical spelling of one category value (unknown values are returned as given)."""
+    return _category_map(column).get(normalize_token(value), value)
+
+
+def step_expr(stage: ibis.StringValue, config: Config, steps: dict[str, str] | None = None) -> ibis.StringValue:
+    """Canonical step of a stage column (config first, then canonical names, then closed stages).
+
+    ``steps`` maps each stage value of the data to its step, found once at load time; without
+    it the stage names are normalised row by row.
+    """
+    if steps is not None:
+        return stage.substitute(steps, else_=ibis.null(dt.string)) if steps else ibis.null(dt.string)
     mapping: dict[str, str] = {}
     mapping.update(STATUS_STAGES)
     mapping.update({normalize_token(s): s for s in STEPS})
     mapping.update({normalize_token(s.name): s.step for s in config.stages})
-    return _token(stage).substitute(mapping, else_=ibis.null(dt.string))
+    exact = {s.name: s.step for s in config.stages}
+    normalised = _token(stage).substitute(mapping, else_=ibis.null(dt.string))
+    if not exact:
+        return normalised
+    # configured names as written map directly (no per-row string normalisation)
+    return ibis.cases((stage.isin(list(exact)), stage.substitute(exact)), else_=normalised)
 
 
 def canonical_table(rt: RawTable, config: Config, *, duplicates: bool) -> ibis.Table:
@@ -388,30 +443,75 @@ def canonical_table(rt: RawTable, config: Config, *, duplicates: bool) -> ibis.T
     cols: dict[str, ibis.Value] = {}
     for column in spec.columns:
         if column.name in raw.columns:
-            cols[column.name] = coerce(raw[column.name], column)
+            cols[column.name] = coerce(raw[column.name], column, rt.maps.get(column.name))
         else:
             cols[column.name] = ibis.null(CANONICAL_DTYPES[column.type])
     for extra in rt.columns:
         if extra not in cols:
             cols[extra] = raw[extra].cast("string") if not raw[extra].type().is_numeric() else raw[extra]
     if rt.name in ("opportunities", "stage_history"):
-        cols["step"] = step_expr(cols["stage"], config)
+        cols["step"] = step_expr(cols["stage"], config, rt.steps)
     if duplicates and spec.key:
         keyed = raw.mutate(_dup_key=coerce(raw[spec.key], spec.column(spec.key)))
         rank = ibis.row_number().over(group_by=keyed._dup_key, order_by=[keyed[FILE], keyed[ROW]])
         keyed = keyed.mutate(_dup_rank=rank)
         keyed = keyed.filter((keyed._dup_rank == 0) | keyed._dup_key.isnull()).drop("_dup_rank", "_dup_key")
-        return canonical_table(RawTable(rt.name, keyed, rt.files), config, duplicates=False)
+        return canonical_table(RawTable(rt.name, keyed, rt.files, rt.maps, rt.steps), config, duplicates=False)
     return raw.select(**cols)
+
+
+MAX_DISTINCT = 10_000
+
+
+def _value_maps(rt: RawTable, config: Config) -> None:
+    """Find each category column's distinct values once and respell them in Python, so that
+    scans of large tables compare exact strings instead of normalising every row."""
+    spec = schema.TABLES[rt.name]
+    wanted = [c for c in spec.columns if c.type == "category" and c.name in rt.columns]
+    stage = "stage" if rt.name in ("opportunities", "stage_history") and "stage" in rt.columns else None
+    for c in [*wanted, *([spec.column("stage")] if stage else [])]:
+        values = coerce(rt.expr[c.name], schema.Column(c.name, "string"))
+        distinct = values.as_table().distinct().limit(MAX_DISTINCT + 1).to_pyarrow().column(0).to_pylist()
+        if len(distinct) > MAX_DISTINCT:
+            continue  # free text in a category column: fall back to row-by-row normalisation
+        distinct = [v for v in distinct if v is not None]
+        if c.name == "stage":
+            rt.steps = {v: st for v in distinct if (st := config.step_of(v)) is not None}
+        else:
+            rt.maps[c.name] = {v: canonical_category(v, c) for v in distinct if canonical_category(v, c) != v}
 
 
 # -- entry point -------------------------------------------------------------------------------
 
 
 def _connect_duckdb(config: Config, path: str | None = None) -> Any:
-    con = ibis.duckdb.connect(path, read_only=True) if path else ibis.duckdb.connect()
+    """An in-memory DuckDB in the company time zone; a database file is attached read-only."""
+    con = ibis.duckdb.connect()
     con.raw_sql(f"SET TimeZone = {_sql_str(config.timezone)}")
+    if path:
+        if not Path(path).is_file():
+            raise DataError(f"{path}: no such DuckDB file")
+        con.raw_sql(f"ATTACH {_sql_str(path)} AS src (READ_ONLY)")
     return con
+
+
+def _attached_tables(con: Any) -> dict[str, ibis.Table]:
+    """Views over the attached database's tables, with a row number for locating problems."""
+    names = {
+        r[0].lower(): r[0]
+        for r in con.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'"
+        ).fetchall()
+    }
+    out = {}
+    for t in schema.TABLES:
+        if t in names:
+            con.raw_sql(
+                f'CREATE OR REPLACE VIEW "raw__{t}" AS SELECT *, CAST(rowid + 1 AS BIGINT) AS {ROW}, '
+                f'{_sql_str(names[t])} AS {FILE} FROM src.main."{names[t]}"'
+            )
+            out[t] = con.table(f"raw__{t}")
+    return out
 
 
 def _missing_columns(name: str, columns: list[str]) -> list[str]:
@@ -464,13 +564,16 @@ def load(source: Any, config: Any = None) -> Dataset:
             cfg = load_config(config)
             try:
                 if text.startswith("duckdb://"):
-                    con = _connect_duckdb(cfg, text.removeprefix("duckdb://") or None)
+                    con = _connect_duckdb(cfg, text.removeprefix("duckdb://"))
+                    raw_frames = _attached_tables(con)
                 else:
                     con = ibis.connect(text)
+                    raw_frames = _database_tables(con)
+            except DataError:
+                raise
             except Exception as err:  # noqa: BLE001 - any driver error becomes one line
                 raise DataError(f"cannot connect to {text}: {str(err).splitlines()[0]}") from None
             src = Source(text, "url")
-            raw_frames = _database_tables(con)
         elif path.is_dir():
             cfg = load_config(config, data_dir=path)
             con = _connect_duckdb(cfg)
@@ -493,7 +596,7 @@ def load(source: Any, config: Any = None) -> Dataset:
             except Exception as err:  # noqa: BLE001
                 raise DataError(f"{path}: cannot be opened as a DuckDB database ({str(err).splitlines()[0]})") from None
             src = Source(str(path), "duckdb", files=[SourceFile("*", path, "duckdb")])
-            raw_frames = _database_tables(con)
+            raw_frames = _attached_tables(con)
         elif path.exists():
             raise DataError(
                 f"{path}: not a data source; give a directory of table files, a .duckdb file or a database URL"

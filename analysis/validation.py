@@ -265,9 +265,9 @@ def _checked_view(ds: Dataset, name: str) -> ibis.Table:
     extra = {}
     for c in spec.columns:
         if c.name in raw.columns:
-            extra[f"__{c.name}"] = coerce(raw[c.name], c)
+            extra[f"__{c.name}"] = coerce(raw[c.name], c, ds.raw[name].maps.get(c.name))
     if name in ("opportunities", "stage_history") and "__stage" in extra:
-        extra["__step"] = step_expr(extra["__stage"], ds.config)
+        extra["__step"] = step_expr(extra["__stage"], ds.config, ds.raw[name].steps)
     return raw.mutate(**extra)
 
 

@@ -214,9 +214,12 @@ def test_parquet_is_scanned_not_copied(tiny, tmp_path):
     for name, f in frames.items():
         f.to_parquet(folder / f"{name}.parquet", index=False)
     ds = analysis.load(folder)
-    sql = str(analysis.loading.ibis.to_sql(ds.opportunities))
-    kinds = ds.con.con.execute(
-        "SELECT table_name, table_type FROM information_schema.tables WHERE table_name LIKE 'raw__%'"
-    ).fetchall()
-    assert ("raw__opportunities", "VIEW") in kinds  # a view over read_parquet, not a table copy
-    assert "raw__opportunities" in sql
+    kinds = dict(
+        ds.con.con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_name LIKE '%__opportunities'"
+        ).fetchall()
+    )
+    # views over read_parquet, not table copies
+    assert kinds == {"raw__opportunities": "VIEW", "canon__opportunities": "VIEW"}
+    sql = ds.con.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'raw__opportunities'").fetchone()[0]
+    assert "read_parquet" in sql

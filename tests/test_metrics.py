@@ -27,7 +27,7 @@ import pytest
 import analysis
 from analysis.catalog import build_catalog
 from analysis.errors import ConfigError, UnknownNameError
-from analysis.metrics import compare, metrics, wilson_interval
+from analysis.engine import compare, metrics, wilson_interval
 
 from .conftest import write_tables
 

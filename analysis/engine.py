@@ -368,6 +368,9 @@ class _Engine:
 
     def opportunities(self) -> ibis.Table:
         """Opportunities with reporting-currency amounts, cycle days and customer_type."""
+        return self.ds.cached("opportunities", self._opportunities)
+
+    def _opportunities(self) -> ibis.Table:
         t = self.ds.table("opportunities")
         if self.ds.has("fx_rates") and self.ds.has_column("opportunities", "currency"):
             t = _convert_currency(t, self.ds.table("fx_rates"), self.ds.config.currency)
@@ -604,7 +607,8 @@ class _Engine:
             if m.type == "count":
                 aggs[m.id] = t.count(where=cond) if cond is not None else t.count()
             elif m.type == "sum":
-                aggs[m.id] = col.sum(where=cond).cast("float64")
+                # an exact decimal sum: the same figure whatever the row order or thread count
+                aggs[m.id] = col.cast(dt.Decimal(38, 6)).sum(where=cond).cast("float64")
             elif m.type == "nunique":
                 aggs[m.id] = col.nunique(where=cond)
             elif m.type == "mean":
