@@ -285,8 +285,16 @@ def _spec(chart: Any) -> dict[str, Any]:
             f"cannot draw a {type(chart).__name__}: pass an Altair chart (alt.Chart(...)) or a "
             "Vega-Lite dict"
         )
-    with alt.theme.enable(THEME_NAME):
-        return to_dict()
+    from altair.utils.data import MaxRowsError
+
+    try:
+        with alt.theme.enable(THEME_NAME):
+            return to_dict()
+    except MaxRowsError:
+        raise PresentationError(
+            "chart data has more rows than Altair embeds (5,000): aggregate before charting "
+            "(report charts carry their data inline)"
+        ) from None
 
 
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>")

@@ -397,8 +397,8 @@ def _add_toc(page: str, title: str) -> str:
     if has_h1:  # the notebook's title first, then the contents
         page = page.replace(_TOC_MARK, "", 1)
         end = re.search(r"</h1\s*>", page, re.I)
-        assert end is not None
-        return page[: end.end()] + nav + page[end.end():]
+        if end is not None:
+            return page[: end.end()] + nav + page[end.end():]
     return page.replace(_TOC_MARK, f'<h1 class="wb-title">{html.escape(title)}</h1>\n' + nav, 1)
 
 
@@ -739,7 +739,7 @@ def write_index(reports_dir: str | os.PathLike) -> Path:
             {
                 "period": period,
                 "scope": scope,
-                "title": record.get("title") or f"{cadence} review {period}, {scope}",
+                "title": str(record.get("title") or f"{cadence} review {period}, {scope}"),
                 "report": rel.with_name(report.name).as_posix() if report.exists() else None,
                 "pdf": rel.with_name(f"{scope}.pdf").as_posix() if path.with_name(f"{scope}.pdf").exists() else None,
                 "failed": rel.with_name(failed.name).as_posix() if last_failed else None,

@@ -409,6 +409,9 @@ def test_charts_need_a_title_and_no_network():
     with pytest.raises(charts.PresentationError, match="chart has no title"):
         charts.show(untitled)
     assert "<title" in charts.to_svg(untitled, alt_text="Deals by status")
+    big = alt.Chart(pd.DataFrame({"x": range(6000)}), title="Too many points").mark_point().encode(x="x:Q")
+    with pytest.raises(charts.PresentationError, match="aggregate before charting"):
+        charts.show(big)
     remote = alt.Chart("https://example.com/deals.csv", title="Remote").mark_bar().encode(x="a:N", y="b:Q")
     with pytest.raises(charts.PresentationError, match="vl-convert could not draw chart 'Remote'"):
         charts.to_svg(remote)

@@ -1,0 +1,502 @@
+"""Review composer: the sections of a periodic review, each one call from the notebook.
+
+``notebooks/review.ipynb`` stays thin: it sets parameters, calls :func:`setup`, then displays
+each section function's output under a Markdown heading. Every section returns display
+objects (HTML blocks, charts) built from the metric engine; numbers are formatted by the
+catalog and every value from the data is HTML-escaped. A section whose data is missing says
+so in one line instead of failing.
+
+``render_review`` is what ``python -m analysis review`` runs: it executes the notebook with
+papermill and publishes ``reports/<cadence>/<period>/<scope>.html`` (see :mod:`analysis.render`).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+from . import charts
+from .catalog import Catalog, build_catalog, catalog_version
+from .engine import compare, metrics
+from .errors import WorkbenchError
+from .loading import Dataset, load
+from .periods import Period, grain_of, last_complete, parse_period, periods_between
+from .paths import NOTEBOOKS, REPORTS
+
+CADENCES = {"monthly": "month", "quarterly": "quarter", "semiannual": "half", "annual": "year"}
+SCOPES = ("company", "team", "rep")
+TREND_LENGTH = {"month": 12, "quarter": 8, "half": 6, "year": 4}
+
+HEADLINE = [
+    "revenue",
+    "deals_won",
+    "win_rate",
+    "avg_deal_size",
+    "sales_cycle_days",
+    "pipeline_created",
+    "quota_attainment",
+]
+BREAKDOWN = ["revenue", "deals_won", "win_rate", "avg_deal_size", "sales_cycle_days"]
+ACTIVITY = ["calls_per_day", "emails_per_day", "meetings_per_week", "demos_per_week",
+            "positive_call_rate", "email_reply_rate", "demo_completion_rate"]
+
+
+class ReviewError(WorkbenchError):
+    """A review parameter that cannot be used (one line: what, and how to fix it)."""
+
+
+@dataclass
+class Review:
+    """Everything a review's sections need: data, catalog, period and scope."""
+
+    ds: Dataset
+    catalog: Catalog
+    cadence: str
+    period: Period
+    scope: str
+    scope_value: str | None
+    parameters: dict
+    started: float = field(default_factory=time.time)
+
+    @property
+    def filters(self) -> dict[str, list[str]]:
+        if self.scope == "team":
+            return {"team": [self.scope_value]}
+        if self.scope == "rep":
+            return {"rep_id": [self.scope_value]}
+        return {}
+
+    @property
+    def scope_label(self) -> str:
+        if self.scope == "company":
+            return self.ds.config.name or "Company"
+        if self.scope == "team":
+            return f"Team {self.scope_value}"
+        return f"Rep {self._rep_name(self.scope_value)}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.cadence.capitalize()} review {self.period.label}: {self.scope_label}"
+
+    def _rep_name(self, rep_id: str | None) -> str:
+        reps = self.ds.df("reps")
+        names = dict(zip(reps.rep_id, reps.name))
+        return str(names.get(rep_id, rep_id))
+
+    def fmt(self, metric_id: str, value: Any) -> str:
+        return self.catalog.get(metric_id).fmt(value)
+
+
+# -- setup and parameters ----------------------------------------------------------------------
+
+
+def data_end(ds: Dataset) -> date:
+    """The last day with data: latest deal closed or created, or activity logged."""
+    o = ds.table("opportunities")
+    closed = o.filter(o.status.isin(["won", "lost"]))
+    days = [
+        o.created_at.max().date().to_pyarrow().as_py(),
+        closed.close_date.max().to_pyarrow().as_py(),
+    ]
+    if ds.has("activities"):
+        days.append(ds.table("activities").occurred_at.max().date().to_pyarrow().as_py())
+    days = [d for d in days if d is not None]
+    if not days:
+        raise ReviewError("the data has no dated deals or activities; nothing to review")
+    return max(days)
+
+
+def default_period(ds: Dataset, cadence: str) -> Period:
+    """The last complete period of the cadence, by the data's last day (not just today)."""
+    grain = CADENCES[cadence]
+    cutoff = min(date.today(), data_end(ds) + timedelta(days=1))
+    return last_complete(grain, today=cutoff, fiscal_start_month=ds.config.fiscal_year_start_month)
+
+
+def setup(
+    *,
+    cadence: Any = "quarterly",
+    period: Any = "",
+    scope: Any = "company",
+    scope_value: Any = "",
+    data: Any = "",
+    config: Any = "",
+) -> Review:
+    """Check the review parameters and load the data; raise ReviewError with one line.
+
+    Papermill's ``-p`` turns ``2025`` into an int (accepted as a year) and ``007`` into 7 (an
+    id that no longer matches: pass it with ``-r scope_value 007`` to keep it text).
+    """
+    cadence = str(cadence).strip().lower()
+    if cadence not in CADENCES:
+        import difflib
+
+        close = difflib.get_close_matches(cadence, CADENCES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ReviewError(f"cadence {cadence!r} is not one of {', '.join(CADENCES)}{hint}")
+    scope = str(scope or "company").strip().lower()
+    if scope not in SCOPES:
+        raise ReviewError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+    if not str(data or "").strip():
+        raise ReviewError("no data source: set the data parameter to a folder of CRM tables")
+    ds = load(str(data), str(config) if str(config or "").strip() else None)
+    catalog = build_catalog(ds.config)
+    grain = CADENCES[cadence]
+    fsm = ds.config.fiscal_year_start_month
+    if period in (None, "") or str(period).strip() == "":
+        p = default_period(ds, cadence)
+    else:
+        p = parse_period(period, fiscal_start_month=fsm)
+        if p.grain != grain:
+            raise ReviewError(
+                f"period {p.label} is a {p.grain}, but a {cadence} review needs a {grain} "
+                f"(e.g. {default_period(ds, cadence).label})"
+            )
+    value = None if scope == "company" else str(scope_value).strip()
+    if scope != "company":
+        if not value:
+            raise ReviewError(f"scope {scope} needs scope_value: the {'team name' if scope == 'team' else 'rep_id'}")
+        reps = ds.df("reps")
+        known = set(reps.team.dropna()) if scope == "team" else set(reps.rep_id)
+        if value not in known:
+            import difflib
+
+            close = difflib.get_close_matches(value, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            extra = (" (papermill -p turns 007 into 7: pass ids with -r)"
+                     if isinstance(scope_value, int) else "")
+            raise ReviewError(f"{scope} {value!r} is not in the data{hint}{extra}")
+    params = {"cadence": cadence, "period": p.label, "scope": scope, "scope_value": value or "",
+              "data": str(data), "config": str(config or "")}
+    return Review(ds, catalog, cadence, p, scope, value, params)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _p(text: str) -> charts.HTMLBlock:
+    """A paragraph of generated narrative (escaped)."""
+    return charts.HTMLBlock(f'<p class="narrative">{html.escape(text)}</p>', text=text)
+
+
+def _note(text: str) -> charts.HTMLBlock:
+    return charts.HTMLBlock(f'<p class="note"><em>{html.escape(text)}</em></p>', text=text)
+
+
+def _pct_change(v: Any, base: Any) -> float | None:
+    try:
+        if base is None or pd.isna(base) or base == 0 or pd.isna(v):
+            return None
+        return (float(v) - float(base)) / abs(float(base))
+    except TypeError:
+        return None
+
+
+def _change_text(r: Review, metric_id: str, v: Any, base: Any, label: str) -> tuple[str, float | None]:
+    m = r.catalog.get(metric_id)
+    if base is None or pd.isna(base):
+        return f"n/a vs {label}", None
+    if m.unit == "percent":
+        diff = float(v) - float(base) if not pd.isna(v) else None
+        if diff is None:
+            return f"n/a vs {label}", None
+        return f"{diff * 100:+.1f} pts vs {label}", diff
+    ch = _pct_change(v, base)
+    if ch is None:
+        return f"was {m.fmt(base)} in {label}", None
+    return f"{ch:+.0%} vs {label}", ch
+
+
+def _trend_periods(r: Review) -> list[Period]:
+    n = TREND_LENGTH[r.period.grain]
+    return [r.period.shift(-i) for i in range(n - 1, -1, -1)]
+
+
+# -- sections ----------------------------------------------------------------------------------------
+
+
+def headline(r: Review) -> list[Any]:
+    """KPI cards against the previous period, last year and target, plus a summary sentence."""
+    c = compare(r.ds, HEADLINE, r.period, filters=r.filters, catalog=r.catalog).set_index("metric")
+    cards = []
+    for mid in HEADLINE:
+        if mid not in c.index:
+            continue
+        row = c.loc[mid]
+        m = r.catalog.get(mid)
+        if mid in c.attrs.get("unavailable", {}):
+            continue
+        comps = [
+            _change_text(r, mid, row.value, row.previous, row.previous_period),
+            _change_text(r, mid, row.value, row.year_ago, row.year_ago_period),
+        ]
+        if not pd.isna(row.target):
+            comps.append((f"{m.fmt(row.attainment) if mid != 'quota_attainment' else ''} of target "
+                          f"{m.fmt(row.target)}".strip(), None))
+        cards.append({"label": m.label, "value": m.fmt(row.value), "comparisons": comps, "direction": m.direction})
+    out: list[Any] = [charts.kpi_cards(cards)]
+    rev = c.loc["revenue"]
+    sentence = (
+        f"Revenue was {r.fmt('revenue', rev.value)} in {r.period.label}"
+        + (f", {_updown(_pct_change(rev.value, rev.previous))} on {rev.previous_period}" if _pct_change(rev.value, rev.previous) is not None else "")
+        + (f" and {_updown(_pct_change(rev.value, rev.year_ago))} on {rev.year_ago_period}" if _pct_change(rev.value, rev.year_ago) is not None else "")
+        + "."
+    )
+    if "quota_attainment" in c.index and not pd.isna(c.loc["quota_attainment", "value"]):
+        sentence += f" That is {r.fmt('quota_attainment', c.loc['quota_attainment', 'value'])} of the revenue target."
+    out.append(_p(sentence))
+    out.append(_p(_win_rate_sentence(r, c.loc["win_rate"])))
+    return out
+
+
+def _updown(ch: float | None) -> str:
+    if ch is None:
+        return "unchanged"
+    return f"up {ch:.0%}" if ch >= 0 else f"down {abs(ch):.0%}"
+
+
+def _win_rate_sentence(r: Review, row: pd.Series) -> str:
+    if pd.isna(row.value):
+        return f"No deals closed in {r.period.label}, so there is no win rate."
+    trend = metrics(r.ds, ["win_rate"], grain=r.period.grain, periods=_trend_periods(r), filters=r.filters,
+                    catalog=r.catalog)
+    values = trend.win_rate.dropna()
+    verb = "rose" if not pd.isna(row.previous) and row.value > row.previous else (
+        "fell" if not pd.isna(row.previous) and row.value < row.previous else "held")
+    text = (f"Win rate {verb} from {r.fmt('win_rate', row.previous)} to {r.fmt('win_rate', row.value)}"
+            if verb != "held" else f"Win rate was {r.fmt('win_rate', row.value)}")
+    if len(values) >= 3:
+        if row.value <= values.min():
+            text += f", the lowest in {len(values)} {r.period.grain}s"
+        elif row.value >= values.max():
+            text += f", the highest in {len(values)} {r.period.grain}s"
+    n = int(row.get("value") is not None and 0)
+    del n
+    return text + "."
+
+
+def revenue_trend(r: Review) -> list[Any]:
+    """Revenue per period with the target, over the last periods."""
+    periods = _trend_periods(r)
+    df = metrics(r.ds, ["revenue", "revenue_target"], grain=r.period.grain, periods=periods,
+                 filters=r.filters, catalog=r.catalog)
+    df["revenue"] = df.revenue.astype(float)
+    df["target"] = df.revenue_target.astype(float)
+    best = df.loc[df.revenue.idxmax()]
+    title = f"Revenue per {r.period.grain}: highest in {best.period} ({r.fmt('revenue', best.revenue)})"
+    bars = alt.Chart(df).mark_bar(color=charts.STATUS_COLORS["won"]).encode(
+        x=alt.X("period:N", title=r.period.grain.capitalize(), sort=None),
+        y=alt.Y("revenue:Q", title=f"Revenue ({r.ds.config.currency})", axis=alt.Axis(format="~s")),
+        tooltip=["period", alt.Tooltip("revenue:Q", format=",.0f")],
+    )
+    layers = [bars]
+    if df.target.notna().any():
+        layers.append(alt.Chart(df).mark_tick(color="#222", thickness=2, size=30).encode(
+            x=alt.X("period:N", sort=None), y="target:Q"))
+    chart = alt.layer(*layers).properties(title=title, width=560, height=260)
+    caption = "Bars: revenue (bookings) of deals won; ticks: revenue target where quotas exist."
+    return [charts.show(chart, caption=caption)]
+
+
+def attainment(r: Review) -> list[Any]:
+    """Quota attainment by rep (company and team scope) or the rep's own."""
+    if not r.ds.has("quotas"):
+        return [_note("No quotas table: attainment is not available.")]
+    by = "rep_id"
+    df = metrics(r.ds, ["revenue", "revenue_target", "quota_attainment", "deals_won"], by=by,
+                 grain=r.period.grain, periods=[r.period], filters=r.filters, catalog=r.catalog)
+    df = df[df.revenue_target.notna()].copy()
+    if df.empty:
+        return [_note(f"No revenue quotas for {r.period.label}.")]
+    reps = r.ds.df("reps")[["rep_id", "name", "team"]]
+    df = df.merge(reps, on="rep_id", how="left").sort_values("quota_attainment", ascending=False)
+    hit = int((df.quota_attainment >= 1).sum())
+    out = [_p(f"{hit} of {len(df)} reps with a quota reached it in {r.period.label}.")]
+    table = df[["name", "team", "revenue", "revenue_target", "quota_attainment", "deals_won"]].rename(
+        columns={"name": "Rep", "team": "Team", "revenue": "Revenue", "revenue_target": "Target",
+                 "quota_attainment": "Attainment", "deals_won": "Deals won"})
+    out.append(charts.table(table, formats={"Revenue": "{:,.0f}", "Target": "{:,.0f}", "Attainment": "{:.0%}"},
+                            caption=f"Revenue quota attainment by rep, {r.period.label}"))
+    if r.scope != "rep" and len(df) > 1:
+        chart = alt.Chart(df.assign(att=df.quota_attainment.astype(float), rep=df.name)).mark_bar().encode(
+            y=alt.Y("rep:N", sort="-x", title=None),
+            x=alt.X("att:Q", title="Quota attainment", axis=alt.Axis(format="%")),
+            color=alt.condition("datum.att >= 1", alt.value(charts.STATUS_COLORS["won"]),
+                                alt.value(charts.STATUS_COLORS["lost"])),
+        ).properties(title=f"{hit} of {len(df)} reps reached quota", width=520, height=max(120, 14 * len(df)))
+        rule = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color="#222").encode(x="x:Q")
+        out.append(charts.show(alt.layer(chart, rule), caption="Green: at or above quota; red: below."))
+    return out
+
+
+def breakdown(r: Review, dim: str) -> list[Any]:
+    """Win rate, deal size and cycle by one dimension."""
+    df = metrics(r.ds, BREAKDOWN, by=dim, grain=r.period.grain, periods=[r.period], filters=r.filters,
+                 catalog=r.catalog)
+    gone = [m for m in BREAKDOWN if m in df.attrs.get("unavailable", {})]
+    if len(gone) == len(BREAKDOWN):
+        return [_note(f"Not available by {dim}: {df.attrs['unavailable'][BREAKDOWN[0]]}.")]
+    df = df[df.deals_won.fillna(0) + df.win_rate_denominator.fillna(0) > 0].copy()
+    if df.empty:
+        return [_note(f"No deals closed in {r.period.label}.")]
+    df[dim] = df[dim].fillna("(none)")
+    df = df.sort_values("revenue", ascending=False)
+    df["win_rate_ci"] = [
+        f"{lo:.0%}-{hi:.0%}" if not (pd.isna(lo) or pd.isna(hi)) else "n/a"
+        for lo, hi in zip(df.win_rate_low, df.win_rate_high)
+    ]
+    if dim == "rep_id":
+        names = dict(zip(r.ds.df("reps").rep_id, r.ds.df("reps").name))
+        df[dim] = df[dim].map(lambda x: names.get(x, x))
+    table = df[[dim, "revenue", "deals_won", "win_rate", "win_rate_ci", "win_rate_denominator", "avg_deal_size",
+                "sales_cycle_days"]].rename(columns={
+        dim: dim.replace("_", " ").capitalize(), "revenue": "Revenue", "deals_won": "Won",
+        "win_rate": "Win rate", "win_rate_ci": "95% interval", "win_rate_denominator": "Closed",
+        "avg_deal_size": "Avg deal", "sales_cycle_days": "Cycle (d)"})
+    top = df.iloc[0]
+    out = [_p(f"{top[dim]} brought the most revenue ({r.fmt('revenue', top.revenue)}), "
+              f"with a win rate of {r.fmt('win_rate', top.win_rate)} over {int(top.win_rate_denominator)} closed deals.")]
+    out.append(charts.table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
+                                            "Cycle (d)": "{:.0f}", "Closed": "{:,.0f}"},
+                            caption=f"Outcomes by {dim.replace('_', ' ')}, {r.period.label}"))
+    return out
+
+
+def activity(r: Review) -> list[Any]:
+    """Activity metrics by team against benchmarks from the config."""
+    by = "team" if r.scope == "company" else "rep_id"
+    df = metrics(r.ds, ACTIVITY, by=by, grain=r.period.grain, periods=[r.period], filters=r.filters,
+                 catalog=r.catalog)
+    why = df.attrs.get("unavailable", {})
+    if all(m in why for m in ACTIVITY):
+        return [_note(f"Activity metrics are not available: {why[ACTIVITY[0]]}.")]
+    df = df[df[by].notna()]
+    if by == "rep_id":
+        names = dict(zip(r.ds.df("reps").rep_id, r.ds.df("reps").name))
+        df = df.assign(rep_id=df.rep_id.map(lambda x: names.get(x, x)))
+    cols = [m for m in ACTIVITY if m not in why]
+    labels = {m: r.catalog.get(m).label for m in cols}
+    table = df[[by, *cols]].rename(columns={by: by.replace("_id", "").capitalize(), **labels})
+    formats = {labels[m]: r.catalog.get(m).display_format for m in cols}
+    out = [charts.table(table, formats=formats, caption=f"Activity per rep, {r.period.label}")]
+    bench = {**r.ds.config.benchmarks}
+    if bench:
+        rows = [(r.catalog.get(k).label, v) for k, v in bench.items() if k in r.catalog]
+        if rows:
+            out.append(charts.table(pd.DataFrame(rows, columns=["Metric", "Benchmark"]), caption="Benchmarks (config)"))
+    return out
+
+
+def customers(r: Review) -> list[Any]:
+    """New vs existing customers."""
+    ids = ["revenue", "deals_won", "win_rate", "avg_deal_size", "sales_cycle_days"]
+    df = metrics(r.ds, ids, by="customer_type", grain=r.period.grain, periods=[r.period], filters=r.filters,
+                 catalog=r.catalog)
+    df = df[df.customer_type.notna()]
+    if df.empty or df.revenue.sum() == 0:
+        return [_note("No won deals with an account in this period.")]
+    total = df.revenue.sum()
+    new = df[df.customer_type == "new"].revenue.sum()
+    out = [_p(f"New customers brought {new / total:.0%} of revenue; existing customers {1 - new / total:.0%}.")]
+    table = df[["customer_type", *ids]].rename(columns={
+        "customer_type": "Customer", "revenue": "Revenue", "deals_won": "Won", "win_rate": "Win rate",
+        "avg_deal_size": "Avg deal", "sales_cycle_days": "Cycle (d)"})
+    out.append(charts.table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
+                                            "Cycle (d)": "{:.0f}"},
+                            caption="A deal is from an existing customer when its account had won a deal before the deal was created."))
+    return out
+
+
+def data_quality(r: Review) -> list[Any]:
+    """The data-quality appendix: rows read and every finding."""
+    report = r.ds.quality()
+    out = [_p(f"{sum(report.rows.values()):,} rows read from {len(report.rows)} tables; "
+              f"{sum(f.count for f in report.findings if f.severity == 'problem'):,} problem rows flagged.")]
+    out.append(charts.table(report.summary(), caption="Rows read and problems per table"))
+    if report.findings:
+        f = report.to_frame()[["table", "title", "column", "severity", "count", "message", "examples"]]
+        out.append(charts.table(f, caption="Findings (see python -m analysis validate for details)"))
+    return out
+
+
+def glossary(r: Review) -> list[Any]:
+    """Metric definitions from the catalog."""
+    g = r.catalog.to_frame()[["label", "id", "formula", "unit", "direction", "kind"]]
+    g = g.rename(columns={"label": "Metric", "id": "Id", "formula": "Definition", "unit": "Unit",
+                          "direction": "Better", "kind": "Kind"})
+    return [charts.table(g, caption=f"Metric catalog version {r.catalog.version}")]
+
+
+def provenance(r: Review) -> list[Any]:
+    """How this report was made: parameters, data fingerprint, versions, run time."""
+    from . import __version__
+
+    src = r.ds.source
+    rows = [
+        ("Title", r.title),
+        *[(f"Parameter {k}", v) for k, v in r.parameters.items()],
+        ("Period", f"{r.period.label} ({r.period.start} to {r.period.last_day})"),
+        ("Data source", src.location),
+        ("Data fingerprint (SHA-256 of the files)", src.fingerprint),
+        ("Files", ", ".join(sorted(f.path.name for f in src.files)) or src.kind),
+        ("Company time zone", r.ds.config.timezone),
+        ("Metric catalog version", catalog_version()),
+        ("Package version", __version__),
+        ("Computed at", datetime.now().astimezone().isoformat(timespec="seconds")),
+        ("Computation time", f"{time.time() - r.started:.1f} s"),
+    ]
+    return [charts.table(pd.DataFrame(rows, columns=["", "Value"]), caption="How this report was made")]
+
+
+# -- rendering ---------------------------------------------------------------------------------------
+
+
+def report_path(out: Path, cadence: str, period: str, scope: str, scope_value: str | None) -> Path:
+    """``<out>/<cadence>/<period>/<scope>.html``: company.html, team-<name>.html, rep-<id>.html."""
+    import re
+
+    name = "company" if scope == "company" else f"{scope}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(scope_value))}"
+    return Path(out) / cadence / period / f"{name}.html"
+
+
+def render_review(
+    *,
+    cadence: str = "quarterly",
+    period: str | None = None,
+    data: str | Path,
+    config: str | Path | None = None,
+    out: str | Path = REPORTS,
+    team: str | None = None,
+    rep: str | None = None,
+    progress: bool = False,
+    pdf: bool = False,
+) -> Path:
+    """Render a review to ``<out>/<cadence>/<period>/<scope>.html`` and refresh the index."""
+    from .render import render, write_index
+
+    scope, value = ("team", team) if team else (("rep", rep) if rep else ("company", ""))
+    data = str(Path(data).resolve()) if Path(str(data)).exists() else str(data)
+    r = setup(cadence=cadence, period=period or "", scope=scope, scope_value=value, data=data,
+              config=str(Path(config).resolve()) if config else "")
+    params = dict(r.parameters)
+    target = report_path(Path(out), r.cadence, r.period.label, scope, value)
+    path = render(NOTEBOOKS / "review.ipynb", params, target, title=r.title, progress=progress, pdf=pdf,
+                  meta={"cadence": r.cadence, "period": r.period.label, "scope": scope, "scope_value": value or "",
+                        "fingerprint": r.ds.source.fingerprint}, cwd=NOTEBOOKS)
+    write_index(Path(out))
+    return path
+
+
+def show(items: list[Any]) -> None:
+    """Display a section's output objects in a notebook (one call per section cell)."""
+    from IPython.display import display
+
+    for item in items:
+        display(item)

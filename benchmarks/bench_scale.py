@@ -1,0 +1,78 @@
+"""Scale benchmark (SPEC section 10): a year of a 5,000-rep organisation.
+
+Generates the dataset with the sample generator (once; it is kept in --data), then measures:
+
+1. loading (schema checks, distinct category values, canonical views over Parquet),
+2. the full metric catalog for one quarter, company-wide, with comparisons
+   (previous quarter, same quarter last year, targets),
+3. the full catalog by rep and by team for that quarter,
+4. the data-quality checks.
+
+It prints wall time per step and the process's peak resident memory (DuckDB runs in-process,
+so its memory is included). Run: ``make bench`` or
+``python benchmarks/bench_scale.py --data /tmp/workbench-scale``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def step(name: str, fn):
+    t = time.perf_counter()
+    out = fn()
+    print(f"{name:<48} {time.perf_counter() - t:8.1f} s   peak {peak_mb():8.0f} MB", flush=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("/tmp/workbench-scale"))
+    ap.add_argument("--reps", type=int, default=5000)
+    ap.add_argument("--months", type=int, default=12)
+    ap.add_argument("--period", default=None, help="quarter to compute (default: the last one in the data)")
+    ap.add_argument("--skip-quality", action="store_true")
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import analysis
+    from analysis.catalog import build_catalog
+    from analysis.periods import period_of
+    from analysis.sample import default_end, write_sample
+
+    if not (args.data / "opportunities.parquet").exists():
+        step(f"generate {args.reps} reps x {args.months} months", lambda: write_sample(
+            args.data, reps=args.reps, months=args.months, format="parquet", progress=True))
+
+    ds = step("load", lambda: analysis.load(args.data))
+    counts = ds.row_counts()
+    print("rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    period = args.period or period_of(default_end(), "quarter").label
+    ids = [m.id for m in build_catalog(ds.config)]
+    print(f"{len(ids)} metrics, period {period}")
+
+    step("catalog, company, with comparisons", lambda: analysis.compare(ds, ids, period))
+    by_rep = step("catalog by rep_id", lambda: analysis.metrics(ds, ids, by="rep_id", grain="quarter", periods=[period]))
+    by_team = step("catalog by team", lambda: analysis.metrics(ds, ids, by="team", grain="quarter", periods=[period]))
+    print(f"by rep: {len(by_rep):,} rows; by team: {len(by_team):,} rows; "
+          f"unavailable: {sorted(by_rep.attrs['unavailable'])}")
+    team_rev = by_team.revenue.sum()
+    rep_rev = by_rep.revenue.sum()
+    print(f"additivity: revenue by team {team_rev:,.2f} == by rep {rep_rev:,.2f}: {abs(team_rev - rep_rev) < 0.01}")
+    if not args.skip_quality:
+        report = step("data-quality checks", lambda: ds.quality())
+        print(f"quality: {'usable' if report.ok else 'NOT usable'}, {len(report.findings)} findings")
+    print(f"peak memory {peak_mb():.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
