@@ -147,6 +147,7 @@ class Config(_Model):
     leaderboards_public: bool = False
     stalled_quantile: float = Field(default=0.75, gt=0, lt=1)
     velocity_window_months: int = Field(default=12, ge=1, le=60)
+    duplicate_check_max_rows: int = Field(default=5_000_000, ge=0)
     as_of: date | None = None
     name: str | None = None
 

@@ -34,7 +34,7 @@ import pandas as pd
 from .catalog import SOURCES, Catalog, Metric, build_catalog, eval_expr, safe_divide
 from .errors import UnknownNameError, WorkbenchError
 from .loading import Dataset
-from .periods import GRAINS, Period, grain_of, parse_period, period_label_expr, periods_between
+from .periods import GRAINS, Period, grain_of, parse_period, period_of, period_start_expr, periods_between
 
 #: Built-in dimensions and how each table reaches them.
 DIMENSIONS = (
@@ -500,10 +500,14 @@ class _Engine:
             by_source.setdefault(m.source, []).append(m)
         for source, ms in by_source.items():
             frames.append(self.simple(source, ms, compute_list))
+        done: set = set()
         for mid in available:
             m = self.catalog.get(mid)
-            if m.type == "function":
-                frames.append(FUNCTIONS[m.function](self, m, compute_list))
+            fn = FUNCTIONS.get(m.function) if m.type == "function" else None
+            if fn is not None and fn not in done:
+                # one function may fill several metrics (won and lost, days and weeks)
+                frames.append(fn(self, m, compute_list))
+                done.add(fn)
         keys = [*self.by, PERIOD]
         grid = self._grid(frames, compute_list)
         out = grid
@@ -598,8 +602,9 @@ class _Engine:
         if periods:
             lo, hi = periods[0].start, max(p.end for p in periods)
             t = t.filter((t[time_col] >= _lit(lo, t[time_col])) & (t[time_col] < _lit(hi, t[time_col])))
-        t = t.mutate(**{PERIOD: period_label_expr(t[time_col], self.grain, fiscal_start_month=self.fsm)})
-        t = t.filter(t[PERIOD].notnull())
+        # group by the period's start date (cheap date arithmetic), label the few result rows after
+        t = t.filter(t[time_col].notnull())
+        t = t.mutate(**{PERIOD: period_start_expr(t[time_col], self.grain, fiscal_start_month=self.fsm)})
         aggs = {}
         for m in ms:
             cond = _where(t, m.where) if m.where else None
@@ -615,10 +620,16 @@ class _Engine:
                 aggs[m.id] = col.mean(where=cond)
             elif m.type == "median":
                 aggs[m.id] = col.median(where=cond)
-        out = t.group_by([*self.by, PERIOD]).aggregate(**aggs).to_pandas()
+        out = self._labelled(t.group_by([*self.by, PERIOD]).aggregate(**aggs).to_pandas())
         if periods:
             out = out[out[PERIOD].isin([p.label for p in periods])]
         return out
+
+    def _labelled(self, out: pd.DataFrame) -> pd.DataFrame:
+        """Replace period start dates by period labels."""
+        starts = {d: period_of(pd.Timestamp(d).date(), self.grain, fiscal_start_month=self.fsm).label
+                  for d in out[PERIOD].dropna().unique()}
+        return out.assign(**{PERIOD: out[PERIOD].map(starts)})
 
     def _finish(self, out: pd.DataFrame, available: list[str]) -> pd.DataFrame:
         """Ratios, derived metrics, growth and intervals, in dependency order."""
@@ -728,6 +739,11 @@ FUNCTION_TABLES = {
 }
 
 
+def _money(col: Any, where: Any = None) -> Any:
+    """Exact decimal sum as float64: the same figure whatever the row order or thread count."""
+    return col.cast(dt.Decimal(38, 6)).sum(where=where).cast("float64")
+
+
 def _periods_table(periods: list[Period]) -> ibis.Table:
     return ibis.memtable(
         {
@@ -758,9 +774,7 @@ def _fn_open(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
         eng, o, periods,
         lambda j: (j.created_at.date() < j._end) & ((j.status == "open") | (j.close_date >= j._end)),
     )
-    if m.id == "open_deals":
-        return _agg(eng, j, open_deals=j.count())
-    return _agg(eng, j, open_pipeline=j.amount.sum().cast("float64"))
+    return _agg(eng, j, open_deals=j.count(), open_pipeline=_money(j.amount))
 
 
 def _fn_new_customers(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
@@ -782,21 +796,21 @@ def _fn_arr(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     if eng.ds.has("subscriptions"):
         s = _subs(eng)
         j = _with_periods(eng, s, periods, lambda j: (j.start_date <= j._last) & (j.end_date >= j._last))
-        return _agg(eng, j, arr=j.annual_value.sum().cast("float64"))
+        return _agg(eng, j, arr=_money(j.annual_value))
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
     o = o.filter((o.status == "won") & (o.contract_months > 0) & o.close_date.notnull())
     # contract covers [close_date, close_date + contract_months months)
     months = o.contract_months.round().cast("int64")
     o = o.mutate(_until=o.close_date + months.as_interval("M"), _annual=o.amount / (o.contract_months / 12))
     j = _with_periods(eng, o, periods, lambda j: (j.close_date <= j._last) & (j._until > j._last))
-    return _agg(eng, j, arr=j._annual.sum().cast("float64"))
+    return _agg(eng, j, arr=_money(j._annual))
 
 
 def _fn_churn(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     s = _subs(eng)
     keys = [*eng.by]
     start = _with_periods(eng, s, periods, lambda j: (j.start_date <= j._start) & (j.end_date >= j._start))
-    start = start.group_by([*keys, PERIOD, "account_id"]).aggregate(_value=start.annual_value.sum())
+    start = start.group_by([*keys, PERIOD, "account_id"]).aggregate(_value=_money(start.annual_value))
     end = _with_periods(eng, eng.ds.table("subscriptions"), periods,
                         lambda j: (j.start_date <= j._last) & (j.end_date >= j._last))
     end = end.select(end.account_id.name("_acct"), end[PERIOD].name("_per")).distinct()
@@ -805,14 +819,12 @@ def _fn_churn(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     out = _agg(
         eng, j,
         _n=j.count(), _churned=j.count(where=churned),
-        _v=j._value.sum().cast("float64"), _vc=j._value.sum(where=churned).cast("float64"),
+        _v=_money(j._value), _vc=_money(j._value, churned),
     )
-    if m.id == "churn_rate":
-        out["churn_rate"] = safe_divide(out["_churned"].astype("Float64"), out["_n"].astype("Float64"))
-        out["churn_rate_numerator"] = out["_churned"].astype("Float64")
-        out["churn_rate_denominator"] = out["_n"].astype("Float64")
-    else:
-        out["revenue_churn_rate"] = safe_divide(out["_vc"].astype("Float64"), out["_v"].astype("Float64"))
+    out["churn_rate"] = safe_divide(out["_churned"].astype("Float64"), out["_n"].astype("Float64"))
+    out["churn_rate_numerator"] = out["_churned"].astype("Float64")
+    out["churn_rate_denominator"] = out["_n"].astype("Float64")
+    out["revenue_churn_rate"] = safe_divide(out["_vc"].astype("Float64"), out["_v"].astype("Float64"))
     return out.drop(columns=["_n", "_churned", "_v", "_vc"])
 
 
@@ -828,7 +840,7 @@ def _fn_velocity(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame
     w = _agg(
         eng, closed,
         _won=closed.count(where=won), _closed=closed.count(),
-        _rev=closed.amount.sum(where=won).cast("float64"), _cycle=closed.cycle_days.mean(where=won),
+        _rev=_money(closed.amount, won), _cycle=closed.cycle_days.mean(where=won),
     )
     open_ = _fn_open(eng, Metric("open_deals", "", "", "", "function", "count", "higher", "lead"), periods)
     keys = [*eng.by, PERIOD]
@@ -854,10 +866,10 @@ def _fn_coverage(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame
             & (o.close_date >= dl) & (o.close_date < ibis.literal(p.end))
         )
         won_so_far = o.filter((o.status == "won") & (o.close_date >= ibis.literal(p.start)) & (o.close_date < dl))
-        a = open_at.group_by(eng.by).aggregate(_open=open_at.amount.sum().cast("float64")).to_pandas() if eng.by else \
-            open_at.aggregate(_open=open_at.amount.sum().cast("float64")).to_pandas()
-        b = won_so_far.group_by(eng.by).aggregate(_won=won_so_far.amount.sum().cast("float64")).to_pandas() if eng.by else \
-            won_so_far.aggregate(_won=won_so_far.amount.sum().cast("float64")).to_pandas()
+        a = open_at.group_by(eng.by).aggregate(_open=_money(open_at.amount)).to_pandas() if eng.by else \
+            open_at.aggregate(_open=_money(open_at.amount)).to_pandas()
+        b = won_so_far.group_by(eng.by).aggregate(_won=_money(won_so_far.amount)).to_pandas() if eng.by else \
+            won_so_far.aggregate(_won=_money(won_so_far.amount)).to_pandas()
         f = a.merge(b, on=eng.by, how="outer") if eng.by else pd.concat([a, b], axis=1)
         f[PERIOD] = p.label
         rows.append(f)
@@ -897,7 +909,7 @@ def _fn_working_days(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataF
     per_week = max(1, len(cfg.working_days))
     out["rep_working_days"] = out["_days"].astype("float64")
     out["rep_working_weeks"] = out["_days"] / per_week
-    return out[[*eng.by, PERIOD, m.id]]
+    return out[[*eng.by, PERIOD, "rep_working_days", "rep_working_weeks"]]
 
 
 def eng_filter_frame(eng: _Engine, frame: pd.DataFrame) -> pd.DataFrame:
@@ -908,9 +920,10 @@ def eng_filter_frame(eng: _Engine, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fn_activities_per_deal(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
-    status = "won" if m.id == "activities_per_won_deal" else "lost"
+    """Mean activities linked to each deal closed in P and logged up to its close date,
+    for won (``activities_per_won_deal``) and lost (``activities_per_lost_deal``) deals."""
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
-    o = o.filter((o.status == status) & o.close_date.notnull())
+    o = o.filter(o.status.isin(["won", "lost"]) & o.close_date.notnull())
     lo, hi = periods[0].start, max(p.end for p in periods)
     o = o.filter((o.close_date >= lo) & (o.close_date < hi))
     a = eng.ds.table("activities")
@@ -920,8 +933,12 @@ def _fn_activities_per_deal(eng: _Engine, m: Metric, periods: list[Period]) -> p
     counts = counts.filter(counts.occurred_at.date() <= counts._close)
     counts = counts.group_by(counts._oid.name("_cid")).aggregate(_n=lambda s: s.count())
     j = o.left_join(counts, o.opportunity_id == counts._cid)
-    j = j.mutate(**{PERIOD: period_label_expr(j.close_date, eng.grain, fiscal_start_month=eng.fsm)})
-    return _agg(eng, j, **{m.id: j._n.fill_null(0).mean()})
+    j = j.mutate(**{PERIOD: period_start_expr(j.close_date, eng.grain, fiscal_start_month=eng.fsm)}, _n=j._n.fill_null(0))
+    return eng._labelled(_agg(
+        eng, j,
+        activities_per_won_deal=j._n.mean(where=j.status == "won"),
+        activities_per_lost_deal=j._n.mean(where=j.status == "lost"),
+    ))
 
 
 def _fn_revenue_target(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:

@@ -330,9 +330,10 @@ def attainment(r: Review) -> list[Any]:
             x=alt.X("att:Q", title="Quota attainment", axis=alt.Axis(format="%")),
             color=alt.condition("datum.att >= 1", alt.value(charts.STATUS_COLORS["won"]),
                                 alt.value(charts.STATUS_COLORS["lost"])),
-        ).properties(title=f"{hit} of {len(df)} reps reached quota", width=520, height=max(120, 14 * len(df)))
+        ).properties(width=520, height=max(120, 14 * len(df)))
         rule = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color="#222").encode(x="x:Q")
-        out.append(charts.show(alt.layer(chart, rule), caption="Green: at or above quota; red: below."))
+        layered = alt.layer(chart, rule).properties(title=f"{hit} of {len(df)} reps reached quota")
+        out.append(charts.show(layered, caption="Green: at or above quota; red: below; the line marks 100%."))
     return out
 
 
