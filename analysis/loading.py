@@ -498,6 +498,8 @@ def _connect_duckdb(config: Config, path: str | None = None) -> Any:
     """An in-memory DuckDB in the company time zone; a database file is attached read-only."""
     con = ibis.duckdb.connect()
     con.raw_sql(f"SET TimeZone = {_sql_str(config.timezone)}")
+    # no progress-bar widget in notebooks: reports must not carry widget output
+    con.raw_sql("SET enable_progress_bar = false")
     if path:
         if not Path(path).is_file():
             raise DataError(f"{path}: no such DuckDB file")

@@ -122,26 +122,7 @@ def test_print_css(page: str):
     assert re.search(r"svg[^{]*\{[^}]*max-width:\s*100%", page)
 
 
-def _chromium(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    profile = tmp_path / "chromium-profile"
-    cmd = [CHROMIUM, *render.CHROMIUM_OFFLINE_FLAGS, f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
-_MEASURE = """<script>
-(function () {
-  var out = Array.prototype.map.call(document.querySelectorAll("svg.wb-chart"), function (svg) {
-    var box = svg.getBoundingClientRect();
-    return {width: box.width, height: box.height,
-            marks: svg.querySelectorAll(".role-mark path, .role-mark line, .role-mark rect").length,
-            title: (svg.querySelector("title") || {}).textContent || ""};
-  });
-  var pre = document.createElement("pre");
-  pre.id = "wb-measure";
-  pre.textContent = JSON.stringify(out);
-  document.body.appendChild(pre);
-})();
-</script>"""
+from .browser import _MEASURE, _chromium  # noqa: E402
 
 
 @pytest.mark.slow

@@ -1,0 +1,122 @@
+"""The sample quarterly review: rendered end to end, offline, escaped, and failing cleanly."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import analysis
+from analysis import review
+from analysis.paths import SAMPLE_DATA
+from analysis.render import find_external_resources
+
+from .browser import CHROMIUM, charts_drawn
+from .conftest import OPPS_CSV, REPS_CSV, write_tables
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reports")
+
+
+@pytest.fixture(scope="module")
+def report(out: Path) -> Path:
+    return review.render_review(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA, out=out)
+
+
+@pytest.fixture(scope="module")
+def page(report: Path) -> str:
+    return report.read_text(encoding="utf-8")
+
+
+def test_report_lands_under_a_predictable_name(report: Path, out: Path):
+    assert report == out / "quarterly" / "2026-Q3" / "company.html"
+    assert (report.parent / "company.ipynb").is_file()
+    index = (out / "index.html").read_text()
+    assert "quarterly/2026-Q3/company.html" in index
+
+
+def test_report_has_every_section_and_no_code(page: str):
+    for heading in ["Summary", "Revenue trend", "Quota attainment", "Win rate and deal size", "Activity",
+                    "New vs existing customers", "Appendix: data quality", "Appendix: metric glossary",
+                    "Appendix: how this report was made"]:
+        assert heading in page, heading
+    assert "review.show(" not in page and "review.setup(" not in page
+    assert not find_external_resources(page)
+    assert "widget-state" not in page  # no content lives only in widgets
+
+
+def test_headline_figures_match_the_engine(page: str):
+    ds = analysis.load(SAMPLE_DATA)
+    c = analysis.compare(ds, ["revenue", "win_rate"], "2026-Q3").set_index("metric")
+    revenue = f"{c.loc['revenue', 'value']:,.0f}"
+    win_rate = f"{c.loc['win_rate', 'value']:.1%}"
+    assert f"Revenue was {revenue} in 2026-Q3" in page
+    assert win_rate in page
+
+
+def test_provenance_states_how_it_was_made(page: str):
+    ds = analysis.load(SAMPLE_DATA)
+    assert ds.source.fingerprint in page
+    assert analysis.__version__ in page
+    assert "Metric catalog version" in page and "Parameter cadence" in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it in .ci/run)")
+def test_every_chart_is_drawn_offline(page: str, tmp_path: Path):
+    drawn = charts_drawn(page, tmp_path)
+    assert len(drawn) == len(re.findall(r'class="[^"]*\bwb-chart\b', page)) >= 2
+    for chart in drawn:
+        assert chart["width"] > 100 and chart["height"] > 50, chart
+        assert chart["marks"] >= 1, chart
+    assert any(c["title"].startswith("Revenue per quarter") for c in drawn)
+
+
+def test_bad_period_fails_in_one_line_and_keeps_the_good_report(report: Path, out: Path):
+    before = report.read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis", "review", "--cadence", "quarterly", "--period", "2026-13",
+         "--data", str(SAMPLE_DATA), "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "2026-13" in lines[0], proc.stderr
+    assert report.read_bytes() == before
+
+
+def test_wrong_grain_period_is_refused():
+    with pytest.raises(review.ReviewError, match="needs a quarter"):
+        review.setup(cadence="quarterly", period="2026-07", data=SAMPLE_DATA)
+
+
+def test_default_period_is_the_last_complete_one_in_the_data():
+    r = review.setup(cadence="quarterly", data=SAMPLE_DATA)
+    assert r.period.label == "2026-Q3"
+    assert review.setup(cadence="monthly", data=SAMPLE_DATA).period.label == "2026-09"
+
+
+def test_unknown_scope_values_suggest(tmp_path: Path):
+    folder = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=OPPS_CSV)
+    with pytest.raises(review.ReviewError, match="did you mean '007'"):
+        review.setup(cadence="quarterly", scope="rep", scope_value="07", data=folder)
+    with pytest.raises(review.ReviewError, match="papermill -p turns 007 into 7"):
+        review.setup(cadence="quarterly", scope="rep", scope_value=7, data=folder)
+    with pytest.raises(review.ReviewError, match="cadence 'quartely' is not one of .* \\(did you mean 'quarterly'\\?\\)"):
+        review.setup(cadence="quartely", data=folder)
+
+
+def test_hostile_names_are_escaped(tmp_path: Path):
+    reps = REPS_CSV.replace("Ann Archer", "<script>alert(1)</script>")
+    folder = write_tables(tmp_path / "x", reps=reps, opportunities=OPPS_CSV)
+    r = review.setup(cadence="quarterly", period="2025-Q3", data=folder)
+    html_out = "".join(x._repr_html_() for x in review.breakdown(r, "rep_id"))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_out
+    assert "<script>alert" not in html_out
