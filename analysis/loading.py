@@ -32,6 +32,7 @@ scanned in place, never copied into memory. Input files are only ever opened for
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
@@ -199,14 +200,18 @@ class Dataset:
         """Rows read per table (before duplicates are dropped)."""
         return {name: int(rt.expr.count().to_pyarrow().as_py()) for name, rt in self.raw.items()}
 
-    def quality(self, *, as_of: date | datetime | None = None):
-        """All data-quality findings (see :func:`analysis.validation.check`), cached per as_of."""
+    def quality(self, *, as_of: date | datetime | None = None, thorough: bool = True):
+        """All data-quality findings (see :func:`analysis.validation.check`), cached.
+
+        ``thorough=False`` skips the duplicate and reference checks of tables larger than
+        ``config.duplicate_check_max_rows`` (minutes on 50 million rows) and says so in a note.
+        """
         from .validation import check
 
-        key = str(as_of)
+        key = (str(as_of), thorough)
         cache = self.__dict__.setdefault("_quality", {})
         if key not in cache:
-            cache[key] = check(self, as_of=as_of)
+            cache[key] = check(self, as_of=as_of, thorough=thorough)
         return cache[key]
 
     def __repr__(self) -> str:
@@ -500,6 +505,10 @@ def _connect_duckdb(config: Config, path: str | None = None) -> Any:
     con.raw_sql(f"SET TimeZone = {_sql_str(config.timezone)}")
     # no progress-bar widget in notebooks: reports must not carry widget output
     con.raw_sql("SET enable_progress_bar = false")
+    # bounded memory: large aggregations spill to disk instead of growing past the limit
+    spill = Path(tempfile.gettempdir()) / "workbench-duckdb"
+    con.raw_sql(f"SET temp_directory = {_sql_str(spill)}")
+    con.raw_sql(f"SET memory_limit = {_sql_str(config.memory_limit)}")
     if path:
         if not Path(path).is_file():
             raise DataError(f"{path}: no such DuckDB file")

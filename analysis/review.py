@@ -186,6 +186,17 @@ def _p(text: str) -> charts.HTMLBlock:
     return charts.HTMLBlock(f'<p class="narrative">{html.escape(text)}</p>', text=text)
 
 
+def _table(df: pd.DataFrame, **kw: Any) -> charts.HTMLBlock:
+    return charts.table(df.reset_index(drop=True), index=False, **kw)
+
+
+def cover(r: Review) -> list[Any]:
+    """The report's subtitle: what, for whom, which period, data up to when."""
+    text = (f"{r.title}. Period {r.period.start:%d %b %Y} to {r.period.last_day:%d %b %Y}; "
+            f"compared with {r.period.previous().label} and {r.period.year_ago().label}.")
+    return [charts.HTMLBlock(f'<p class="subtitle"><strong>{html.escape(text)}</strong></p>', text=text)]
+
+
 def _note(text: str) -> charts.HTMLBlock:
     return charts.HTMLBlock(f'<p class="note"><em>{html.escape(text)}</em></p>', text=text)
 
@@ -237,9 +248,8 @@ def headline(r: Review) -> list[Any]:
             _change_text(r, mid, row.value, row.previous, row.previous_period),
             _change_text(r, mid, row.value, row.year_ago, row.year_ago_period),
         ]
-        if not pd.isna(row.target):
-            comps.append((f"{m.fmt(row.attainment) if mid != 'quota_attainment' else ''} of target "
-                          f"{m.fmt(row.target)}".strip(), None))
+        if not pd.isna(row.target) and not pd.isna(row.attainment):
+            comps.append((f"{float(row.attainment):.0%} of target {m.fmt(row.target)}", float(row.attainment) - 1))
         cards.append({"label": m.label, "value": m.fmt(row.value), "comparisons": comps, "direction": m.direction})
     out: list[Any] = [charts.kpi_cards(cards)]
     rev = c.loc["revenue"]
@@ -322,7 +332,7 @@ def attainment(r: Review) -> list[Any]:
     table = df[["name", "team", "revenue", "revenue_target", "quota_attainment", "deals_won"]].rename(
         columns={"name": "Rep", "team": "Team", "revenue": "Revenue", "revenue_target": "Target",
                  "quota_attainment": "Attainment", "deals_won": "Deals won"})
-    out.append(charts.table(table, formats={"Revenue": "{:,.0f}", "Target": "{:,.0f}", "Attainment": "{:.0%}"},
+    out.append(_table(table, formats={"Revenue": "{:,.0f}", "Target": "{:,.0f}", "Attainment": "{:.0%}"},
                             caption=f"Revenue quota attainment by rep, {r.period.label}"))
     if r.scope != "rep" and len(df) > 1:
         chart = alt.Chart(df.assign(att=df.quota_attainment.astype(float), rep=df.name)).mark_bar().encode(
@@ -364,7 +374,7 @@ def breakdown(r: Review, dim: str) -> list[Any]:
     top = df.iloc[0]
     out = [_p(f"{top[dim]} brought the most revenue ({r.fmt('revenue', top.revenue)}), "
               f"with a win rate of {r.fmt('win_rate', top.win_rate)} over {int(top.win_rate_denominator)} closed deals.")]
-    out.append(charts.table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
+    out.append(_table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
                                             "Cycle (d)": "{:.0f}", "Closed": "{:,.0f}"},
                             caption=f"Outcomes by {dim.replace('_', ' ')}, {r.period.label}"))
     return out
@@ -386,12 +396,12 @@ def activity(r: Review) -> list[Any]:
     labels = {m: r.catalog.get(m).label for m in cols}
     table = df[[by, *cols]].rename(columns={by: by.replace("_id", "").capitalize(), **labels})
     formats = {labels[m]: r.catalog.get(m).display_format for m in cols}
-    out = [charts.table(table, formats=formats, caption=f"Activity per rep, {r.period.label}")]
+    out = [_table(table, formats=formats, caption=f"Activity per rep, {r.period.label}")]
     bench = {**r.ds.config.benchmarks}
     if bench:
         rows = [(r.catalog.get(k).label, v) for k, v in bench.items() if k in r.catalog]
         if rows:
-            out.append(charts.table(pd.DataFrame(rows, columns=["Metric", "Benchmark"]), caption="Benchmarks (config)"))
+            out.append(_table(pd.DataFrame(rows, columns=["Metric", "Benchmark"]), caption="Benchmarks (config)"))
     return out
 
 
@@ -409,7 +419,7 @@ def customers(r: Review) -> list[Any]:
     table = df[["customer_type", *ids]].rename(columns={
         "customer_type": "Customer", "revenue": "Revenue", "deals_won": "Won", "win_rate": "Win rate",
         "avg_deal_size": "Avg deal", "sales_cycle_days": "Cycle (d)"})
-    out.append(charts.table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
+    out.append(_table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
                                             "Cycle (d)": "{:.0f}"},
                             caption="A deal is from an existing customer when its account had won a deal before the deal was created."))
     return out
@@ -417,13 +427,13 @@ def customers(r: Review) -> list[Any]:
 
 def data_quality(r: Review) -> list[Any]:
     """The data-quality appendix: rows read and every finding."""
-    report = r.ds.quality()
+    report = r.ds.quality(thorough=False)
     out = [_p(f"{sum(report.rows.values()):,} rows read from {len(report.rows)} tables; "
               f"{sum(f.count for f in report.findings if f.severity == 'problem'):,} problem rows flagged.")]
-    out.append(charts.table(report.summary(), caption="Rows read and problems per table"))
+    out.append(_table(report.summary(), caption="Rows read and problems per table"))
     if report.findings:
         f = report.to_frame()[["table", "title", "column", "severity", "count", "message", "examples"]]
-        out.append(charts.table(f, caption="Findings (see python -m analysis validate for details)"))
+        out.append(_table(f, caption="Findings (see python -m analysis validate for details)"))
     return out
 
 
@@ -432,7 +442,7 @@ def glossary(r: Review) -> list[Any]:
     g = r.catalog.to_frame()[["label", "id", "formula", "unit", "direction", "kind"]]
     g = g.rename(columns={"label": "Metric", "id": "Id", "formula": "Definition", "unit": "Unit",
                           "direction": "Better", "kind": "Kind"})
-    return [charts.table(g, caption=f"Metric catalog version {r.catalog.version}")]
+    return [_table(g, caption=f"Metric catalog version {r.catalog.version}")]
 
 
 def provenance(r: Review) -> list[Any]:
@@ -453,7 +463,7 @@ def provenance(r: Review) -> list[Any]:
         ("Computed at", datetime.now().astimezone().isoformat(timespec="seconds")),
         ("Computation time", f"{time.time() - r.started:.1f} s"),
     ]
-    return [charts.table(pd.DataFrame(rows, columns=["", "Value"]), caption="How this report was made")]
+    return [_table(pd.DataFrame(rows, columns=["", "Value"]), caption="How this report was made")]
 
 
 # -- rendering ---------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .config import Scorecard
 from .schema import LOSS_REASONS, STEPS, TABLES
 
 __all__ = [
@@ -1777,14 +1778,7 @@ def sample_config(*, end: date | None = None, months: int = 24) -> dict:
             for name, step, prob in zip(STAGE_NAMES[:7], STEPS, STAGE_PROBABILITY)
         ],
         "scorecard": {
-            "weights": {
-                "opportunities_created": 15.0,
-                "deals_won": 50.0,
-                "calls": 1.0,
-                "emails": 0.5,
-                "meetings": 5.0,
-                "demos": 10.0,
-            },
+            "weights": dict(Scorecard().weights),
             # per rep and month, about a typical AE's month in the sample
             "benchmarks": {
                 "opportunities_created": 30.0,

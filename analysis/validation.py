@@ -44,6 +44,7 @@ CHECKS: dict[str, tuple[str, str, str]] = {
     "stage_status_mismatch": ("Stage contradicts status", "problem", "a Closed Won/Lost stage must match the deal's status"),
     "future_dated": ("Future-dated records", "problem", "check the dates or the data's time zone"),
     "unchecked_reference": ("References not checked", "note", "add the referenced table to check these IDs"),
+    "not_checked": ("Checks skipped for size", "note", "run python -m analysis validate for every check"),
 }
 
 EXAMPLES = 3
@@ -287,7 +288,7 @@ def _examples(t: ibis.Table, cond: Any, name: str, column: str | None) -> list[d
     return out
 
 
-def check(ds: Dataset, *, as_of: date | datetime | None = None) -> QualityReport:
+def check(ds: Dataset, *, as_of: date | datetime | None = None, thorough: bool = True) -> QualityReport:
     """Run every data-quality rule on a loaded dataset.
 
     Parameters
@@ -297,6 +298,9 @@ def check(ds: Dataset, *, as_of: date | datetime | None = None) -> QualityReport
     as_of
         The snapshot date for the future-dated rule; default ``config.as_of`` or today in the
         company time zone.
+    thorough
+        When False, the duplicate and reference checks of tables larger than
+        ``config.duplicate_check_max_rows`` are skipped, with a note saying so.
     """
     as_of_date, as_of_end = _as_of_bounds(ds, as_of)
     findings: list[Finding] = []
@@ -315,6 +319,11 @@ def check(ds: Dataset, *, as_of: date | datetime | None = None) -> QualityReport
                 findings.append(
                     Finding(name, check_id, n, message, column, _examples(t, cond.fill_null(False), name, column))
                 )
+        if not thorough and rows[name] > ds.config.duplicate_check_max_rows:
+            findings.append(Finding(name, "not_checked", rows[name],
+                                    "duplicate IDs and references of this large table were not checked here; "
+                                    "python -m analysis validate checks them"))
+            continue
         findings.extend(_duplicates(t, name))
         findings.extend(_references(ds, name, t))
     return QualityReport(ds.source.location, as_of_date, rows, findings)

@@ -122,20 +122,14 @@ def test_print_css(page: str):
     assert re.search(r"svg[^{]*\{[^}]*max-width:\s*100%", page)
 
 
-from .browser import _MEASURE, _chromium  # noqa: E402
+from .browser import _chromium, charts_drawn  # noqa: E402
 
 
 @pytest.mark.slow
 @needs_chromium
 def test_charts_are_drawn_by_an_offline_browser(page: str, tmp_path: Path):
     """Open a copy of the report (plus a measuring script) in Chromium with the network cut."""
-    probe = tmp_path / "probe.html"
-    probe.write_text(page.replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
-    proc = _chromium("--window-size=1200,2000", "--dump-dom", probe.as_uri(), tmp_path=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    found = re.search(r'<pre id="wb-measure">(.*?)</pre>', proc.stdout, re.S)
-    assert found, proc.stdout[-2000:]
-    drawn = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    drawn = charts_drawn(page, tmp_path)
     assert len(drawn) == 2
     for chart in drawn:
         assert chart["width"] > 100 and chart["height"] > 100, chart
