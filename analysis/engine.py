@@ -148,46 +148,57 @@ def compare(
     prev, ago = p.previous(), p.year_ago()
     by = _dims(ds, by)
     frame = metrics(ds, ids, by=by, grain=p.grain, periods=[p, prev, ago], filters=filters, catalog=catalog)
-    engine = _Engine(ds, catalog, by, p.grain, fsm, filters or {})
-    targets = {mid: engine.targets(mid, [p]) for mid in ids if ds.has("quotas")}
-    rows = []
-    keyed = frame.set_index([*by, PERIOD]) if by else frame.set_index(PERIOD)
-    groups = sorted({k[:-1] for k in keyed.index}) if by else [()]
-    for g in groups:
-        def val(mid: str, q: Period) -> Any:
-            key = (*g, q.label) if by else q.label
-            return keyed[mid].get(key, pd.NA) if key in keyed.index else _empty_value(catalog.get(mid))
+    long = frame[[*by, PERIOD, *ids]].melt(id_vars=[*by, PERIOD], var_name="metric", value_name="v")
+    keys = [*by, "metric"]
 
-        for mid in ids:
-            m = catalog.get(mid)
-            v, pv, yv = val(mid, p), val(mid, prev), val(mid, ago)
-            target = pd.NA
-            t = targets.get(mid)
-            if t is not None and not t.empty:
-                tk = t.set_index(by)["target"] if by else t["target"]
-                target = (tk.get(g if len(g) > 1 else g[0], pd.NA) if by else (tk.iloc[0] if len(tk) else pd.NA))
-            rows.append(
-                {
-                    **dict(zip(by, g)),
-                    "metric": mid,
-                    "label": m.label,
-                    PERIOD: p.label,
-                    "value": v,
-                    "previous_period": prev.label,
-                    "previous": pv,
-                    "change": _sub(v, pv),
-                    "change_pct": safe_divide(_sub(v, pv), abs(pv) if _num(pv) else pv),
-                    "year_ago_period": ago.label,
-                    "year_ago": yv,
-                    "yoy_change": _sub(v, yv),
-                    "yoy_change_pct": safe_divide(_sub(v, yv), abs(yv) if _num(yv) else yv),
-                    "target": target,
-                    "attainment": safe_divide(v, target) if _num(target) else pd.NA,
-                    "direction": m.direction,
-                    "unit": m.unit,
-                }
-            )
-    out = pd.DataFrame(rows)
+    def at(q: Period, name: str) -> pd.DataFrame:
+        return long[long[PERIOD] == q.label].drop(columns=PERIOD).rename(columns={"v": name})
+
+    # every group seen in any of the three periods gets a row (0 for counts, else NA)
+    out = long[keys].drop_duplicates()
+    for q, name in ((p, "value"), (prev, "previous"), (ago, "year_ago")):
+        out = out.merge(at(q, name), on=keys, how="left")
+    for name in ("value", "previous", "year_ago"):
+        out[name] = pd.to_numeric(out[name], errors="coerce").astype("Float64")
+    gone = frame.attrs.get("unavailable", {})
+    additive = {m for m in ids if catalog.get(m).additive and m not in gone}  # never a 0 for "not available"
+    for name in ("value", "previous", "year_ago"):
+        fill = out["metric"].isin(additive) & out[name].isna()
+        out.loc[fill, name] = 0
+    engine = _Engine(ds, catalog, by, p.grain, fsm, filters or {})
+    quota_metrics = set()
+    if ds.has("quotas"):
+        q = ds.table("quotas")
+        quota_metrics = set(q.select("metric").distinct().to_pandas()["metric"].dropna())
+    targets = []
+    for mid in ids:
+        if mid in quota_metrics:
+            t = engine.targets(mid, [p])
+            if not t.empty:
+                targets.append(t.drop(columns=PERIOD).assign(metric=mid))
+    if targets:
+        tf = pd.concat(targets, ignore_index=True)
+        out = out.merge(tf, on=keys, how="left")
+    else:
+        out["target"] = pd.NA
+    out["target"] = pd.to_numeric(out["target"], errors="coerce").astype("Float64")
+    out["change"] = out.value - out.previous
+    out["change_pct"] = safe_divide(out.change, out.previous.abs())
+    out["yoy_change"] = out.value - out.year_ago
+    out["yoy_change_pct"] = safe_divide(out.yoy_change, out.year_ago.abs())
+    out["attainment"] = safe_divide(out.value, out.target)
+    meta = {m: catalog.get(m) for m in ids}
+    out["label"] = out.metric.map({k: m.label for k, m in meta.items()})
+    out["direction"] = out.metric.map({k: m.direction for k, m in meta.items()})
+    out["unit"] = out.metric.map({k: m.unit for k, m in meta.items()})
+    out[PERIOD] = p.label
+    out["previous_period"] = prev.label
+    out["year_ago_period"] = ago.label
+    order = {m: i for i, m in enumerate(ids)}
+    out = out.assign(_o=out.metric.map(order)).sort_values([*by, "_o"], na_position="last").drop(columns="_o")
+    cols = [*by, "metric", "label", PERIOD, "value", "previous_period", "previous", "change", "change_pct",
+            "year_ago_period", "year_ago", "yoy_change", "yoy_change_pct", "target", "attainment", "direction", "unit"]
+    out = out[cols].reset_index(drop=True)
     out.attrs["unavailable"] = frame.attrs.get("unavailable", {})
     return out
 

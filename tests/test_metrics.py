@@ -466,3 +466,20 @@ def test_inputs_are_not_mutated(ds):
     before = ds.df("opportunities")
     metrics(ds, ["revenue", "win_rate"], by="team", grain="quarter")
     pd.testing.assert_frame_equal(ds.df("opportunities"), before)
+
+
+def test_compare_by_team(ds):
+    c = compare(ds, ["revenue", "win_rate"], Q3, by="team").set_index(["team", "metric"])
+    east, west = c.loc[("East", "revenue")], c.loc[("West", "revenue")]
+    assert (east.value, east.previous, east.year_ago, east.target) == (4000, 600, 800, 6000)
+    assert (west.value, west.previous, west.target) == (2000, 0, 1000)  # no West deals in Q2: 0, not n/a
+    assert west.attainment == pytest.approx(2.0)
+    assert pd.isna(c.loc[("West", "win_rate"), "previous"])  # no closed deals: not available
+    assert c.loc[("East", "win_rate"), "value"] == pytest.approx(2 / 3)
+
+
+def test_compare_never_turns_unavailable_into_zero(tmp_path):
+    folder = write_tables(tmp_path / "min", reps=REPS, opportunities=OPPS)
+    c = compare(analysis.load(folder), ["calls", "revenue"], Q3).set_index("metric")
+    assert pd.isna(c.loc["calls", "value"]) and pd.isna(c.loc["calls", "previous"])
+    assert c.loc["revenue", "value"] == 6000

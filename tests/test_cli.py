@@ -1,0 +1,82 @@
+"""The command line: every command has --help; errors are one line with a non-zero exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from analysis.__main__ import build_parser, main
+
+COMMANDS = ["sample", "validate", "metrics", "review", "schema"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "analysis", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_command():
+    res = run("--help")
+    assert res.returncode == 0
+    for cmd in COMMANDS:
+        assert cmd in res.stdout
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_each_command_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([cmd, "--help"])
+    assert exit_.value.code == 0
+    assert cmd in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["nope"], 2, "invalid choice: 'nope'"),
+        (["sample", "--out", "/tmp/x", "--reps", "0"], 2, "must be at least 1"),
+        (["sample", "--out", "/tmp/x", "--end", "2025-13-01"], 2, "is not a date"),
+        (["validate", "/definitely/not/here"], 1, "no such file or directory"),
+        (["metrics", "data/sample", "--metrics", "revenue", "--grain", "quater"], 2, "did you mean 'quarter'"),
+        (["metrics", "data/sample", "--metrics", "revenue", "--by", "teams"], 2, "did you mean 'team'"),
+        (["metrics", "data/sample", "--metrics", "revenue", "--filter", "team"], 2, "use DIMENSION=VALUE"),
+        (["metrics", "data/sample", "--metrics", "revenue", "--period", "2025-Q5", "--grain", "quarter"], 2, "2025-Q5"),
+    ],
+)
+def test_errors_are_one_line(args, code, message):
+    res = run(*args)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == code, res.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    assert message in lines[0]
+    assert "Traceback" not in res.stderr
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_metrics_json_and_table(tmp_path):
+    res = run("metrics", "data/sample", "--metrics", "revenue,win_rate", "--grain", "quarter",
+              "--period", "2026-Q3", "--format", "json")
+    import json
+
+    rows = json.loads(res.stdout)
+    assert rows[0]["period"] == "2026-Q3" and rows[0]["revenue"] > 0
+    assert set(rows[0]) >= {"win_rate", "win_rate_numerator", "win_rate_denominator", "win_rate_low", "win_rate_high"}
+    res = run("metrics", "data/sample", "--metrics", "calls", "--by", "team", "--grain", "quarter",
+              "--period", "2026-Q3", "--filter", "team=East SMB")
+    assert res.returncode == 0 and "East SMB" in res.stdout and "West" not in res.stdout
+
+
+def test_schema_command_documents_every_table():
+    res = run("schema")
+    for table in ["reps", "accounts", "leads", "opportunities", "stage_history", "activities", "quotas",
+                  "subscriptions", "spend", "pulse", "fx_rates"]:
+        assert f"### {table}" in res.stdout
+
+
+def test_parser_builds():
+    assert build_parser().prog == "python -m analysis"
