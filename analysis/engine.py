@@ -661,7 +661,9 @@ class _Engine:
         direct = [m for m in ms if m not in staged]
         keys = [*self.by, PERIOD]
         frames = []
-        if staged:
+        if staged and self._use_cube(source, staged):
+            frames.append(self._from_cube(staged, periods, keys))
+        elif staged:
             frames.append(self._staged(t, staged, keys, sorted({c for m in staged for c in m.where})))
         if direct:
             aggs = {}
@@ -687,12 +689,55 @@ class _Engine:
             out = out[out[PERIOD].isin([p.label for p in periods])]
         return out
 
-    def _staged(self, t: ibis.Table, ms: list[Metric], keys: list[str], cats: list[str]) -> pd.DataFrame:
+    # -- the activity cube: activities pre-aggregated once per rep, month and category ----------
+
+    CUBE_CATS = ("type", "outcome", "direction")
+    CUBE_DIMS = ("rep_id", "team", "region", "manager_id", "activity_type")
+
+    def _use_cube(self, source: str, ms: list[Metric]) -> bool:
+        """The cube answers activity counts and call-length means at month grain or coarser,
+        grouped or filtered by rep attributes and activity type only."""
+        if source != "activities" or self.grain in ("day", "week"):
+            return False
+        dims = [*self.by, *self.filters]
+        if any(d not in self.CUBE_DIMS and self._custom_table(d) != "reps" for d in dims):
+            return False
+        return all(set(m.where) <= set(self.CUBE_CATS) and m.column in (None, "duration_min") for m in ms)
+
+    def _cube(self) -> ibis.Table:
+        def build() -> ibis.Table:
+            a = self.ds.table("activities")
+            a = a.filter(a.occurred_at.notnull())
+            month = period_start_expr(a.occurred_at, "month")
+            return a.group_by(["rep_id", month.name("_month"), *self.CUBE_CATS]).aggregate(
+                _n=a.count(),
+                _sum_duration_min=(a.duration_s / 60).cast(dt.Decimal(38, 6)).sum(),
+                _cnt_duration_min=a.duration_s.count(),
+            )
+
+        return self.ds.cached("activity_cube", build)
+
+    def _from_cube(self, ms: list[Metric], periods: list[Period], keys: list[str]) -> pd.DataFrame:
+        c = self._cube()
+        c = self.filtered(self.with_dims(c, "activities", [*self.by, *self.filters]), "activities")
+        if periods:
+            c = c.filter(_in_ranges(c._month, periods))
+        c = c.mutate(**{PERIOD: period_start_expr(c._month, self.grain, fiscal_start_month=self.fsm)})
+        return self._staged(c, ms, keys, sorted({col for m in ms for col in m.where}), cube=True)
+
+    def _staged(self, t: ibis.Table, ms: list[Metric], keys: list[str], cats: list[str],
+                cube: bool = False) -> pd.DataFrame:
         cols = sorted({m.column for m in ms if m.column})
-        aggs: dict[str, Any] = {"_n": t.count()}
-        for c in cols:
-            aggs[f"_sum_{c}"] = t[c].cast(dt.Decimal(38, 6)).sum()
-            aggs[f"_cnt_{c}"] = t[c].count()
+        if cube:
+            aggs: dict[str, Any] = {"_n": t._n.sum()}
+            for c in cols:
+                aggs[f"_sum_{c}"] = t[f"_sum_{c}"].sum()
+                aggs[f"_cnt_{c}"] = t[f"_cnt_{c}"].sum()
+        else:
+            aggs = {"_n": t.count()}
+            for c in cols:
+                aggs[f"_sum_{c}"] = t[c].cast(dt.Decimal(38, 6)).sum()
+                aggs[f"_cnt_{c}"] = t[c].count()
         pre = t.group_by([*keys, *cats]).aggregate(**aggs).to_pandas()
         grouped = pre.groupby(keys, dropna=False, sort=False)
         out = pre[keys].drop_duplicates().reset_index(drop=True)

@@ -483,3 +483,16 @@ def test_compare_never_turns_unavailable_into_zero(tmp_path):
     c = compare(analysis.load(folder), ["calls", "revenue"], Q3).set_index("metric")
     assert pd.isna(c.loc["calls", "value"]) and pd.isna(c.loc["calls", "previous"])
     assert c.loc["revenue", "value"] == 6000
+
+
+def test_activity_cube_agrees_with_the_row_level_path(ds):
+    ids = ["calls", "connected_calls", "avg_call_minutes", "email_reply_rate", "demo_completion_rate"]
+    month = one(ds, ids, period="2025-07", grain="month")  # month grain: the pre-aggregated cube
+    days = metrics(ds, ids, grain="day", periods=[f"2025-07-{d:02d}" for d in range(1, 32)])  # row level
+    assert month.calls == days.calls.sum() == 3
+    assert month.connected_calls == days.connected_calls.sum() == 2
+    assert month.avg_call_minutes == pytest.approx((300 + 600) / 2 / 60)
+    assert month.email_reply_rate_numerator == days.email_reply_rate_numerator.sum() == 1
+    # a filter on a deal attribute cannot use the cube and still gives the same rows
+    by_type = metrics(ds, ["activities"], by="activity_type", grain="month", periods=["2025-07"])
+    assert dict(zip(by_type.activity_type, by_type.activities)) == {"call": 3, "demo": 1, "email": 3, "meeting": 2}

@@ -167,3 +167,15 @@ def test_cli_validate_json_and_csv(bad):
     assert data["ok"] is True and data["rows"]["opportunities"] == 9
     res = run_cli("validate", str(bad), "--as-of", "2025-09-01", "--format", "csv")
     assert res.stdout.splitlines()[0].startswith("table,check,title,column,severity,count")
+
+
+def test_light_check_skips_only_the_costly_rules_on_large_tables(bad):
+    ds = analysis.load(bad, {"duplicate_check_max_rows": 5})  # opportunities (9 rows) counts as large
+    light = ds.quality(as_of=AS_OF, thorough=False)
+    notes = [f for f in light.findings if f.check == "not_checked"]
+    assert [f.table for f in notes] == ["opportunities"]
+    assert light.count("duplicate_id", "opportunities") == 0  # skipped, and said so
+    full = ds.quality(as_of=AS_OF)
+    assert full.count("duplicate_id", "opportunities") == 1
+    for rule in ("negative_amount", "won_without_amount", "unknown_status", "unparseable", "date_order"):
+        assert light.count(rule, "opportunities") == full.count(rule, "opportunities"), rule
