@@ -496,3 +496,15 @@ def test_activity_cube_agrees_with_the_row_level_path(ds):
     # a filter on a deal attribute cannot use the cube and still gives the same rows
     by_type = metrics(ds, ["activities"], by="activity_type", grain="month", periods=["2025-07"])
     assert dict(zip(by_type.activity_type, by_type.activities)) == {"call": 3, "demo": 1, "email": 3, "meeting": 2}
+
+
+def test_custom_dimension_from_config(tmp_path):
+    reps = REPS.replace("hire_date,end_date", "hire_date,end_date,tier").replace(
+        "2020-01-01,\n", "2020-01-01,,gold\n").replace("R1,Ann,East,NA,M1,AE,2024-01-01,\n", "R1,Ann,East,NA,M1,AE,2024-01-01,,gold\n")
+    reps = reps.replace("2025-08-15\n", "2025-08-15,silver\n").replace("R3,Cy,West,EU,M1,AE,2025-08-01,\n", "R3,Cy,West,EU,M1,AE,2025-08-01,,silver\n")
+    folder = write_tables(tmp_path / "dim", reps=reps, opportunities=OPPS, activities=ACTIVITIES)
+    (folder / "workbench.yml").write_text(CONFIG + "dimensions:\n  tier: {table: reps, column: tier}\n")
+    d = analysis.load(folder)
+    df = metrics(d, ["revenue", "calls"], by="tier", grain="quarter", periods=[Q3]).set_index("tier")
+    assert df.loc["gold", "revenue"] == 1000 and df.loc["silver", "revenue"] == 5000  # R1 / R2 + R3
+    assert df.loc["gold", "calls"] == 3 and df.loc["silver", "calls"] == 1
