@@ -90,7 +90,7 @@ def reference(folder: Path) -> pd.DataFrame:
 def check_equal(engine: pd.DataFrame, ref: pd.DataFrame, periods: list[str]) -> None:
     ref = ref[ref.index.get_level_values("period").isin(periods)]
     engine = engine[engine.team.notna()].set_index(["team", "period"])[IDS]
-    joined = engine.join(ref, how="outer", lsuffix="_engine", rsuffix="_ref")
+    joined = engine.add_suffix("_engine").join(ref.add_suffix("_ref"), how="outer")
     for mid in IDS:
         e = joined[f"{mid}_engine"].astype(float).fillna(0 if mid in ("revenue",) else np.nan)
         r = joined[f"{mid}_ref"].astype(float)
