@@ -1113,3 +1113,21 @@ def _convert_currency(o: ibis.Table, fx: ibis.Table, reporting: str) -> ibis.Tab
     factor = ibis.cases((foreign, j._rate), else_=ibis.literal(1.0))
     j = j.mutate(amount=j.amount * factor, cost=j.cost * factor)
     return j.drop("_fx_day", "_rid", "_rid2", "_rate")
+
+
+def with_dimensions(ds: Dataset, table: ibis.Table, table_name: str, dims: Sequence[str]) -> ibis.Table:
+    """Add one column per dimension (named after it) to rows of a canonical table.
+
+    ``table`` is an ibis expression over rows of ``table_name`` (opportunities, leads,
+    activities, pulse, subscriptions or reps) that still has that table's link columns
+    (owner_id / rep_id, account_id, opportunity_id). Dimensions the table cannot reach come
+    back as NULL; :func:`dimension_reachable` tells which.
+    """
+    eng = _Engine(ds, build_catalog(ds.config), list(dims), "month", ds.config.fiscal_year_start_month, {})
+    return eng.with_dims(table, table_name, _dims(ds, dims))
+
+
+def dimension_reachable(ds: Dataset, table_name: str, dim: str) -> bool:
+    """True when rows of ``table_name`` link to dimension ``dim``."""
+    eng = _Engine(ds, build_catalog(ds.config), [], "month", ds.config.fiscal_year_start_month, {})
+    return eng.reachable(table_name, dim)
