@@ -1124,7 +1124,12 @@ def with_dimensions(ds: Dataset, table: ibis.Table, table_name: str, dims: Seque
     back as NULL; :func:`dimension_reachable` tells which.
     """
     eng = _Engine(ds, build_catalog(ds.config), list(dims), "month", ds.config.fiscal_year_start_month, {})
-    return eng.with_dims(table, table_name, _dims(ds, dims))
+    dims = _dims(ds, dims)
+    if table_name == "opportunities" and "customer_type" in dims and "customer_type" not in table.columns:
+        enriched = eng.opportunities()
+        ct = enriched.select(_ct_id=enriched.opportunity_id, customer_type=enriched.customer_type)
+        table = table.left_join(ct, table.opportunity_id == ct._ct_id).drop("_ct_id")
+    return eng.with_dims(table, table_name, dims)
 
 
 def dimension_reachable(ds: Dataset, table_name: str, dim: str) -> bool:
