@@ -214,6 +214,24 @@ class Dataset:
             cache[key] = check(self, as_of=as_of, thorough=thorough)
         return cache[key]
 
+    def last_date(self) -> date:
+        """The data's snapshot day: ``config.as_of``, else the latest deal created or closed or
+        activity logged. Stalled deals, coverage and default periods are measured from it."""
+        if self.config.as_of:
+            return self.config.as_of
+        cache = self.__dict__.setdefault("_last_date", [])
+        if not cache:
+            o = self.table("opportunities")
+            closed = o.filter(o.status.isin(["won", "lost"]))
+            days = [o.created_at.max().date().to_pyarrow().as_py(), closed.close_date.max().to_pyarrow().as_py()]
+            if self.has("activities"):
+                days.append(self.table("activities").occurred_at.max().date().to_pyarrow().as_py())
+            days = [d for d in days if d is not None]
+            if not days:
+                raise DataError(f"{self.source.location}: no dated deals or activities")
+            cache.append(max(days))
+        return cache[0]
+
     def __repr__(self) -> str:
         return f"Dataset({self.source.location!r}, tables={sorted(self.tables)})"
 

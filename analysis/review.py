@@ -98,19 +98,8 @@ class Review:
 
 
 def data_end(ds: Dataset) -> date:
-    """The last day with data: latest deal closed or created, or activity logged."""
-    o = ds.table("opportunities")
-    closed = o.filter(o.status.isin(["won", "lost"]))
-    days = [
-        o.created_at.max().date().to_pyarrow().as_py(),
-        closed.close_date.max().to_pyarrow().as_py(),
-    ]
-    if ds.has("activities"):
-        days.append(ds.table("activities").occurred_at.max().date().to_pyarrow().as_py())
-    days = [d for d in days if d is not None]
-    if not days:
-        raise ReviewError("the data has no dated deals or activities; nothing to review")
-    return max(days)
+    """The last day with data (see :meth:`Dataset.last_date`)."""
+    return ds.last_date()
 
 
 def default_period(ds: Dataset, cadence: str) -> Period:
