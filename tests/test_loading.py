@@ -223,3 +223,19 @@ def test_parquet_is_scanned_not_copied(tiny, tmp_path):
     assert kinds == {"raw__opportunities": "VIEW", "canon__opportunities": "VIEW"}
     sql = ds.con.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'raw__opportunities'").fetchone()[0]
     assert "read_parquet" in sql
+
+
+def test_database_url(tiny, tmp_path):
+    db = tmp_path / "crm.duckdb"
+    con = duckdb.connect(str(db))
+    for name, f in raw_frames().items():
+        con.register("f", f)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM f")
+        con.unregister("f")
+    con.close()
+    ds = analysis.load(f"duckdb://{db}")
+    expected = analysis.load(tiny)
+    for name in ("reps", "opportunities"):
+        pd.testing.assert_frame_equal(canonical(ds, name), canonical(expected, name), check_dtype=False)
+    with pytest.raises(DataError, match="cannot connect|no such DuckDB file"):
+        analysis.load(f"duckdb://{tmp_path / 'missing.duckdb'}")
