@@ -1136,3 +1136,10 @@ def dimension_reachable(ds: Dataset, table_name: str, dim: str) -> bool:
     """True when rows of ``table_name`` link to dimension ``dim``."""
     eng = _Engine(ds, build_catalog(ds.config), [], "month", ds.config.fiscal_year_start_month, {})
     return eng.reachable(table_name, dim)
+
+
+def enriched_opportunities(ds: Dataset) -> ibis.Table:
+    """Opportunities as the metric engine sees them: amounts and costs in the reporting
+    currency, ``cycle_days`` (close_date - created_at date) and ``customer_type``; computed once
+    per dataset."""
+    return _Engine(ds, build_catalog(ds.config), [], "month", ds.config.fiscal_year_start_month, {}).opportunities()

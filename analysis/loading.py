@@ -103,6 +103,9 @@ class RawTable:
     maps: dict[str, dict[str, str]] = field(default_factory=dict)
     #: stage value -> canonical step (None until computed)
     steps: dict[str, str] | None = None
+    #: trim spaces from text values (files of text: CSV, Excel); typed Parquet and database
+    #: strings are taken as stored, which keeps scans of large tables cheap
+    trim: bool = True
 
     @property
     def columns(self) -> list[str]:
@@ -386,19 +389,22 @@ def _token(expr: ibis.StringValue) -> ibis.StringValue:
     return expr.lower().re_replace(r"[\s_\-]", "")
 
 
-def coerce(expr: ibis.Value, column: Column, mapping: dict[str, str] | None = None) -> ibis.Value:
+def coerce(
+    expr: ibis.Value, column: Column, mapping: dict[str, str] | None = None, *, trim: bool = True
+) -> ibis.Value:
     """Coerce a raw column to its canonical type; values that do not parse become NULL.
 
     ``mapping`` (category columns) lists the raw values to respell, found once at load time;
-    without it the column is normalised row by row.
+    without it the column is normalised row by row. ``trim`` strips surrounding spaces from
+    text (an empty text is missing either way).
     """
     t = expr.type()
     kind = column.type
     if kind in ("id", "string", "category"):
         if t.is_floating():
             expr = expr.try_cast("int64") if kind == "id" else expr
-        out = expr.cast("string").strip()
-        out = out.nullif("")
+        out = expr.cast("string")
+        out = (out.strip() if trim or not t.is_string() else out).nullif("")
         if kind == "category":
             if mapping is None:
                 out = _token(out).substitute(_category_map(column), else_=out)
@@ -476,7 +482,7 @@ def canonical_table(rt: RawTable, config: Config, *, duplicates: bool) -> ibis.T
     cols: dict[str, ibis.Value] = {}
     for column in spec.columns:
         if column.name in raw.columns:
-            cols[column.name] = coerce(raw[column.name], column, rt.maps.get(column.name))
+            cols[column.name] = coerce(raw[column.name], column, rt.maps.get(column.name), trim=rt.trim)
         else:
             cols[column.name] = ibis.null(CANONICAL_DTYPES[column.type])
     for extra in rt.columns:
@@ -485,11 +491,11 @@ def canonical_table(rt: RawTable, config: Config, *, duplicates: bool) -> ibis.T
     if rt.name in ("opportunities", "stage_history"):
         cols["step"] = step_expr(cols["stage"], config, rt.steps)
     if duplicates and spec.key:
-        keyed = raw.mutate(_dup_key=coerce(raw[spec.key], spec.column(spec.key)))
+        keyed = raw.mutate(_dup_key=coerce(raw[spec.key], spec.column(spec.key), trim=rt.trim))
         rank = ibis.row_number().over(group_by=keyed._dup_key, order_by=[keyed[FILE], keyed[ROW]])
         keyed = keyed.mutate(_dup_rank=rank)
         keyed = keyed.filter((keyed._dup_rank == 0) | keyed._dup_key.isnull()).drop("_dup_rank", "_dup_key")
-        return canonical_table(RawTable(rt.name, keyed, rt.files, rt.maps, rt.steps), config, duplicates=False)
+        return canonical_table(RawTable(rt.name, keyed, rt.files, rt.maps, rt.steps, rt.trim), config, duplicates=False)
     return raw.select(**cols)
 
 
@@ -503,7 +509,7 @@ def _value_maps(rt: RawTable, config: Config) -> None:
     wanted = [c for c in spec.columns if c.type == "category" and c.name in rt.columns]
     stage = "stage" if rt.name in ("opportunities", "stage_history") and "stage" in rt.columns else None
     for c in [*wanted, *([spec.column("stage")] if stage else [])]:
-        values = coerce(rt.expr[c.name], schema.Column(c.name, "string"))
+        values = coerce(rt.expr[c.name], schema.Column(c.name, "string"), trim=rt.trim)
         distinct = values.as_table().distinct().limit(MAX_DISTINCT + 1).to_pyarrow().column(0).to_pylist()
         if len(distinct) > MAX_DISTINCT:
             continue  # free text in a category column: fall back to row-by-row normalisation
@@ -648,7 +654,9 @@ def load(source: Any, config: Any = None) -> Dataset:
         expr = _rename_columns(expr, schema.TABLES[name])
         if ROW not in expr.columns:
             expr = expr.mutate(**{ROW: ibis.row_number() + 1, FILE: ibis.literal(name)})
-        raw[name] = RawTable(name, expr, files_by_table.get(name, []))
+        files = files_by_table.get(name, [])
+        typed = (bool(files) and all(f.format == "parquet" for f in files)) or src.kind in ("duckdb", "url")
+        raw[name] = RawTable(name, expr, files, trim=not typed)
 
     for name in schema.REQUIRED_TABLES:
         if name not in raw and not any(p[1] == name for p in problems):

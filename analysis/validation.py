@@ -206,7 +206,7 @@ def _rules(
         if c.required:
             if not raw.type().is_string():
                 empty = raw.isnull()  # a typed value is never blank
-            elif fast:
+            elif fast or not rt.trim:
                 empty = raw.isnull() | (raw == "")
             else:
                 empty = raw.isnull() | (raw.strip() == "")
@@ -282,7 +282,7 @@ def _checked_view(ds: Dataset, name: str) -> ibis.Table:
     extra = {}
     for c in spec.columns:
         if c.name in raw.columns:
-            extra[f"__{c.name}"] = coerce(raw[c.name], c, ds.raw[name].maps.get(c.name))
+            extra[f"__{c.name}"] = coerce(raw[c.name], c, ds.raw[name].maps.get(c.name), trim=ds.raw[name].trim)
     if name in ("opportunities", "stage_history") and "__stage" in extra:
         extra["__step"] = step_expr(extra["__stage"], ds.config, ds.raw[name].steps)
     return raw.mutate(**extra)
