@@ -11,7 +11,7 @@ True
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import schema
+from . import funnel, losses, pipeline, schema
 from .catalog import Catalog, Metric, build_catalog
 from .config import Config, load_config
 from .engine import DIMENSIONS, compare, metrics, wilson_interval
@@ -47,6 +47,9 @@ __all__ = [
     "load_config",
     "parse_period",
     "period_of",
+    "funnel",
+    "losses",
+    "pipeline",
     "schema",
     "validate",
 ]

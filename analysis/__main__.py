@@ -131,6 +131,30 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_funnel(args: argparse.Namespace) -> int:
+    from .funnel import biggest_leak, stage_funnel
+    from .loading import load
+
+    ds = load(args.data, args.config)
+    frame = stage_funnel(ds, args.period, by=_split(args.by) or None)
+    _print_frame(frame, args.format)
+    if not _split(args.by) and args.format == "table":
+        leak = biggest_leak(frame)
+        if leak:
+            print(leak["text"])
+    return 0
+
+
+def cmd_stalled(args: argparse.Namespace) -> int:
+    from .funnel import stalled_deals
+    from .loading import load
+
+    ds = load(args.data, args.config)
+    frame = stalled_deals(ds, as_of=args.as_of or ds.last_date())
+    _print_frame(frame, args.format)
+    return 0
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     from .review import render_review
 
@@ -201,6 +225,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     p.add_argument("--list", action="store_true", help="print the metric catalog instead")
     p.set_defaults(func=cmd_metrics)
+
+    p = sub.add_parser("funnel", help="print the stage funnel of a period",
+                       description="Cohort stage funnel: of the deals that entered each step in the period "
+                       "(a skipped step counts as passed), how many advanced, were won, lost or are still open.")
+    p.add_argument("data", help="data directory, DuckDB file or database URL")
+    p.add_argument("--period", required=True, help="period label, e.g. 2025-Q3")
+    p.add_argument("--by", default="", help="dimension(s), e.g. team")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    p.set_defaults(func=cmd_funnel)
+
+    p = sub.add_parser("stalled", help="list stalled open deals, most stuck first",
+                       description="Open deals whose days in their current step exceed the historical "
+                       "quantile (config stalled_quantile, default p75) of time in that step.")
+    p.add_argument("data", help="data directory, DuckDB file or database URL")
+    p.add_argument("--as-of", type=_date, default=None,
+                   help="date to measure from (default: the data's last day)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    p.set_defaults(func=cmd_stalled)
 
     p = sub.add_parser("review", help="render a periodic review report",
                        description="Run the review notebook with papermill and write a self-contained "

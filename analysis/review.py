@@ -500,3 +500,209 @@ def show(items: list[Any]) -> None:
 
     for item in items:
         display(item)
+
+
+# -- funnel, pipeline and losses (issue 4) --------------------------------------------------------
+
+
+def _missing(r: Review, *tables: str) -> str | None:
+    gone = [t for t in tables if not r.ds.has(t)]
+    return f"Not available: the data has no {' or '.join(gone)} table." if gone else None
+
+
+def losses_section(r: Review) -> list[Any]:
+    """Lost deals by reason (and the step they were lost at)."""
+    from . import figures, losses
+
+    la = _in_scope(losses.loss_analysis(r.ds, r.period, by=_scope_by(r)), r)
+    if la.empty or la.lost_deals.sum() == 0:
+        return [_note(f"No deals were lost in {r.period.label}.")]
+    out: list[Any] = [_p(losses.top_loss_pattern(la))]
+    out.append(charts.show(figures.loss_reasons_chart(la), caption="A missing loss reason is its own category."))
+    by_step = (_in_scope(losses.loss_analysis(r.ds, r.period, by=["step", *(_scope_by(r) or [])]), r)
+               if r.ds.has("stage_history") else None)
+    if by_step is not None and not by_step.empty:
+        pivot = by_step.pivot_table(index="step", columns="loss_reason", values="lost_deals", aggfunc="sum",
+                                    fill_value=0)
+        pivot = pivot.loc[pivot.sum(axis=1) > 0]
+        pivot.index = [figures.step_label(s) for s in pivot.index]
+        pivot.columns = [str(c).replace("_", " ") for c in pivot.columns]
+        out.append(charts.table(pivot.reset_index().rename(columns={"index": "Lost at step"}), index=False,
+                                caption="Lost deals by the furthest step they reached and the reason given"))
+    return out
+
+
+def engagement_section(r: Review) -> list[Any]:
+    """Won vs lost engagement: activities per deal and touches per week, with intervals."""
+    from . import figures, losses
+
+    why = _missing(r, "activities")
+    if why:
+        return [_note(why)]
+    eng = _in_scope(losses.engagement(r.ds, r.period, by=_scope_by(r)), r)
+    if eng.empty:
+        return [_note(f"No deals closed in {r.period.label}.")]
+    cmp = losses.won_vs_lost(eng)
+    out: list[Any] = []
+    head = cmp[(cmp.activity_type == "all")]
+    for _, row in head.iterrows():
+        out.append(_p(str(row.verdict)))
+    out.append(charts.show(figures.engagement_chart(eng), caption="Activities linked to the deal, logged up to its close date."))
+    table = cmp[["activity_type", "measure", "won_mean", "lost_mean", "difference", "ci_low", "ci_high"]].rename(columns={
+        "activity_type": "Type", "measure": "Measure", "won_mean": "Won", "lost_mean": "Lost",
+        "difference": "Difference", "ci_low": "95% CI low", "ci_high": "95% CI high"})
+    out.append(_table(table, formats={c: "{:,.2f}" for c in ("Won", "Lost", "Difference", "95% CI low", "95% CI high")},
+                      caption="Won vs lost deals: mean per deal, difference and its 95% interval (Welch)"))
+    return out
+
+
+def lead_funnel_section(r: Review) -> list[Any]:
+    """Lead funnel by source with response times; unanswered leads counted."""
+    from . import losses
+
+    why = _missing(r, "leads")
+    if why:
+        return [_note(why)]
+    lf = _in_scope(losses.lead_funnel(r.ds, r.period, by=_scope_by(r)), r)
+    if lf.empty or lf.leads.max() == 0:
+        return [_note(f"No leads arrived in {r.period.label}.")]
+    total = lf[lf.stage == "lead"].leads.sum()
+    won = lf[lf.stage == "won"].leads.sum()
+    out: list[Any] = [_p(f"{int(total):,} leads arrived in {r.period.label}; {int(won):,} of them "
+                         f"({won / total:.1%}) have become won deals so far.")]
+    by_source = _in_scope(losses.lead_funnel(r.ds, r.period, by=["source", *(_scope_by(r) or [])]), r)
+    wide = by_source.pivot_table(index="source", columns="stage", values="leads", aggfunc="sum")
+    wide = wide[[c for c in ("lead", "qualified", "opportunity", "won") if c in wide.columns]]
+    resp = _in_scope(losses.lead_response(r.ds, r.period, by=["source", *(_scope_by(r) or [])]), r).set_index("source")
+    wide["to opportunity"] = wide["opportunity"] / wide["lead"]
+    wide["median response (min)"] = resp.median_response_minutes
+    wide["never answered"] = resp.unanswered
+    out.append(_table(wide.reset_index(), formats={"to opportunity": "{:.0%}", "median response (min)": "{:,.0f}"},
+                      caption="Lead funnel by source (cohort of leads created in the period)"))
+    return out
+
+
+def _scope_by(r: Review) -> list[str] | None:
+    """The review's scope as a grouping: the analytics group by it, the review keeps its group."""
+    return {"team": ["team"], "rep": ["rep_id"]}.get(r.scope)
+
+
+def _in_scope(df: pd.DataFrame, r: Review) -> pd.DataFrame:
+    by = _scope_by(r)
+    if not by or by[0] not in df.columns:
+        return df
+    return df[df[by[0]].astype("string") == str(r.scope_value)].drop(columns=by).reset_index(drop=True)
+
+
+def pipeline_section(r: Review) -> list[Any]:
+    """Open pipeline waterfall over the period (reconciled), and where the open pipeline sits."""
+    from . import figures, pipeline
+
+    wf = _in_scope(pipeline.pipeline_waterfall(r.ds, r.period, by=_scope_by(r)), r)
+    if wf.empty:
+        return [_note("No pipeline in this period.")]
+    row = wf.iloc[0]
+    cur = r.ds.config.currency
+    text = (f"Open pipeline went from {row.start:,.0f} ({int(row.start_deals):,} deals) to {row.end:,.0f} "
+            f"({int(row.end_deals):,} deals): {row.created:,.0f} was created, {row.won:,.0f} won and "
+            f"{row['lost']:,.0f} lost.")
+    out: list[Any] = [_p(text), charts.show(figures.waterfall_chart(wf, currency=cur),
+                                            caption="Start + created - won - lost = end; checked to the cent.")]
+    snap = pipeline.pipeline_by_step(r.ds, min(r.period.last_day, r.ds.last_date()), by=_scope_by(r))
+    snap = _in_scope(snap, r)
+    snap = snap[snap.deals > 0].assign(step=lambda d: d.step.map(figures.step_label))
+    out.append(_table(snap.rename(columns={"step": "Step", "deals": "Open deals", "amount": "Amount"}),
+                      formats={"Amount": "{:,.0f}"},
+                      caption=f"Open pipeline by step at the end of {r.period.label} (reconstructed from stage history)"))
+    return out
+
+
+def cycle_section(r: Review) -> list[Any]:
+    """Sales cycle: mean and median of won deals beside the Kaplan-Meier curve (open deals censored)."""
+    from . import figures, pipeline
+
+    summary = _in_scope(pipeline.cycle_summary(r.ds, period=r.period, by=_scope_by(r)), r)
+    if summary.empty or not summary.won_deals.fillna(0).sum():
+        return [_note(f"No deals were won in {r.period.label}.")]
+    s = summary.iloc[0]
+    text = (f"Deals won in {r.period.label} took {s.mean_days:.0f} days on average (median {s.median_days:.0f}). "
+            f"Of the {int(s.cohort_deals):,} deals created in the period, {s.share_won:.0%} are won so far; "
+            f"the Kaplan-Meier median time to a win (open and lost deals censored) is "
+            f"{s.km_median_days:.0f} days." if pd.notna(s.km_median_days) else
+            f"Deals won in {r.period.label} took {s.mean_days:.0f} days on average (median {s.median_days:.0f}).")
+    km = _in_scope(pipeline.cycle_survival(r.ds, period=r.period, by=_scope_by(r)), r)
+    out: list[Any] = [_p(text)]
+    if not km.empty:
+        out.append(charts.show(figures.survival_chart(km), caption="Kaplan-Meier: share of deals created in the "
+                                                                   "period not yet won after N days; lost and open deals are censored."))
+    return out
+
+
+def funnel_section(r: Review) -> list[Any]:
+    """Cohort stage funnel with the biggest leak named, plus a labelled snapshot of open deals."""
+    from . import figures, funnel
+
+    why = _missing(r, "stage_history")
+    if why:
+        return [_note(why)]
+    f = _in_scope(funnel.stage_funnel(r.ds, r.period, by=_scope_by(r)), r)
+    if f.empty or f.entered.fillna(0).sum() == 0:
+        return [_note(f"No deal entered a funnel step in {r.period.label}.")]
+    leak = funnel.biggest_leak(f)
+    out: list[Any] = [_p(f"{leak['text']}.")]
+    out.append(charts.show(figures.funnel_chart(f), caption="Cohort: deals that entered (or skipped past) each step "
+                                                           "in the period; advanced = reached a later step at any time."))
+    table = f.assign(step=f.step.map(figures.step_label))[
+        ["step", "entered", "advanced", "won", "lost", "open", "conversion", "conversion_low", "conversion_high"]
+    ].rename(columns={"step": "Step", "entered": "Entered", "advanced": "Advanced", "won": "Won", "lost": "Lost",
+                      "open": "Still open", "conversion": "Advanced %", "conversion_low": "95% low",
+                      "conversion_high": "95% high"})
+    out.append(_table(table, formats={"Advanced %": "{:.0%}", "95% low": "{:.0%}", "95% high": "{:.0%}"},
+                      caption=f"Stage funnel, {r.period.label} (lost / still open: deals that stopped at that step)"))
+    _, summary = funnel.transitions(r.ds, period=r.period)
+    if summary.get("out_of_order_share") is not None:
+        out.append(_p(f"{summary['out_of_order_share']:.0%} of the deals that moved in {r.period.label} broke the "
+                      f"stage order ({summary['skips']:,} skipped steps, {summary['backward']:,} moves back, "
+                      f"{summary['reopened']:,} re-opened deals)."))
+    snap = _in_scope(funnel.funnel_snapshot(r.ds, as_of=min(r.period.last_day, r.ds.last_date()), by=_scope_by(r)), r)
+    if not snap.empty:
+        label = snap.attrs.get("label", "Snapshot of open deals")
+        snap = snap.assign(step=snap.step.map(figures.step_label))
+        out.append(_table(snap.rename(columns={"step": "Step", "deals": "Open deals", "amount": "Amount"}),
+                          formats={"Amount": "{:,.0f}"}, caption=label))
+    return out
+
+
+def stage_time_section(r: Review) -> list[Any]:
+    """Median and p75 days per step, and the stalled open deals (most stuck first)."""
+    from . import figures, funnel
+
+    why = _missing(r, "stage_history")
+    if why:
+        return [_note(why)]
+    tis = funnel.time_in_stage(r.ds, period=r.period)
+    out: list[Any] = []
+    if not tis.empty and tis.n.fillna(0).sum():
+        out.append(charts.show(figures.time_in_stage_chart(tis),
+                               caption="Dot: median days in the step; bar: 75th percentile (completed stints)."))
+    as_of = min(r.period.last_day, r.ds.last_date())
+    stalled = funnel.stalled_deals(r.ds, as_of=as_of)
+    if r.scope != "company":
+        owners = r.ds.df("reps")
+        keep = set(owners[owners.team == r.scope_value].rep_id) if r.scope == "team" else {r.scope_value}
+        stalled = stalled[stalled.rep_id.isin(keep)]
+    if stalled.empty:
+        out.append(_p(f"No open deal has been in its step longer than usual as of {as_of}."))
+        return out
+    names = dict(zip(r.ds.df("reps").rep_id, r.ds.df("reps").name))
+    out.append(_p(f"{len(stalled):,} open deals ({stalled.amount.sum():,.0f} {r.ds.config.currency}) have been in "
+                  f"their step longer than {r.ds.config.stalled_quantile:.0%} of past deals as of {as_of}."))
+    top = stalled.head(15).assign(rep=lambda d: d.rep_id.map(lambda x: names.get(x, x)),
+                                  step=lambda d: d.step.map(figures.step_label))
+    out.append(_table(top[["opportunity_id", "rep", "step", "days_in_step", "threshold_days", "amount", "last_activity_at"]]
+                      .rename(columns={"opportunity_id": "Deal", "rep": "Owner", "step": "Step",
+                                       "days_in_step": "Days in step", "threshold_days": "Usual (p75)",
+                                       "amount": "Amount", "last_activity_at": "Last activity"}),
+                      formats={"Days in step": "{:.0f}", "Usual (p75)": "{:.0f}", "Amount": "{:,.0f}"},
+                      caption="Most stuck open deals first (up to 15)"))
+    return out

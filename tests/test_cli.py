@@ -9,7 +9,7 @@ import pytest
 
 from analysis.__main__ import build_parser, main
 
-COMMANDS = ["sample", "validate", "metrics", "review", "schema"]
+COMMANDS = ["sample", "validate", "metrics", "funnel", "stalled", "review", "schema"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -80,3 +80,31 @@ def test_schema_command_documents_every_table():
 
 def test_parser_builds():
     assert build_parser().prog == "python -m analysis"
+
+
+def test_funnel_command_names_the_leak_and_prints_the_columns():
+    import io
+
+    import pandas as pd
+
+    res = run("funnel", "data/sample", "--period", "2026-Q3")
+    assert res.returncode == 0, res.stderr
+    assert "The biggest leak is Demo → Objection handling" in res.stdout
+    res = run("funnel", "data/sample", "--period", "2026-Q3", "--by", "team", "--format", "csv")
+    frame = pd.read_csv(io.StringIO(res.stdout))
+    assert list(frame.columns[:9]) == ["team", "step", "entered", "advanced", "won", "lost", "open", "conversion",
+                                       "conversion_low"]
+    assert "leakage" in frame.columns
+
+
+def test_stalled_command_lists_most_stuck_first():
+    import io
+
+    import pandas as pd
+
+    res = run("stalled", "data/sample", "--as-of", "2026-09-30", "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    frame = pd.read_csv(io.StringIO(res.stdout))
+    assert list(frame.columns[:5]) == ["opportunity_id", "rep_id", "step", "days_in_step", "threshold_days"]
+    assert "amount" in frame.columns and len(frame) > 0
+    assert (frame.days_in_step > frame.threshold_days).all()

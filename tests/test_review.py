@@ -44,8 +44,10 @@ def test_report_lands_under_a_predictable_name(report: Path, out: Path):
 
 
 def test_report_has_every_section_and_no_code(page: str):
-    for heading in ["Summary", "Revenue trend", "Quota attainment", "Win rate and deal size", "Activity",
-                    "New vs existing customers", "Appendix: data quality", "Appendix: metric glossary",
+    for heading in ["Summary", "Revenue trend", "Quota attainment", "Funnel and leaks",
+                    "Time in stage and stalled deals", "Pipeline", "Win rate and deal size", "Sales cycle",
+                    "Activity", "Won vs lost engagement", "Lead funnel", "New vs existing customers",
+                    "Loss reasons", "Appendix: data quality", "Appendix: metric glossary",
                     "Appendix: how this report was made"]:
         assert heading in page, heading
     assert "review.show(" not in page and "review.setup(" not in page
@@ -60,6 +62,22 @@ def test_headline_figures_match_the_engine(page: str):
     win_rate = f"{c.loc['win_rate', 'value']:.1%}"
     assert f"Revenue was {revenue} in 2026-Q3" in page
     assert win_rate in page
+
+
+def test_funnel_section_names_the_planted_leak(page: str):
+    assert "The biggest leak is Demo → Objection handling" in page
+    assert "Snapshot of open deals as of" in page
+
+
+def test_rep_scope_shows_only_that_rep(tmp_path: Path):
+    r = review.setup(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA, scope="rep", scope_value="R0028")
+    reps = r.ds.df("reps")
+    others = set(reps[reps.rep_id != "R0028"].name)
+    me = reps.set_index("rep_id").loc["R0028", "name"]
+    html_out = "".join(x._repr_html_() for f in (review.attainment, review.stage_time_section,
+                                                 lambda q: review.breakdown(q, "rep_id")) for x in f(r))
+    assert me in html_out
+    assert not [n for n in others if n in html_out]
 
 
 def test_provenance_states_how_it_was_made(page: str):

@@ -1,0 +1,160 @@
+"""Charts of the funnel, pipeline and loss analytics (Altair, one theme from :mod:`analysis.charts`).
+
+Each function takes the tidy frame an analytics function returns and gives an Altair chart
+whose title states the finding; display it with ``charts.show(chart)`` (static SVG, offline).
+Colours: won / lost / open from ``charts.STATUS_COLORS``; the biggest leak in the "bad" colour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+from . import charts
+from .schema import STEPS
+
+STEP_LABELS = {s: s.replace("_", " ").capitalize() for s in (*STEPS, "won", "lost")}
+
+
+def step_label(step: Any) -> str:
+    """Human label of a canonical step: ``objection_handling`` -> ``Objection handling``."""
+    return STEP_LABELS.get(step, str(step) if step is not None else "(unknown)")
+
+
+def _num(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    out = df.copy()
+    for c in cols:
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+    return out
+
+
+def funnel_chart(funnel: pd.DataFrame, *, title: str | None = None) -> alt.Chart:
+    """Deals entering each step (bars) with the share that advanced (labels); the weakest step red."""
+    df = _num(funnel, "entered", "advanced", "conversion")
+    df["label"] = df.step.map(step_label)
+    order = list(df.label)
+    volume = df[df.entered >= max(1, df.entered.max() * 0.05)]
+    worst = volume.loc[volume.conversion.idxmin(), "step"] if volume.conversion.notna().any() else None
+    df["status"] = ["leak" if s == worst else "ok" for s in df.step]
+    df["text"] = [f"{c:.0%} advanced" if pd.notna(c) else "" for c in df.conversion]
+    if title is None and worst is not None:
+        row = df[df.step == worst].iloc[0]
+        title = f"Biggest leak after {row.label}: {row.conversion:.0%} of {int(row.entered):,} deals advanced"
+    base = alt.Chart(df).encode(y=alt.Y("label:N", sort=order, title=None))
+    bars = base.mark_bar().encode(
+        x=alt.X("entered:Q", title="Deals that entered the step"),
+        color=alt.Color("status:N", scale=alt.Scale(domain=["ok", "leak"],
+                        range=[charts.STATUS_COLORS["open"], charts.STATUS_COLORS["lost"]]), legend=None),
+        tooltip=["label", "entered", "advanced", alt.Tooltip("conversion:Q", format=".0%")],
+    )
+    text = base.mark_text(align="left", dx=4).encode(x="entered:Q", text="text:N")
+    return alt.layer(bars, text).properties(title=title or "Stage funnel", width=480, height=28 * len(df))
+
+
+def leakage_chart(funnel: pd.DataFrame, *, title: str | None = None) -> alt.Chart:
+    """Share of deals lost or stuck after each step, with the 95% interval."""
+    df = _num(funnel, "leakage", "conversion_low", "conversion_high", "entered")
+    df = df[df.entered > 0]
+    df["label"] = df.step.map(step_label)
+    df["low"], df["high"] = 1 - df.conversion_high, 1 - df.conversion_low
+    order = list(df.label)
+    worst = df.loc[df.leakage.idxmax()] if len(df) else None
+    title = title or (f"Most deals leak after {worst.label} ({worst.leakage:.0%})" if worst is not None else "Leakage")
+    bars = alt.Chart(df).mark_bar(color=charts.STATUS_COLORS["lost"]).encode(
+        x=alt.X("label:N", sort=order, title="Step"),
+        y=alt.Y("leakage:Q", title="Did not advance", axis=alt.Axis(format="%")),
+        tooltip=["label", alt.Tooltip("leakage:Q", format=".0%"), "entered"],
+    )
+    ci = alt.Chart(df).mark_rule(color="#222").encode(x=alt.X("label:N", sort=order), y="low:Q", y2="high:Q")
+    return alt.layer(bars, ci).properties(title=title, width=480, height=240)
+
+
+def time_in_stage_chart(tis: pd.DataFrame, *, title: str | None = None) -> alt.Chart:
+    """Median (dot) and 75th percentile (end of bar) days spent in each step."""
+    df = _num(tis, "median_days", "p75_days")
+    df["label"] = df.step.map(step_label)
+    order = list(df.label)
+    slow = df.loc[df.median_days.idxmax()] if df.median_days.notna().any() else None
+    title = title or (f"Deals wait longest in {slow.label} (median {slow.median_days:.0f} days)" if slow is not None
+                      else "Time in stage")
+    base = alt.Chart(df).encode(y=alt.Y("label:N", sort=order, title=None))
+    bar = base.mark_bar(color="#c9d6e3", height=10).encode(x=alt.X("p75_days:Q", title="Days in step"))
+    dot = base.mark_point(filled=True, size=70, color=charts.STATUS_COLORS["open"]).encode(x="median_days:Q")
+    return alt.layer(bar, dot).properties(title=title, width=480, height=28 * len(df))
+
+
+def loss_reasons_chart(losses: pd.DataFrame, *, title: str | None = None) -> alt.Chart:
+    """Lost deals by reason, largest first (from :func:`analysis.losses.loss_analysis`)."""
+    df = _num(losses, "lost_deals", "share")
+    df = df[df.lost_deals > 0].copy()
+    df["reason"] = df.loss_reason.astype(str).str.replace("_", " ").str.capitalize()
+    top = df.sort_values("lost_deals", ascending=False).iloc[0] if len(df) else None
+    total = df.lost_deals.sum()
+    title = title or (f"{top.reason} is the top loss reason ({top.lost_deals / total:.0%} of {int(total):,} lost deals)"
+                      if top is not None else "Loss reasons")
+    return alt.Chart(df).mark_bar(color=charts.STATUS_COLORS["lost"]).encode(
+        y=alt.Y("reason:N", sort="-x", title=None),
+        x=alt.X("lost_deals:Q", title="Lost deals"),
+        tooltip=["reason", "lost_deals", alt.Tooltip("share:Q", format=".0%")],
+    ).properties(title=title, width=480, height=24 * max(3, len(df)))
+
+
+def waterfall_chart(wf: pd.DataFrame, *, title: str | None = None, currency: str = "") -> alt.Chart:
+    """Open pipeline from the start to the end of the period: what was added and what left."""
+    row = wf.iloc[0]
+    steps = [("Start", row["start"], "total"), ("Created", row["created"], "up"), ("Reopened", row.get("reopened", 0), "up"),
+             ("Won", -row["won"], "won"), ("Lost", -row["lost"], "down"), ("Moved in", row.get("moved_in", 0), "up"),
+             ("Moved out", -row.get("moved_out", 0), "down"), ("Amount changes", row.get("amount_change", 0), "up")]
+    steps = [s for s in steps if s[0] in ("Start",) or float(s[1] or 0) != 0]
+    records, level = [], 0.0
+    for name, value, kind in steps:
+        value = float(value or 0)
+        if kind == "total":
+            records.append({"step": name, "lo": 0.0, "hi": value, "kind": "total", "value": value})
+            level = value
+        else:
+            records.append({"step": name, "lo": min(level, level + value), "hi": max(level, level + value),
+                            "kind": kind if value >= 0 or kind != "up" else "down", "value": value})
+            level += value
+    records.append({"step": "End", "lo": 0.0, "hi": float(row["end"]), "kind": "total", "value": float(row["end"])})
+    df = pd.DataFrame(records)
+    change = float(row["end"]) - float(row["start"])
+    title = title or f"Open pipeline {'grew' if change >= 0 else 'shrank'} by {abs(change):,.0f} {currency}".strip()
+    colors = alt.Scale(domain=["total", "up", "won", "down"],
+                       range=["#7f8c9a", charts.STATUS_COLORS["open"], charts.STATUS_COLORS["won"], charts.STATUS_COLORS["lost"]])
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("step:N", sort=list(df.step), title=None),
+        y=alt.Y("lo:Q", title=f"Open pipeline {currency}".strip(), axis=alt.Axis(format="~s")),
+        y2="hi:Q",
+        color=alt.Color("kind:N", scale=colors, legend=None),
+        tooltip=["step", alt.Tooltip("value:Q", format=",.0f")],
+    ).properties(title=title, width=520, height=260)
+
+
+def survival_chart(km: pd.DataFrame, *, title: str | None = None) -> alt.Chart:
+    """Share of deals still not won after N days (Kaplan-Meier; open and lost deals censored)."""
+    df = _num(km, "days", "survival")
+    below = df[df.survival <= 0.5]
+    median = below.days.iloc[0] if len(below) else None
+    title = title or (f"Half of the deals that get won take {median:.0f} days or less" if median is not None
+                      else "Sales cycle survival")
+    return alt.Chart(df).mark_line(interpolate="step-after", color=charts.STATUS_COLORS["open"]).encode(
+        x=alt.X("days:Q", title="Days since the deal was created"),
+        y=alt.Y("survival:Q", title="Not yet won", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+    ).properties(title=title, width=480, height=240)
+
+
+def engagement_chart(eng: pd.DataFrame, *, title: str | None = None) -> alt.Chart:
+    """Mean activities per deal, won vs lost, by activity type (from :func:`analysis.losses.engagement`)."""
+    df = _num(eng, "mean_activities")
+    df = df[df.activity_type != "all"].copy()
+    df["type"] = df.activity_type.astype(str).str.capitalize()
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("type:N", title=None),
+        yOffset=alt.YOffset("outcome:N", sort=["won", "lost"]),
+        x=alt.X("mean_activities:Q", title="Activities per deal, up to its close"),
+        color=alt.Color("outcome:N", scale=charts.status_scale(("won", "lost")), title="Deal"),
+        tooltip=["type", "outcome", alt.Tooltip("mean_activities:Q", format=".1f")],
+    ).properties(title=title or "Activities per deal, won vs lost", width=460, height=36 * max(3, df.type.nunique()))
