@@ -72,17 +72,32 @@ def leakage_chart(funnel: pd.DataFrame, *, title: str | None = None) -> alt.Char
 
 
 def time_in_stage_chart(tis: pd.DataFrame, *, title: str | None = None) -> alt.Chart:
-    """Median (dot) and 75th percentile (end of bar) days spent in each step."""
-    df = _num(tis, "median_days", "p75_days")
+    """Box plot of days per step: box from p25 to p75, white tick at the median, whisker to p90."""
+    df = _num(tis, "p25_days", "median_days", "p75_days", "p90_days")
+    df = df[df.median_days.notna()].copy()
     df["label"] = df.step.map(step_label)
     order = list(df.label)
-    slow = df.loc[df.median_days.idxmax()] if df.median_days.notna().any() else None
+    slow = df.loc[df.median_days.idxmax()] if len(df) else None
     title = title or (f"Deals wait longest in {slow.label} (median {slow.median_days:.0f} days)" if slow is not None
                       else "Time in stage")
     base = alt.Chart(df).encode(y=alt.Y("label:N", sort=order, title=None))
-    bar = base.mark_bar(color="#c9d6e3", height=10).encode(x=alt.X("p75_days:Q", title="Days in step"))
-    dot = base.mark_point(filled=True, size=70, color=charts.STATUS_COLORS["open"]).encode(x="median_days:Q")
-    return alt.layer(bar, dot).properties(title=title, width=480, height=28 * len(df))
+    whisker = base.mark_rule(color="#7f8c9a").encode(x=alt.X("p25_days:Q", title="Days in step"), x2="p90_days:Q")
+    box = base.mark_bar(color=charts.STATUS_COLORS["open"], height=14).encode(x="p25_days:Q", x2="p75_days:Q")
+    median = base.mark_tick(color="white", thickness=2, size=14).encode(x="median_days:Q")
+    return alt.layer(whisker, box, median).properties(title=title, width=480, height=28 * max(3, len(df)))
+
+
+def stalled_table(stalled: pd.DataFrame, names: dict | None = None, *, limit: int = 15) -> Any:
+    """The most stuck open deals as an HTML table (from :func:`analysis.funnel.stalled_deals`)."""
+    names = names or {}
+    top = stalled.head(limit).assign(
+        rep=lambda d: d.rep_id.map(lambda x: names.get(x, x)), step=lambda d: d.step.map(step_label))
+    table = top[["opportunity_id", "rep", "step", "days_in_step", "threshold_days", "amount", "last_activity_at"]].rename(
+        columns={"opportunity_id": "Deal", "rep": "Owner", "step": "Step", "days_in_step": "Days in step",
+                 "threshold_days": "Usual (p75)", "amount": "Amount", "last_activity_at": "Last activity"})
+    return charts.table(table.reset_index(drop=True), index=False,
+                        formats={"Days in step": "{:.0f}", "Usual (p75)": "{:.0f}", "Amount": "{:,.0f}"},
+                        caption=f"Most stuck open deals first (up to {limit})")
 
 
 def loss_reasons_chart(losses: pd.DataFrame, *, title: str | None = None) -> alt.Chart:

@@ -295,7 +295,8 @@ def time_in_stage(
     Returns
     -------
     pandas.DataFrame
-        The ``by`` columns, ``step``, ``n``, ``median_days``, ``p75_days``, ``mean_days``: one
+        The ``by`` columns, ``step``, ``n``, ``p25_days``, ``median_days``, ``p75_days``,
+        ``p90_days``, ``mean_days``: one
         row per group and canonical step (:data:`~analysis.schema.STEPS`, nurturing last).
         ``attrs["running"]`` counts the stints left out because they are still running.
 
@@ -320,14 +321,16 @@ def time_in_stage(
     done = st.filter(st.end.notnull())
     agg = done.group_by([*by, "step"]).aggregate(
         n=done.count(),
+        p25_days=done.days.quantile(0.25),
         median_days=done.days.median(),
         p75_days=done.days.quantile(0.75),
+        p90_days=done.days.quantile(0.90),
         mean_days=done.days.mean(),
     )
     got = agg.to_pandas()
     out = _complete(got, by, list(STEPS[:6]) + [PARKING_STEP], {"n": 0})
     out["n"] = out["n"].astype("int64")
-    for c in ("median_days", "p75_days", "mean_days"):
+    for c in ("p25_days", "median_days", "p75_days", "p90_days", "mean_days"):
         out[c] = pd.to_numeric(out[c], errors="coerce").astype("Float64")
     out.attrs["running"] = int(st.filter(st.end.isnull()).count().to_pyarrow().as_py())
     out.attrs["period"] = p.label if p else "all"

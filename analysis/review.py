@@ -684,7 +684,7 @@ def stage_time_section(r: Review) -> list[Any]:
     out: list[Any] = []
     if not tis.empty and tis.n.fillna(0).sum():
         out.append(charts.show(figures.time_in_stage_chart(tis),
-                               caption="Dot: median days in the step; bar: 75th percentile (completed stints)."))
+                               caption="Box: middle half of completed stints (p25 to p75); white tick: median; line to p90."))
     as_of = min(r.period.last_day, r.ds.last_date())
     stalled = funnel.stalled_deals(r.ds, as_of=as_of)
     if r.scope != "company":
@@ -697,12 +697,5 @@ def stage_time_section(r: Review) -> list[Any]:
     names = dict(zip(r.ds.df("reps").rep_id, r.ds.df("reps").name))
     out.append(_p(f"{len(stalled):,} open deals ({stalled.amount.sum():,.0f} {r.ds.config.currency}) have been in "
                   f"their step longer than {r.ds.config.stalled_quantile:.0%} of past deals as of {as_of}."))
-    top = stalled.head(15).assign(rep=lambda d: d.rep_id.map(lambda x: names.get(x, x)),
-                                  step=lambda d: d.step.map(figures.step_label))
-    out.append(_table(top[["opportunity_id", "rep", "step", "days_in_step", "threshold_days", "amount", "last_activity_at"]]
-                      .rename(columns={"opportunity_id": "Deal", "rep": "Owner", "step": "Step",
-                                       "days_in_step": "Days in step", "threshold_days": "Usual (p75)",
-                                       "amount": "Amount", "last_activity_at": "Last activity"}),
-                      formats={"Days in step": "{:.0f}", "Usual (p75)": "{:.0f}", "Amount": "{:,.0f}"},
-                      caption="Most stuck open deals first (up to 15)"))
+    out.append(figures.stalled_table(stalled, names))
     return out

@@ -33,10 +33,15 @@ def test_funnel_and_leak_charts_name_the_weakest_step(ds):
         assert "Demo" in title(chart), title(chart)
 
 
-def test_time_in_stage_chart(ds):
-    chart = figures.time_in_stage_chart(funnel.time_in_stage(ds))
+def test_time_in_stage_boxplot_and_stalled_table(ds):
+    tis = funnel.time_in_stage(ds)
+    assert (tis.p25_days <= tis.median_days).all() and (tis.median_days <= tis.p75_days).all()
+    assert (tis.p75_days <= tis.p90_days).all()
+    chart = figures.time_in_stage_chart(tis)
     svg(chart)
     assert title(chart).startswith("Deals wait longest in")
+    html_out = figures.stalled_table(funnel.stalled_deals(ds, as_of=ds.last_date()), {"R0039": "<b>x</b>"})._repr_html_()
+    assert "Days in step" in html_out and "&lt;b&gt;x&lt;/b&gt;" in html_out
 
 
 def test_loss_and_engagement_charts(ds):

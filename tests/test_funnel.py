@@ -352,7 +352,7 @@ def test_snapshot_as_of_a_past_date(ds):
 
 def test_time_in_stage_by_hand(ds):
     t = F.time_in_stage(ds)
-    assert list(t.columns) == ["step", "n", "median_days", "p75_days", "mean_days"]
+    assert list(t.columns) == ["step", "n", "p25_days", "median_days", "p75_days", "p90_days", "mean_days"]
     got = rows(t, "n", "median_days", "p75_days", "mean_days")
     # qualification stints: D1 5, D2 5, D3 4 and 3, D4 5, D5 3, D8 4 and 5 (D7's is running)
     assert got["qualification"] == pytest.approx((8, 4.5, 5.0, 34 / 8))
