@@ -121,10 +121,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     ids = _split(args.metrics)
     if not ids:
         raise WorkbenchError("metrics: give --metrics id,id,... (see --list)")
-    frame = metrics(
-        ds, ids, by=_split(args.by), grain=args.grain, periods=_split(args.period) or None,
-        filters=_filters(args.filter),
-    )
+    periods = _split(args.period) or None
+    grain = args.grain
+    if grain is None:  # the grain of the periods asked for, else months
+        from .periods import parse_period
+
+        grain = parse_period(periods[0], fiscal_start_month=ds.config.fiscal_year_start_month).grain if periods else "month"
+    frame = metrics(ds, ids, by=_split(args.by), grain=grain, periods=periods, filters=_filters(args.filter))
     _print_frame(frame, args.format)
     for mid, reason in frame.attrs.get("unavailable", {}).items():
         sys.stderr.write(f"note: {mid} not available: {reason}\n")
@@ -218,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", help="data directory, DuckDB file or database URL")
     p.add_argument("--metrics", default="", help="comma-separated metric ids, e.g. win_rate,revenue")
     p.add_argument("--by", default="", help="comma-separated dimensions, e.g. team or rep_id")
-    p.add_argument("--grain", default="month", help="day, week, month, quarter, half or year (default month)")
+    p.add_argument("--grain", default=None,
+                   help="day, week, month, quarter, half or year (default: the grain of --period, else month)")
     p.add_argument("--period", default="", help="period label(s), e.g. 2025-Q3 (default: every period)")
     p.add_argument("--filter", action="append", metavar="DIM=VALUE", help="keep only these values (repeatable)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")

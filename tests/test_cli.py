@@ -108,3 +108,9 @@ def test_stalled_command_lists_most_stuck_first():
     assert list(frame.columns[:5]) == ["opportunity_id", "rep_id", "step", "days_in_step", "threshold_days"]
     assert "amount" in frame.columns and len(frame) > 0
     assert (frame.days_in_step > frame.threshold_days).all()
+
+
+def test_grain_follows_the_period_when_not_given():
+    res = run("metrics", "data/sample", "--metrics", "deals_won", "--period", "2026-Q3", "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[1].startswith("2026-Q3,")
