@@ -170,6 +170,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         team=args.team,
         rep=args.rep,
         progress=not args.quiet,
+        pdf=args.pdf,
     )
     print(path)
     return 0
@@ -261,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     scope = p.add_mutually_exclusive_group()
     scope.add_argument("--team", default=None, help="review one team")
     scope.add_argument("--rep", default=None, help="review one rep (rep_id)")
+    p.add_argument("--pdf", action="store_true", help="also print the report to PDF (needs Debian's chromium)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_review)
 

@@ -138,3 +138,26 @@ def test_hostile_names_are_escaped(tmp_path: Path):
     html_out = "".join(x._repr_html_() for x in review.breakdown(r, "rep_id"))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_out
     assert "<script>alert" not in html_out
+
+
+def test_same_data_and_parameters_give_the_same_figures():
+    def figures_of():
+        r = review.setup(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA)
+        parts = [review.headline, review.attainment, review.funnel_section, review.pipeline_section,
+                 review.losses_section, lambda q: review.breakdown(q, "team")]
+        html_out = "".join(x._repr_html_() for f in parts for x in f(r))
+        return re.sub(r'id="wb[^"]*"|aria-labelledby="[^"]*"|#wb[\w-]+', "", html_out)  # per-render SVG ids
+
+    assert figures_of() == figures_of()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it in .ci/run)")
+def test_review_pdf(report: Path, out: Path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis", "review", "--cadence", "quarterly", "--period", "2026-Q3",
+         "--data", str(SAMPLE_DATA), "--out", str(out), "--quiet", "--pdf"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    pdf = report.with_suffix(".pdf")
+    assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-"
