@@ -297,6 +297,19 @@ def _where(t: ibis.Table, where: dict[str, Any]) -> Any:
     return cond
 
 
+def _filter_values(value: Any) -> list[str]:
+    """A filter's values as text: ``"East"`` or ``["East", "West"]``."""
+    return [str(x) for x in (value if isinstance(value, (list, tuple, set)) else [value])]
+
+
+def _keep(frame: pd.DataFrame, filters: dict[str, Any]) -> pd.DataFrame:
+    """Rows of a small frame whose filter columns hold one of the filter values (absent columns skipped)."""
+    for d, v in filters.items():
+        if d in frame.columns:
+            frame = frame[frame[d].astype("string").isin(_filter_values(v))]
+    return frame
+
+
 def _where_frame(frame: pd.DataFrame, where: dict[str, Any]) -> pd.Series:
     """The pandas twin of :func:`_where` (SQL semantics: a NULL never matches)."""
     keep = pd.Series(True, index=frame.index)
@@ -512,8 +525,7 @@ class _Engine:
             return t
         cond = ibis.literal(True)
         for d, v in self.filters.items():
-            vals = list(v) if isinstance(v, (list, tuple, set)) else [v]
-            cond &= t[d].isin([str(x) for x in vals])
+            cond &= t[d].isin(_filter_values(v))
         return t.filter(cond)
 
     def source_table(self, source: str) -> tuple[ibis.Table, str]:
@@ -739,7 +751,6 @@ class _Engine:
                 aggs[f"_sum_{c}"] = t[c].cast(dt.Decimal(38, 6)).sum()
                 aggs[f"_cnt_{c}"] = t[c].count()
         pre = t.group_by([*keys, *cats]).aggregate(**aggs).to_pandas()
-        grouped = pre.groupby(keys, dropna=False, sort=False)
         out = pre[keys].drop_duplicates().reset_index(drop=True)
         for m in ms:
             rows = pre[_where_frame(pre, m.where)] if m.where else pre
@@ -751,7 +762,6 @@ class _Engine:
             else:
                 v = g[f"_sum_{m.column}"].sum().astype("float64") / g[f"_cnt_{m.column}"].sum().replace(0, np.nan)
             out = out.merge(v.rename(m.id).reset_index(), on=keys, how="left")
-        del grouped
         return out
 
     def _labelled(self, out: pd.DataFrame) -> pd.DataFrame:
@@ -822,14 +832,10 @@ class _Engine:
         return out[cols] if not out.empty else pd.DataFrame(columns=cols)
 
     def _combine_targets(self, rep_df: pd.DataFrame, team_df: pd.DataFrame, p: Period) -> pd.DataFrame:
-        for d, v in self.filters.items():
-            vals = [str(x) for x in (v if isinstance(v, (list, tuple, set)) else [v])]
-            if d in rep_df.columns:
-                rep_df = rep_df[rep_df[d].isin(vals)]
-            if d in team_df.columns:
-                team_df = team_df[team_df[d].isin(vals)]
-            elif d != "team" and not team_df.empty:
-                team_df = team_df.iloc[0:0]  # team quotas cannot be filtered by a rep attribute
+        rep_df = _keep(rep_df, self.filters)
+        team_df = _keep(team_df, self.filters)
+        if any(d != "team" for d in self.filters):
+            team_df = team_df.iloc[0:0]  # team quotas cannot be filtered by a rep attribute
         if self.by and self.by != ["team"]:
             # reps and rep attributes: the reps' own quotas
             out = rep_df.groupby(self.by, dropna=False)["target"].sum().reset_index()
@@ -958,7 +964,7 @@ def _fn_churn(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
 
 
 def _fn_velocity(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
-    window = int(getattr(eng.ds.config, "velocity_window_months", 12) or 12)
+    window = eng.ds.config.velocity_window_months
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
     pt = _periods_table(periods)
     pt = pt.mutate(_wstart=(pt._end - ibis.interval(months=window)))
@@ -990,19 +996,16 @@ def _fn_coverage(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame
     for p in periods:
         d = as_of if p.contains(as_of) else p.start
         dl = ibis.literal(d)
-        open_at = o.filter(
-            (o.created_at.date() < dl) & ((o.status == "open") | (o.close_date >= dl))
-            & (o.close_date >= dl) & (o.close_date < ibis.literal(p.end))
-        )
+        # open at d (created before it, closing on or after it) and expected to close within P
+        open_at = o.filter((o.created_at.date() < dl) & (o.close_date >= dl) & (o.close_date < ibis.literal(p.end)))
         won_so_far = o.filter((o.status == "won") & (o.close_date >= ibis.literal(p.start)) & (o.close_date < dl))
-        a = open_at.group_by(eng.by).aggregate(_open=_money(open_at.amount)).to_pandas() if eng.by else \
-            open_at.aggregate(_open=_money(open_at.amount)).to_pandas()
-        b = won_so_far.group_by(eng.by).aggregate(_won=_money(won_so_far.amount)).to_pandas() if eng.by else \
-            won_so_far.aggregate(_won=_money(won_so_far.amount)).to_pandas()
-        f = a.merge(b, on=eng.by, how="outer") if eng.by else pd.concat([a, b], axis=1)
-        f[PERIOD] = p.label
-        rows.append(f)
+        label = ibis.literal(p.label)
+        a = _agg(eng, open_at.mutate(**{PERIOD: label}), _open=_money(open_at.amount))
+        b = _agg(eng, won_so_far.mutate(**{PERIOD: label}), _won=_money(won_so_far.amount))
+        rows.append(a.merge(b, on=[*eng.by, PERIOD], how="outer"))
     f = pd.concat(rows, ignore_index=True)
+    if not eng.by:  # the company has a row in every period, even with no open deal (coverage 0)
+        f = pd.DataFrame({PERIOD: [p.label for p in periods]}).merge(f, on=PERIOD, how="left")
     f = f.merge(targets, on=keys, how="left") if not targets.empty else f.assign(target=pd.NA)
     remaining = f["target"].astype("Float64") - f["_won"].astype("Float64").fillna(0)
     remaining = remaining.mask(remaining <= 0)
@@ -1016,8 +1019,7 @@ def _fn_working_days(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataF
     cols = {d: reps[eng._custom_col(d) or d].cast("string") for d in dims}
     r = reps.select("rep_id", "role", "hire_date", "end_date", **cols).to_pandas()
     r = r[r.role.fillna("") != "manager"]
-    if "rep_id" in eng.filters or dims:
-        r = eng_filter_frame(eng, r)
+    r = _keep(r, eng.filters)
     cfg = eng.ds.config
     mask = [1 if i in cfg.weekday_numbers() else 0 for i in range(7)]
     holidays = np.array(list(cfg.holidays), dtype="datetime64[D]")
@@ -1039,13 +1041,6 @@ def _fn_working_days(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataF
     out["rep_working_days"] = out["_days"].astype("float64")
     out["rep_working_weeks"] = out["_days"] / per_week
     return out[[*eng.by, PERIOD, "rep_working_days", "rep_working_weeks"]]
-
-
-def eng_filter_frame(eng: _Engine, frame: pd.DataFrame) -> pd.DataFrame:
-    for d, v in eng.filters.items():
-        vals = [str(x) for x in (v if isinstance(v, (list, tuple, set)) else [v])]
-        frame = frame[frame[d].astype("string").isin(vals)]
-    return frame
 
 
 def _deal_activity_counts(eng: _Engine) -> ibis.Table:

@@ -199,9 +199,16 @@ class Dataset:
         """Execute table ``name`` into a pandas DataFrame."""
         return self.table(name).to_pandas()
 
+    def rows_read(self, name: str) -> int:
+        """Rows read for table ``name`` (before duplicates are dropped); counted once."""
+        cache = self.__dict__.setdefault("_rows_read", {})
+        if name not in cache:
+            cache[name] = int(self.raw[name].expr.count().to_pyarrow().as_py())
+        return cache[name]
+
     def row_counts(self) -> dict[str, int]:
         """Rows read per table (before duplicates are dropped)."""
-        return {name: int(rt.expr.count().to_pyarrow().as_py()) for name, rt in self.raw.items()}
+        return {name: self.rows_read(name) for name in self.raw}
 
     def quality(self, *, as_of: date | datetime | None = None, thorough: bool = True):
         """All data-quality findings (see :func:`analysis.validation.check`), cached.
@@ -255,7 +262,7 @@ class Dataset:
                 continue
             t = self.tables[name]
             limit = self.config.duplicate_check_max_rows
-            if int(rt.expr.count().to_pyarrow().as_py()) > limit:
+            if self.rows_read(name) > limit:
                 self.unchecked_duplicates.append(name)
                 continue
             n_rows, n_keys = (

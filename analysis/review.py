@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,17 @@ class Review:
     def title(self) -> str:
         return f"{self.cadence.capitalize()} review {self.period.label}: {self.scope_label}"
 
+    @cached_property
+    def reps(self) -> pd.DataFrame:
+        """The reps table (read once per review)."""
+        return self.ds.df("reps")
+
+    @cached_property
+    def rep_names(self) -> dict[str, str]:
+        return dict(zip(self.reps.rep_id, self.reps.name))
+
     def _rep_name(self, rep_id: str | None) -> str:
-        reps = self.ds.df("reps")
-        names = dict(zip(reps.rep_id, reps.name))
-        return str(names.get(rep_id, rep_id))
+        return str(self.rep_names.get(rep_id, rep_id))
 
     def fmt(self, metric_id: str, value: Any) -> str:
         return self.catalog.get(metric_id).fmt(value)
@@ -97,15 +105,10 @@ class Review:
 # -- setup and parameters ----------------------------------------------------------------------
 
 
-def data_end(ds: Dataset) -> date:
-    """The last day with data (see :meth:`Dataset.last_date`)."""
-    return ds.last_date()
-
-
 def default_period(ds: Dataset, cadence: str) -> Period:
     """The last complete period of the cadence, by the data's last day (not just today)."""
     grain = CADENCES[cadence]
-    cutoff = min(date.today(), data_end(ds) + timedelta(days=1))
+    cutoff = min(date.today(), ds.last_date() + timedelta(days=1))
     return last_complete(grain, today=cutoff, fiscal_start_month=ds.config.fiscal_year_start_month)
 
 
@@ -276,8 +279,6 @@ def _win_rate_sentence(r: Review, row: pd.Series) -> str:
             text += f", the lowest in {len(values)} {r.period.grain}s"
         elif row.value >= values.max():
             text += f", the highest in {len(values)} {r.period.grain}s"
-    n = int(row.get("value") is not None and 0)
-    del n
     return text + "."
 
 
@@ -314,7 +315,7 @@ def attainment(r: Review) -> list[Any]:
     df = df[df.revenue_target.notna()].copy()
     if df.empty:
         return [_note(f"No revenue quotas for {r.period.label}.")]
-    reps = r.ds.df("reps")[["rep_id", "name", "team"]]
+    reps = r.reps[["rep_id", "name", "team"]]
     df = df.merge(reps, on="rep_id", how="left").sort_values("quota_attainment", ascending=False)
     hit = int((df.quota_attainment >= 1).sum())
     out = [_p(f"{hit} of {len(df)} reps with a quota reached it in {r.period.label}.")]
@@ -353,8 +354,7 @@ def breakdown(r: Review, dim: str) -> list[Any]:
         for lo, hi in zip(df.win_rate_low, df.win_rate_high)
     ]
     if dim == "rep_id":
-        names = dict(zip(r.ds.df("reps").rep_id, r.ds.df("reps").name))
-        df[dim] = df[dim].map(lambda x: names.get(x, x))
+        df[dim] = df[dim].map(lambda x: r.rep_names.get(x, x))
     table = df[[dim, "revenue", "deals_won", "win_rate", "win_rate_ci", "win_rate_denominator", "avg_deal_size",
                 "sales_cycle_days"]].rename(columns={
         dim: dim.replace("_", " ").capitalize(), "revenue": "Revenue", "deals_won": "Won",
@@ -379,8 +379,7 @@ def activity(r: Review) -> list[Any]:
         return [_note(f"Activity metrics are not available: {why[ACTIVITY[0]]}.")]
     df = df[df[by].notna()]
     if by == "rep_id":
-        names = dict(zip(r.ds.df("reps").rep_id, r.ds.df("reps").name))
-        df = df.assign(rep_id=df.rep_id.map(lambda x: names.get(x, x)))
+        df = df.assign(rep_id=df.rep_id.map(lambda x: r.rep_names.get(x, x)))
     cols = [m for m in ACTIVITY if m not in why]
     labels = {m: r.catalog.get(m).label for m in cols}
     table = df[[by, *cols]].rename(columns={by: by.replace("_id", "").capitalize(), **labels})
@@ -527,8 +526,8 @@ def losses_section(r: Review) -> list[Any]:
         pivot = pivot.loc[pivot.sum(axis=1) > 0]
         pivot.index = [figures.step_label(s) for s in pivot.index]
         pivot.columns = [str(c).replace("_", " ") for c in pivot.columns]
-        out.append(charts.table(pivot.reset_index().rename(columns={"index": "Lost at step"}), index=False,
-                                caption="Lost deals by the furthest step they reached and the reason given"))
+        out.append(_table(pivot.reset_index().rename(columns={"index": "Lost at step"}),
+                          caption="Lost deals by the furthest step they reached and the reason given"))
     return out
 
 
@@ -688,14 +687,12 @@ def stage_time_section(r: Review) -> list[Any]:
     as_of = min(r.period.last_day, r.ds.last_date())
     stalled = funnel.stalled_deals(r.ds, as_of=as_of)
     if r.scope != "company":
-        owners = r.ds.df("reps")
-        keep = set(owners[owners.team == r.scope_value].rep_id) if r.scope == "team" else {r.scope_value}
+        keep = set(r.reps[r.reps.team == r.scope_value].rep_id) if r.scope == "team" else {r.scope_value}
         stalled = stalled[stalled.rep_id.isin(keep)]
     if stalled.empty:
         out.append(_p(f"No open deal has been in its step longer than usual as of {as_of}."))
         return out
-    names = dict(zip(r.ds.df("reps").rep_id, r.ds.df("reps").name))
     out.append(_p(f"{len(stalled):,} open deals ({stalled.amount.sum():,.0f} {r.ds.config.currency}) have been in "
                   f"their step longer than {r.ds.config.stalled_quantile:.0%} of past deals as of {as_of}."))
-    out.append(figures.stalled_table(stalled, names))
+    out.append(figures.stalled_table(stalled, r.rep_names))
     return out

@@ -220,17 +220,13 @@ def _rules(
             if c.max_value is not None:
                 cond = cond | (val > c.max_value)
             rules.append(("out_of_range", c.name, cond, f"{c.name} outside {c.min_value}..{c.max_value}"))
-        if c.allowed and fast and raw.type().is_string():
+        if c.allowed:
             check = "unknown_status" if c.name == "status" and name == "opportunities" else "unknown_value"
-            known = [*c.allowed, *rt.maps.get(c.name, {})]
-            rules.append((check, c.name, raw.notnull() & (raw != "") & ~raw.isin(known),
-                          f"{c.name} not one of {', '.join(c.allowed)}"))
-        elif c.allowed:
-            check = "unknown_status" if c.name == "status" and name == "opportunities" else "unknown_value"
-            rules.append(
-                (check, c.name, val.notnull() & ~val.isin(list(c.allowed)),
-                 f"{c.name} not one of {', '.join(c.allowed)}")
-            )
+            if fast and raw.type().is_string():  # raw text against the values that map to allowed ones
+                unknown = raw.notnull() & (raw != "") & ~raw.isin([*c.allowed, *rt.maps.get(c.name, {})])
+            else:
+                unknown = val.notnull() & ~val.isin(list(c.allowed))
+            rules.append((check, c.name, unknown, f"{c.name} not one of {', '.join(c.allowed)}"))
         if c.name in spec.not_future:
             rules.append(
                 ("future_dated", c.name, val >= ibis.literal(as_of_end),
@@ -323,7 +319,7 @@ def check(ds: Dataset, *, as_of: date | datetime | None = None, thorough: bool =
     rows: dict[str, int] = {}
     for name in ds.raw:
         t = _checked_view(ds, name)
-        big = not thorough and ds.raw[name].expr.count().to_pyarrow().as_py() > ds.config.duplicate_check_max_rows
+        big = not thorough and ds.rows_read(name) > ds.config.duplicate_check_max_rows
         rules = _rules(ds, name, t, as_of_end, fast=big)
         aggs = {"__rows": t.count()}
         for i, (_, _, cond, _) in enumerate(rules):
