@@ -77,6 +77,63 @@ class Scorecard(_Model):
     benchmarks: dict[str, float] = Field(default_factory=dict)
 
 
+class Forecast(_Model):
+    """Forecast settings: forecast categories, history needed, backtest and simulation."""
+
+    commit_probability: float = Field(default=0.7, gt=0, le=1)
+    best_case_probability: float = Field(default=0.4, gt=0, le=1)
+    min_history_deals: int = Field(default=20, ge=1)
+    history_months: int = Field(default=24, ge=3, le=120)
+    backtest_periods: int = Field(default=4, ge=1, le=24)
+    simulations: int = Field(default=10_000, ge=100, le=1_000_000)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Forecast":
+        if self.best_case_probability > self.commit_probability:
+            raise ValueError(
+                "best_case_probability must not exceed commit_probability "
+                f"({self.best_case_probability} > {self.commit_probability})"
+            )
+        return self
+
+
+class Coaching(_Model):
+    """Coaching flags: significance level and smallest sample worth a flag."""
+
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    min_closed_deals: int = Field(default=8, ge=1)
+    min_activities: int = Field(default=30, ge=1)
+
+
+class Experiment(_Model):
+    """A change to evaluate: a metric before vs after a date, or between two groups of reps.
+
+    Give ``change_date`` for before/after (``window_days`` each side, default 90), or ``group_a``
+    and ``group_b`` as lists of rep_ids or team names for a group comparison.
+    """
+
+    name: str
+    metric: str
+    change_date: date | None = None
+    window_days: int = Field(default=90, ge=7, le=730)
+    group_a: tuple[str, ...] = ()
+    group_b: tuple[str, ...] = ()
+    reps: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_design(self) -> "Experiment":
+        groups = bool(self.group_a) or bool(self.group_b)
+        if (self.change_date is None) == (not groups):
+            raise ValueError(
+                f"experiment {self.name!r}: give either change_date (before/after) "
+                "or group_a and group_b (two groups), not both and not neither"
+            )
+        if groups and not (self.group_a and self.group_b):
+            raise ValueError(f"experiment {self.name!r}: a group comparison needs both group_a and group_b")
+        return self
+
+
 class CustomMetric(_Model):
     """A user KPI declared in the config; the same fields as the built-in catalog entries.
 
@@ -145,6 +202,9 @@ class Config(_Model):
     metrics: tuple[CustomMetric, ...] = ()
     dimensions: dict[str, CustomDimension] = Field(default_factory=dict)
     leaderboards_public: bool = False
+    forecast: Forecast = Field(default_factory=Forecast)
+    coaching: Coaching = Field(default_factory=Coaching)
+    experiments: tuple[Experiment, ...] = ()
     stalled_quantile: float = Field(default=0.75, gt=0, lt=1)
     velocity_window_months: int = Field(default=12, ge=1, le=60)
     duplicate_check_max_rows: int = Field(default=5_000_000, ge=0)
