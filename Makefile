@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: review test venv sample validate bench clean help
+.PHONY: review test venv sample validate bench bench-review clean help
 
 help:
 	@echo "make review   render the sample quarterly review into reports/"
@@ -15,6 +15,7 @@ help:
 	@echo "make validate data-quality report of the sample"
 	@echo "make sample   regenerate data/sample from the generator"
 	@echo "make bench    scale benchmark (generates a 5,000-rep dataset in /tmp)"
+	@echo "make bench-review  time the sample quarterly review render"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +39,9 @@ sample: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py
+
+bench-review: $(STAMP)
+	$(BIN)/python benchmarks/bench_review.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -8,6 +8,10 @@ class WorkbenchError(Exception):
 
     exit_code = 2
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython (and so papermill) shows a workbench error as its one line, no traceback."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ConfigError(WorkbenchError):
     """The workbench config is invalid (names the key)."""

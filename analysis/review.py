@@ -35,6 +35,11 @@ CADENCES = {"monthly": "month", "quarterly": "quarter", "semiannual": "half", "a
 SCOPES = ("company", "team", "rep")
 TREND_LENGTH = {"month": 12, "quarter": 8, "half": 6, "year": 4}
 
+#: The review notebook's parameters, in the order of its ``parameters`` cell.
+PARAMETERS = ("cadence", "period", "scope", "scope_value", "data", "config")
+#: Names IPython itself puts in a notebook's namespace.
+_KERNEL_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
+
 HEADLINE = [
     "revenue",
     "deals_won",
@@ -45,6 +50,10 @@ HEADLINE = [
     "quota_attainment",
 ]
 BREAKDOWN = ["revenue", "deals_won", "win_rate", "avg_deal_size", "sales_cycle_days"]
+#: Metrics of a rep-scope review's comparison with peers.
+PEER_METRICS = ["revenue", "quota_attainment", "deals_won", "win_rate", "avg_deal_size", "sales_cycle_days",
+                "opportunities_created", "calls_per_day", "meetings_per_week", "positive_call_rate",
+                "leads_converted"]
 ACTIVITY = ["calls_per_day", "emails_per_day", "meetings_per_week", "demos_per_week",
             "positive_call_rate", "email_reply_rate", "demo_completion_rate"]
 
@@ -110,6 +119,28 @@ def default_period(ds: Dataset, cadence: str) -> Period:
     grain = CADENCES[cadence]
     cutoff = min(date.today(), ds.last_date() + timedelta(days=1))
     return last_complete(grain, today=cutoff, fiscal_start_month=ds.config.fiscal_year_start_month)
+
+
+def from_notebook(namespace: dict[str, Any]) -> Review:
+    """:func:`setup` from the notebook's variables, refusing parameters it does not declare.
+
+    Plain ``papermill -p team East`` only warns about an unknown parameter and injects it as a
+    variable; here any plain value (text, number, list...) that is not a review parameter is
+    refused with one line and a suggestion, before anything is loaded.
+    """
+    import difflib
+
+    unknown = sorted(
+        k for k, v in namespace.items()
+        if not k.startswith("_") and k not in PARAMETERS and k not in _KERNEL_NAMES
+        and isinstance(v, (str, int, float, bool, list, tuple, dict, type(None)))
+    )
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, PARAMETERS, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ReviewError(f"unknown parameter {name!r}: {hint}the review's parameters are {', '.join(PARAMETERS)}")
+    return setup(**{k: namespace[k] for k in PARAMETERS if k in namespace})
 
 
 def setup(
@@ -280,6 +311,76 @@ def _win_rate_sentence(r: Review, row: pd.Series) -> str:
         elif row.value >= values.max():
             text += f", the highest in {len(values)} {r.period.grain}s"
     return text + "."
+
+
+def _heading(text: str) -> charts.HTMLBlock:
+    """A section heading emitted by a section that appears only in some scopes."""
+    return charts.HTMLBlock(f"<h2>{html.escape(text)}</h2>", text=text)
+
+
+def active_reps(r: Review) -> pd.DataFrame:
+    """Reps employed at some point of the review period (hired before its end, not left before its start)."""
+    reps = r.reps
+    start, end = pd.Timestamp(r.period.start), pd.Timestamp(r.period.end)
+    hired = reps.hire_date.isna() | (pd.to_datetime(reps.hire_date) < end)
+    stayed = reps.end_date.isna() | (pd.to_datetime(reps.end_date) >= start)
+    return reps[hired & stayed]
+
+
+def peer_benchmarks(r: Review) -> list[Any]:
+    """Rep scope only: the rep's own figures against anonymous peer benchmarks.
+
+    Peers are the other reps of the same role employed in the period, company-wide. For each
+    metric the table gives the rep's value, the peers' median and their top quartile (the 75th
+    percentile, or the 25th for metrics where lower is better), and where the rep stands. No
+    other rep is named. Company and team reviews return nothing (their tables name reps).
+    """
+    if r.scope != "rep":
+        return []
+    out: list[Any] = [_heading("You against your peers")]
+    reps = active_reps(r)
+    me = r.reps[r.reps.rep_id == r.scope_value].iloc[0]
+    role = me.role if "role" in r.reps and not pd.isna(me.role) else None
+    peers = reps[(reps.rep_id != r.scope_value) & ((reps.role == role) if role is not None else True)]
+    if len(peers) < 3:
+        return out + [_note(f"Fewer than 3 peers{' with role ' + str(role) if role else ''} in {r.period.label}: "
+                            "no benchmark is shown, so no one can be identified.")]
+    ids = [m for m in PEER_METRICS if m in r.catalog]
+    df = metrics(r.ds, ids, by="rep_id", grain=r.period.grain, periods=[r.period],
+                 filters={"rep_id": [r.scope_value, *peers.rep_id]}, catalog=r.catalog)
+    why = df.attrs.get("unavailable", {})
+    mine = df[df.rep_id == r.scope_value]
+    theirs = df[df.rep_id.isin(set(peers.rep_id))]
+    rows = []
+    for mid in ids:
+        if mid in why:
+            continue
+        m = r.catalog.get(mid)
+        values = pd.to_numeric(theirs[mid], errors="coerce").dropna()
+        you = mine[mid].iloc[0] if len(mine) else pd.NA
+        if len(values) < 3 or (values.eq(0).all() and (pd.isna(you) or float(you) == 0)):
+            continue
+        lower = m.direction == "lower"
+        median = float(values.median())
+        top = float(values.quantile(0.25 if lower else 0.75))
+        if pd.isna(you):
+            stand = "n/a"
+        else:
+            better = (lambda a, b: a <= b) if lower else (lambda a, b: a >= b)
+            stand = ("top quartile" if better(float(you), top) else
+                     "above median" if better(float(you), median) else "below median")
+        rows.append({"Metric": m.label, "You": m.fmt(you), "Peer median": m.fmt(median),
+                     "Top quartile": m.fmt(top), "Where you stand": stand})
+    if not rows:
+        return out + [_note(f"No figures to compare in {r.period.label}.")]
+    table = pd.DataFrame(rows)
+    ahead = int(table["Where you stand"].isin(["top quartile", "above median"]).sum())
+    who = f"the {len(peers)} other {role}s" if role else f"the {len(peers)} other reps"
+    out.append(_p(f"{r._rep_name(r.scope_value)} is at or above the peer median on {ahead} of {len(table)} "
+                  f"measures in {r.period.label}, against {who} employed in the period."))
+    out.append(_table(table, caption="Peers are anonymous: median and top quartile (the best 25%; for cycle "
+                                     "length, the shortest) of reps in the same role."))
+    return out
 
 
 def revenue_trend(r: Review) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 import analysis
 from analysis import review
-from analysis.paths import SAMPLE_DATA
+from analysis.paths import NOTEBOOKS, SAMPLE_DATA
 from analysis.render import find_external_resources
 
 from .browser import CHROMIUM, charts_drawn
@@ -69,15 +70,43 @@ def test_funnel_section_names_the_planted_leak(page: str):
     assert "Snapshot of open deals as of" in page
 
 
-def test_rep_scope_shows_only_that_rep(tmp_path: Path):
+def _sections_of_the_notebook(r: review.Review) -> str:
+    """Run every section call of notebooks/review.ipynb for ``r`` and return their HTML."""
+    nb = json.loads((NOTEBOOKS / "review.ipynb").read_text())
+    calls = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    calls = [c for c in calls if c.startswith("review.show(")]
+    assert len(calls) >= 15
+    shown: list = []
+    for call in calls:
+        eval(call.replace("review.show(", "shown.extend(", 1), {"review": review, "r": r, "shown": shown})
+    return "".join(x._repr_html_() if hasattr(x, "_repr_html_") else str(x) for x in shown)
+
+
+def test_rep_scope_never_names_another_rep():
     r = review.setup(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA, scope="rep", scope_value="R0028")
     reps = r.ds.df("reps")
-    others = set(reps[reps.rep_id != "R0028"].name)
+    others = set(reps[reps.rep_id != "R0028"].name) | set(reps[reps.rep_id != "R0028"].rep_id)
     me = reps.set_index("rep_id").loc["R0028", "name"]
-    html_out = "".join(x._repr_html_() for f in (review.attainment, review.stage_time_section,
-                                                 lambda q: review.breakdown(q, "rep_id")) for x in f(r))
+    html_out = _sections_of_the_notebook(r)
     assert me in html_out
-    assert not [n for n in others if n in html_out]
+    assert "You against your peers" in html_out and "Peer median" in html_out
+    assert not [n for n in others if re.search(rf"\b{re.escape(n)}\b", html_out)]
+
+
+def test_peer_benchmarks_are_the_median_and_top_quartile_of_same_role_peers():
+    r = review.setup(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA, scope="rep", scope_value="R0028")
+    reps = review.active_reps(r)
+    peers = reps[(reps.role == "AE") & (reps.rep_id != "R0028")].rep_id
+    df = analysis.metrics(r.ds, ["win_rate", "sales_cycle_days"], by="rep_id", grain="quarter", periods=["2026-Q3"],
+                          filters={"rep_id": list(peers)})
+    page = "".join(x._repr_html_() for x in review.peer_benchmarks(r))
+    row = re.search(r"<td>Win rate</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>", page)
+    assert row.group(2) == f"{df.win_rate.astype(float).median():.1%}"
+    assert row.group(3) == f"{df.win_rate.astype(float).quantile(0.75):.1%}"
+    cycle = re.search(r"<td>Sales cycle[^<]*</td><td>[^<]+</td><td>[^<]+</td><td>([^<]+)</td>", page)
+    assert cycle.group(1) == f"{df.sales_cycle_days.astype(float).quantile(0.25):.1f} d"  # lower is better
+    company = review.setup(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA)
+    assert review.peer_benchmarks(company) == []
 
 
 def test_provenance_states_how_it_was_made(page: str):
@@ -161,3 +190,28 @@ def test_review_pdf(report: Path, out: Path):
     assert proc.returncode == 0, proc.stderr
     pdf = report.with_suffix(".pdf")
     assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_plain_papermill_refuses_an_unknown_parameter(tmp_path: Path):
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError) as caught:
+        pm.execute_notebook(str(NOTEBOOKS / "review.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"scope_valeu": "East", "data": str(SAMPLE_DATA)},
+                            cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
+    error = caught.value
+    assert error.ename == "ReviewError"
+    assert error.evalue == ("unknown parameter 'scope_valeu': did you mean 'scope_value'? "
+                            "the review's parameters are cadence, period, scope, scope_value, data, config")
+    assert error.traceback == [f"ReviewError: {error.evalue}"], "one line, no traceback"
+
+
+def test_notebook_parameters_survive_papermill_coercion():
+    base = {"cadence": "annual", "period": 2025, "scope": "company", "scope_value": "", "data": str(SAMPLE_DATA),
+            "config": "", "In": [], "Out": {}, "_": "", "review": review}
+    r = review.from_notebook(base)
+    assert r.period.label == "2025" and r.parameters["period"] == "2025"
+    with pytest.raises(review.ReviewError, match=r"unknown parameter 'team'"):
+        review.from_notebook({**base, "team": "East"})
+    with pytest.raises(review.ReviewError, match=r"pass ids with -r"):
+        review.from_notebook({**base, "scope": "rep", "scope_value": 7})
