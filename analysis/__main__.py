@@ -90,8 +90,16 @@ def _print_frame(frame, fmt: str) -> None:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print(json.dumps(records, indent=2, default=str))
     else:
-        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200):
-            print(frame.to_string(index=False, na_rep="n/a"))
+        def number(v: float) -> str:  # money readable, rates and small values with 4 significant digits
+            return f"{v:,.0f}" if abs(v) >= 10_000 else f"{v:.4g}"
+
+        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200,
+                               "display.float_format", number):
+            shown = frame.copy()
+            for col in shown.columns:  # nullable integers ignore na_rep
+                if str(shown[col].dtype) in ("Int64", "boolean"):
+                    shown[col] = shown[col].astype(object).where(shown[col].notna(), "n/a")
+            print(shown.to_string(index=False, na_rep="n/a"))
 
 
 def _filters(items: list[str] | None) -> dict[str, list[str]]:
@@ -155,6 +163,20 @@ def cmd_stalled(args: argparse.Namespace) -> int:
     ds = load(args.data, args.config)
     frame = stalled_deals(ds, as_of=args.as_of or ds.last_date())
     _print_frame(frame, args.format)
+    return 0
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from .outlook import period_outlook
+    from .loading import load
+
+    ds = load(args.data, args.config)
+    outlook = period_outlook(ds, args.period, metric=args.metric)
+    _print_frame(outlook.table, args.format)
+    if args.format == "table":
+        print()
+        for line in outlook.sentences:
+            print(line)
     return 0
 
 
@@ -251,6 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     p.set_defaults(func=cmd_stalled)
 
+    p = sub.add_parser("forecast", help="print a period's forecasts with their backtest accuracy",
+                       description="Forecasts of a period made from the data before it: the seasonal time "
+                       "series model and the naive seasonal baseline (with rolling-backtest MAPE and bias), the "
+                       "weighted open pipeline by category, and the simulated P10 / P50 / P90 outcome.")
+    p.add_argument("data", help="data directory, DuckDB file or database URL")
+    p.add_argument("--period", required=True, help="period to forecast, e.g. 2026-Q4 (its grain is used)")
+    p.add_argument("--metric", default="revenue", help="additive metric for the time series (default revenue)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    p.set_defaults(func=cmd_forecast)
+
     p = sub.add_parser("review", help="render a periodic review report",
                        description="Run the review notebook with papermill and write a self-contained "
                        "HTML report to reports/<cadence>/<period>/<scope>.html.")
@@ -283,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkbenchError as err:
         sys.stderr.write(f"error: {err}\n")
         return err.exit_code
+    except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130

@@ -173,3 +173,60 @@ def engagement_chart(eng: pd.DataFrame, *, title: str | None = None) -> alt.Char
         color=alt.Color("outcome:N", scale=charts.status_scale(("won", "lost")), title="Deal"),
         tooltip=["type", "outcome", alt.Tooltip("mean_activities:Q", format=".1f")],
     ).properties(title=title or "Activities per deal, won vs lost", width=460, height=36 * max(3, df.type.nunique()))
+
+
+# -- forecast ------------------------------------------------------------------------------------
+
+
+def forecast_chart(history: pd.DataFrame, forecast: pd.DataFrame, *, title: str, y_title: str = "Revenue",
+                   backtest: pd.DataFrame | None = None) -> alt.LayerChart:
+    """History (bars), the winning model's forecast (points) with its interval (rule), and the
+    backtest's one-step-ahead forecasts of past periods (hollow points) when given.
+
+    ``history``: ``period``, ``actual``; ``forecast``: ``period``, ``forecast``, ``low``,
+    ``high`` (one model's rows); ``backtest``: ``period``, ``forecast`` (one model's rows).
+    """
+    hist = _num(history, "actual").assign(kind="actual")
+    fc = _num(forecast, "forecast", "low", "high")
+    order = [*hist.period.astype(str), *[p for p in fc.period.astype(str) if p not in set(hist.period.astype(str))]]
+    x = alt.X("period:N", sort=order, title=None)
+    bars = alt.Chart(hist).mark_bar(color=charts.STATUS_COLORS["won"], opacity=0.85).encode(
+        x=x, y=alt.Y("actual:Q", title=y_title), tooltip=["period", alt.Tooltip("actual:Q", format=",.0f")])
+    band = alt.Chart(fc).mark_rule(color=charts.STATUS_COLORS["open"], strokeWidth=3).encode(
+        x=x, y="low:Q", y2="high:Q")
+    point = alt.Chart(fc).mark_point(filled=True, size=90, color=charts.STATUS_COLORS["open"]).encode(
+        x=x, y="forecast:Q", tooltip=["period", alt.Tooltip("forecast:Q", format=",.0f"),
+                                      alt.Tooltip("low:Q", format=",.0f"), alt.Tooltip("high:Q", format=",.0f")])
+    layers: list[Any] = [bars, band, point]
+    if backtest is not None and len(backtest):
+        bt = _num(backtest, "forecast")
+        layers.append(alt.Chart(bt).mark_point(filled=False, size=60, color="#222").encode(x=x, y="forecast:Q"))
+    return alt.layer(*layers).properties(title=title, width=560, height=260)
+
+
+def outcome_chart(totals: Any, *, title: str, target: float | None = None,
+                  p10: float | None = None, p50: float | None = None, p90: float | None = None) -> alt.LayerChart:
+    """Histogram of simulated period revenue with P10 / P50 / P90 (dashed) and the target (solid)."""
+    import numpy as np
+
+    values = np.asarray(totals, dtype=float)
+    counts, edges = np.histogram(values, bins=40)
+    df = pd.DataFrame({"low": edges[:-1], "high": edges[1:], "share": counts / max(1, len(values))})
+    bars = alt.Chart(df).mark_rect(color=charts.STATUS_COLORS["open"], opacity=0.8, stroke="white",
+                                   strokeWidth=0.5).encode(
+        x=alt.X("low:Q", title="Simulated revenue of the period", scale=alt.Scale(zero=False),
+                axis=alt.Axis(format="~s")),
+        x2="high:Q", y=alt.Y("share:Q", title="Share of simulations", axis=alt.Axis(format="%")), y2=alt.datum(0))
+    marks = [(v, k) for v, k in ((p10, "P10"), (p50, "P50"), (p90, "P90")) if v is not None and not pd.isna(v)]
+    layers: list[Any] = [bars]
+    if marks:
+        q = pd.DataFrame({"x": [float(v) for v, _ in marks], "label": [k for _, k in marks]})
+        layers.append(alt.Chart(q).mark_rule(color="#222", strokeDash=[4, 3]).encode(x="x:Q"))
+        layers.append(alt.Chart(q).mark_text(align="left", dx=3, dy=-4, baseline="top", color="#222").encode(
+            x="x:Q", y=alt.value(0), text="label:N"))
+    if target is not None and not pd.isna(target):
+        t = pd.DataFrame({"x": [float(target)], "label": ["target"]})
+        layers.append(alt.Chart(t).mark_rule(color=charts.STATUS_COLORS["lost"], strokeWidth=2).encode(x="x:Q"))
+        layers.append(alt.Chart(t).mark_text(align="left", dx=3, dy=14, baseline="top",
+                                             color=charts.STATUS_COLORS["lost"]).encode(x="x:Q", y=alt.value(0), text="label:N"))
+    return alt.layer(*layers).properties(title=title, width=560, height=220)
