@@ -96,8 +96,8 @@ def _print_frame(frame, fmt: str) -> None:
         with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200,
                                "display.float_format", number):
             shown = frame.copy()
-            for col in shown.columns:  # nullable integers ignore na_rep
-                if str(shown[col].dtype) in ("Int64", "boolean"):
+            for col in shown.columns:  # nullable integers and strings ignore na_rep
+                if not pd.api.types.is_float_dtype(shown[col]) and shown[col].isna().any():
                     shown[col] = shown[col].astype(object).where(shown[col].notna(), "n/a")
             print(shown.to_string(index=False, na_rep="n/a"))
 
@@ -177,6 +177,25 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         print()
         for line in outlook.sentences:
             print(line)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .loading import load
+    from .plan import plan, summary
+
+    ds = load(args.data, args.config)
+    frame = plan(ds, args.target, args.period, deal_size=args.deal_size, win_rate=args.win_rate,
+                 head_count=args.head_count, lead_share=args.lead_share,
+                 history=int(args.history) if str(args.history or "").isdigit() and len(args.history) <= 3 else args.history)
+    if args.format == "table":
+        frame = frame.drop(columns=["description"])
+    _print_frame(frame, args.format)
+    if args.format == "table":
+        print()
+        print(summary(frame))
+        for step, why in frame.attrs.get("unavailable", {}).items():
+            print(f"note: {step} left out: {why}")
     return 0
 
 
@@ -283,6 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser("plan", help="work back from a revenue target to deals, leads and daily activities",
+                       description="North Star plan: target -> won deals (average deal size) -> opportunities "
+                       "(win rate) -> funnel steps and leads (historical conversions) -> activities (per "
+                       "opportunity) -> per rep and per working day. Every assumption comes from the 12 months "
+                       "before the period unless overridden.")
+    p.add_argument("data", help="data directory, DuckDB file or database URL")
+    p.add_argument("--target", type=float, required=True, help="revenue target, e.g. 5000000")
+    p.add_argument("--period", required=True, help="planned period, e.g. 2026 or 2026-Q4")
+    p.add_argument("--deal-size", type=float, default=None, help="override the average deal size")
+    p.add_argument("--win-rate", type=float, default=None, help="override the win rate (0-1)")
+    p.add_argument("--head-count", type=int, default=None, help="override the number of selling reps")
+    p.add_argument("--lead-share", type=float, default=None, help="override the share of opportunities from leads")
+    p.add_argument("--history", default=None, help="history for the assumptions: months (12) or a period (2025)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("review", help="render a periodic review report",
                        description="Run the review notebook with papermill and write a self-contained "

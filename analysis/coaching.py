@@ -1,0 +1,640 @@
+"""Coaching flags: where a rep is significantly below the peers of the same role (SPEC section 7).
+
+``coaching_flags(ds, "2026-Q3")`` returns one row per flag: the rep, the metric or pattern,
+the rep's value against the peers', the evidence (numerator / denominator, test and p-value),
+a suggested mentor (the peer strongest on exactly that metric) and a sentence a manager can
+act on. ``coaching_tests`` returns every comparison that was made, flagged or not.
+
+The rules
+---------
+Peers
+    Reps of the same role (``reps.role``: SDR, AE, AM) employed at some time in the period.
+    Managers are not compared. Each rep is compared with the *rest* of the peers (never with a
+    pool that contains the rep).
+What is compared (per role, see :data:`SPECS`)
+    AE and AM: ``win_rate`` (deals won / closed in P), ``activities_per_day``, and the share of
+    their open deals stalled at each funnel step at the end of P. SDR: ``calls_per_day``,
+    ``meeting_booked_rate`` (calls that booked a meeting / calls) and ``lead_conversion_rate``.
+    Deal size and cycle length are not compared: across one role they are driven by the
+    team's segment (SMB against Enterprise), not by the rep.
+Tests (one-sided: only "worse than peers" can flag)
+    * Proportions (win rate, meeting booked rate, lead conversion, stalled share): Fisher's
+      exact test of the rep against the pooled rest of the peers (the hypergeometric tail of
+      the rep's successes given both totals).
+    * Rates per working day (calls, activities): the rep's rate against the *distribution* of
+      the other peers' rates, a t test for one new observation:
+      ``t = (x - mean) / (sd * sqrt(1 + 1/k))`` with ``k - 1`` degrees of freedom (k peers).
+      Daily counts are over-dispersed between reps (some simply work more), so a Poisson
+      test of the counts would call almost every rep "different"; this one asks whether the
+      rep lies outside the spread of the peers.
+Multiple comparisons
+    Every test made in one call (all reps x all metrics, patterns included) is one family;
+    the p-values are adjusted by Benjamini-Hochberg and a flag needs ``q <= config.coaching.alpha``
+    (a false discovery rate of 5 % by default).
+Effect size
+    Significance is not enough: the rep must also be at least :data:`MIN_GAP` (25 %) worse than
+    the peers in relative terms (a win rate of at most 75 % of the peers'); for the two
+    volume-and-conversion patterns :data:`PATTERN_GAP` (20 %) is enough, since the top-quarter
+    volume is a second signal; a stalled share must be at least :data:`STALL_GAP` (50 %) higher
+    than the peers'.
+Minimum sample
+    Deal metrics need ``config.coaching.min_closed_deals`` closed deals (open deals at the step
+    for stalling); activity and lead metrics ``config.coaching.min_activities`` calls or
+    leads; rates per day :data:`MIN_WORKING_DAYS` working days. Smaller samples are never
+    tested, and a comparison needs at least :data:`MIN_PEERS` other peers.
+Patterns
+    ``many_calls_few_meetings``: an SDR flagged on meeting booked rate whose calls per day are
+    in the top quarter of the peers (at least their 75th percentile). ``many_meetings_low_win_rate``:
+    an AE or AM flagged on win rate whose meetings and demos per week are in the top quarter.
+    The pattern replaces the metric flag it rests on (same test, one row).
+    ``stalling_at_<step>`` (only with ``stalling=True``): the share of the rep's open deals at
+    that step that are stalled (:func:`analysis.funnel.stalled_deals`) is significantly above
+    the peers'. Off by default: the stall thresholds are company-wide, so the reps of a team
+    with long cycles (Enterprise) all "stall" -- on synthetic data with no per-rep stalling
+    effect it named Enterprise AEs in three seeds out of four.
+Mentor
+    The peer of the same role, still employed at the end of the data, with enough sample,
+    strongest on exactly that metric: proportions ranked by the 95 % Wilson bound (the lower
+    bound for a rate where higher is better, the upper bound where lower is better), so that a
+    2-of-3 rep never outranks a 40-of-80 rep; rates per day by value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .engine import metrics, wilson_interval
+from .errors import WorkbenchError
+from .loading import Dataset
+from .periods import Period, parse_period
+
+#: Roles that are compared with their peers.
+COACHED_ROLES = ("SDR", "AE", "AM")
+#: Smallest relative gap worth a metric flag (0.25: at most 75 % of the peers' value).
+MIN_GAP = 0.25
+#: Smallest relative gap for a pattern flag (0.2), which also needs the rep's volume in the top
+#: quarter of the peers: two signals, so a slightly smaller gap is enough.
+PATTERN_GAP = 0.2
+#: Smallest relative excess of stalled deals worth a flag (0.5: 1.5 times the peers' share).
+STALL_GAP = 0.5
+#: Other peers (with enough sample) needed for a comparison.
+MIN_PEERS = 3
+#: Working days a rep needs in the period before a rate per day is compared.
+MIN_WORKING_DAYS = 10
+#: Steps whose stalled deals are compared (nurturing is parking, not a stall).
+STALL_STEPS = ("prospecting", "qualification", "research", "demo", "objection_handling", "closing")
+
+STEP_LABELS = {
+    "prospecting": "Prospecting",
+    "qualification": "Qualification",
+    "research": "Research",
+    "demo": "Demo",
+    "objection_handling": "Objection handling",
+    "closing": "Closing",
+}
+
+COLUMNS = [
+    "rep_id", "name", "team", "role", "flag", "kind", "metric", "value", "peer_value", "gap",
+    "numerator", "denominator", "peer_numerator", "peer_denominator", "value_low", "value_high",
+    "test", "p_value", "q_value", "evidence", "mentor_rep_id", "mentor_name", "mentor_value", "sentence",
+]  # fmt: skip
+
+
+class CoachingError(WorkbenchError):
+    """A coaching request that cannot be answered (unknown role)."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One compared metric: how it is measured, tested and talked about."""
+
+    metric: str
+    roles: tuple[str, ...]
+    test: str  # "proportion" (Fisher exact) or "rate" (t against the peer distribution)
+    sample: str  # "deals", "activities" or "days"
+    unit: str  # what the denominator counts: "closed deals", "calls", "leads", "working days"
+    label: str  # in a sentence: "win rate"
+    topic: str  # what to work on with the mentor
+    higher_is_better: bool = True
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("win_rate", ("AE", "AM"), "proportion", "deals", "closed deals", "win rate",
+         "qualifying deals and closing them"),
+    Spec("activities_per_day", ("AE", "AM"), "rate", "days", "working days", "activities per working day",
+         "planning the week and protecting selling time"),
+    Spec("calls_per_day", ("SDR",), "rate", "days", "working days", "calls per working day",
+         "blocking time for call sessions"),
+    Spec("meeting_booked_rate", ("SDR",), "proportion", "activities", "calls", "meeting booked rate",
+         "call openings and asking for the meeting"),
+    Spec("lead_conversion_rate", ("SDR",), "proportion", "activities", "leads", "lead conversion rate",
+         "qualifying leads and following up"),
+)  # fmt: skip
+
+_NUM_DEN = {
+    "win_rate": ("deals_won", "deals_closed"),
+    "activities_per_day": ("activities", "rep_working_days"),
+    "calls_per_day": ("calls", "rep_working_days"),
+    "meeting_booked_rate": ("booked_calls", "calls"),
+    "lead_conversion_rate": ("leads_converted", "leads_created"),
+}
+_TABLE = {
+    "win_rate": "opportunities",
+    "activities_per_day": "activities",
+    "calls_per_day": "activities",
+    "meeting_booked_rate": "activities",
+    "lead_conversion_rate": "leads",
+}
+
+_PATTERN_OF = {"meeting_booked_rate": "many_calls_few_meetings", "win_rate": "many_meetings_low_win_rate"}
+
+
+# -- public API ------------------------------------------------------------------------------
+
+
+def coaching_flags(
+    ds: Dataset,
+    period: str | Period,
+    *,
+    role: str | None = None,
+    alpha: float | None = None,
+    min_gap: float = MIN_GAP,
+    stalling: bool = False,
+) -> pd.DataFrame:
+    """Reps significantly and materially below the peers of their role, with a mentor each.
+
+    Parameters
+    ----------
+    ds
+        A dataset with ``reps`` and ``opportunities`` (``activities``, ``leads`` and
+        ``stage_history`` add metrics; without them those metrics are not compared).
+    period
+        The period label (``2026-Q3``, ``2026-H1``, ``2026``) or a :class:`Period`.
+    role
+        Only this role (SDR, AE or AM); default all three.
+    alpha
+        False discovery rate of the Benjamini-Hochberg procedure; default
+        ``config.coaching.alpha``.
+    min_gap
+        Smallest relative gap worth a metric flag (default 0.25; patterns need
+        :data:`PATTERN_GAP`).
+    stalling
+        Also compare stalled deals per step (``stalling_at_<step>``); off by default, see the
+        module notes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per flag (see :data:`COLUMNS`): ``rep_id``, ``name``, ``team``, ``role``,
+        ``flag`` (a metric id, ``many_calls_few_meetings``, ``many_meetings_low_win_rate`` or
+        ``stalling_at_<step>``), ``kind`` (``metric`` or ``pattern``), ``metric`` (the metric
+        tested), ``value``, ``peer_value`` (pooled rate, or mean rate per day, of the other
+        peers), ``gap`` (relative: value / peer_value - 1), ``numerator``, ``denominator``,
+        ``peer_numerator``, ``peer_denominator``, ``value_low`` / ``value_high`` (95 % Wilson
+        interval of a proportion), ``test``, ``p_value`` (one-sided), ``q_value``
+        (Benjamini-Hochberg), ``evidence``, ``mentor_rep_id``, ``mentor_name``,
+        ``mentor_value``, ``sentence``. Sorted by role, q_value. ``attrs`` hold ``period``,
+        ``tests`` (comparisons made), ``alpha`` and ``as_of``.
+
+    Notes
+    -----
+    See the module docstring for the tests, the multiple-comparison control, the effect
+    thresholds and the minimum samples. An empty frame (with these columns) means no rep is
+    significantly below the peers.
+    """
+    tests = coaching_tests(ds, period, role=role, alpha=alpha, min_gap=min_gap, stalling=stalling)
+    flags = tests[tests["flagged"]].drop(columns=["flagged"]).reset_index(drop=True)
+    flags = flags[COLUMNS]
+    flags.attrs.update(tests.attrs)
+    return flags
+
+
+def coaching_tests(
+    ds: Dataset,
+    period: str | Period,
+    *,
+    role: str | None = None,
+    alpha: float | None = None,
+    min_gap: float = MIN_GAP,
+    stalling: bool = False,
+) -> pd.DataFrame:
+    """Every comparison behind :func:`coaching_flags`, flagged or not (column ``flagged``).
+
+    Same parameters as :func:`coaching_flags`; mentors and sentences are filled for flagged
+    rows only. Useful to see how close a rep came to a flag.
+    """
+    cfg = ds.config.coaching
+    alpha = cfg.alpha if alpha is None else float(alpha)
+    roles = _roles(role)
+    p = period if isinstance(period, Period) else parse_period(period, fiscal_start_month=ds.config.fiscal_year_start_month)
+    reps = _active_reps(ds, p, roles)
+    as_of = min(p.last_day, ds.last_date())
+    frames: list[pd.DataFrame] = []
+    if not reps.empty:
+        per_rep = _per_rep(ds, p, reps)
+        for spec in SPECS:
+            for r in spec.roles:
+                if r in roles and spec.metric in per_rep.columns:
+                    frames.append(_compare(spec, r, per_rep[per_rep.role == r], cfg))
+        owners = [r for r in ("AE", "AM") if r in roles]
+        if stalling and ds.has("stage_history") and owners:
+            frames.extend(_stall_tests(ds, reps[reps.role.isin(owners)], as_of, cfg))
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        out = pd.DataFrame({c: pd.Series(dtype="object") for c in [*COLUMNS, "flagged"]})
+        out["flagged"] = out["flagged"].astype(bool)
+        out.attrs.update(period=p.label, tests=0, alpha=alpha, as_of=str(as_of))
+        return out
+    out = pd.concat(frames, ignore_index=True)
+    out["q_value"] = bh_adjust(out["p_value"].to_numpy(dtype=float))
+    worse = np.where(out["x_higher"], -out["gap"], out["gap"]).astype(float)
+    significant = (out["q_value"] <= alpha).to_numpy()
+    stall = out["metric"].str.startswith("stalled_share").to_numpy()
+    # candidates: significant with at least the pattern gap; patterns are recognised, then
+    # plain metric flags must clear the full gap
+    out["flagged"] = significant & (worse >= np.where(stall, STALL_GAP, min(min_gap, PATTERN_GAP)) - 1e-12)
+    out = _patterns(out, per_rep if not reps.empty else None)
+    out["flagged"] = out["flagged"] & ((out["kind"] == "pattern").to_numpy() | (worse >= min_gap - 1e-12))
+    out = _mentors(out, reps, ds.last_date())
+    out["evidence"] = [_evidence(r, len(out)) if r.flagged else "" for r in out.itertuples()]
+    out["sentence"] = [_sentence(r) if r.flagged else "" for r in out.itertuples()]
+    out = out.sort_values(["flagged", "role", "q_value", "rep_id"], ascending=[False, True, True, True], kind="stable")
+    out = out[[*COLUMNS, "flagged"]].reset_index(drop=True)
+    for c in ("value", "peer_value", "gap", "numerator", "denominator", "peer_numerator", "peer_denominator",
+              "value_low", "value_high", "p_value", "q_value", "mentor_value"):
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype("Float64")
+    out.attrs.update(period=p.label, tests=int(len(out)), alpha=alpha, as_of=str(as_of))
+    return out
+
+
+def coaching_summary(flags: pd.DataFrame) -> str:
+    """One sentence for the review: how many reps were flagged, on what, out of how many tests.
+
+    >>> coaching_summary(flags)  # doctest: +SKIP
+    '2 reps need coaching in 2026-H1: Nadia Chen (win rate), Rafael Sanchez (many calls, few meetings).'
+    """
+    period = flags.attrs.get("period", "the period")
+    tests = flags.attrs.get("tests")
+    alpha = flags.attrs.get("alpha", 0.05)
+    if flags.empty:
+        among = f" ({tests} comparisons, {alpha:.0%} false discovery rate)" if tests else ""
+        return f"No rep is significantly below the peers of their role in {period}{among}."
+    parts = []
+    for rep_id, g in flags.groupby("rep_id", sort=False):
+        what = ", ".join(dict.fromkeys(_flag_label(f) for f in g["flag"]))
+        parts.append(f"{g['name'].iloc[0]} ({what})")
+    n = len(parts)
+    who = "1 rep needs" if n == 1 else f"{n} reps need"
+    return f"{who} coaching in {period}: {'; '.join(parts)}."
+
+
+def bh_adjust(p_values: Any) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN stays NaN and is not counted.
+
+    Notes
+    -----
+    With the m p-values sorted, q_(i) = min over j >= i of p_(j) * m / j, capped at 1. A test is
+    significant at false discovery rate alpha when its q <= alpha.
+    """
+    p = np.asarray(p_values, dtype=float)
+    q = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m == 0:
+        return q
+    pv = p[ok]
+    order = np.argsort(pv, kind="stable")
+    ranked = pv[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    res = np.empty(m)
+    res[order] = np.minimum(ranked, 1.0)
+    q[ok] = res
+    return q
+
+
+def fisher_less(k: Any, n: Any, k_rest: Any, n_rest: Any) -> np.ndarray:
+    """One-sided Fisher exact p-value that the rep's rate k/n is below the rest's k_rest/n_rest.
+
+    Notes
+    -----
+    P(X <= k) for X hypergeometric: n draws from n + n_rest items of which k + k_rest are
+    successes; equal to ``scipy.stats.fisher_exact([[k, n - k], [k_rest, n_rest - k_rest]],
+    alternative="less")``.
+    """
+    k, n, kr, nr = (np.asarray(x, dtype=float) for x in (k, n, k_rest, n_rest))
+    return stats.hypergeom.cdf(k, n + nr, k + kr, n)
+
+
+def fisher_greater(k: Any, n: Any, k_rest: Any, n_rest: Any) -> np.ndarray:
+    """One-sided Fisher exact p-value that the rep's rate k/n is above the rest's."""
+    k, n, kr, nr = (np.asarray(x, dtype=float) for x in (k, n, k_rest, n_rest))
+    return stats.hypergeom.sf(k - 1, n + nr, k + kr, n)
+
+
+def peer_t_test(x: float, others: Any, *, higher_is_better: bool = True) -> tuple[float, float]:
+    """t statistic and one-sided p-value of one rep's rate against the other peers' rates.
+
+    Notes
+    -----
+    ``t = (x - mean) / (sd * sqrt(1 + 1/k))`` over the k other peers (sample sd), Student's t
+    with k - 1 degrees of freedom: the prediction test of whether x could come from the peers'
+    distribution. p = P(T <= t) when higher is better (P(T >= t) otherwise). NaN with fewer than
+    2 peers; when every peer has the same rate, p is 0 or 1.
+    """
+    o = np.asarray(others, dtype=float)
+    o = o[~np.isnan(o)]
+    k = len(o)
+    if k < 2 or np.isnan(x):
+        return float("nan"), float("nan")
+    mean, sd = o.mean(), o.std(ddof=1)
+    if sd == 0:
+        t = -np.inf if x < mean else (np.inf if x > mean else 0.0)
+    else:
+        t = (x - mean) / (sd * np.sqrt(1 + 1 / k))
+    p = stats.t.cdf(t, k - 1) if higher_is_better else stats.t.sf(t, k - 1)
+    return float(t), float(p)
+
+
+# -- the data --------------------------------------------------------------------------------
+
+
+def _roles(role: str | None) -> tuple[str, ...]:
+    if role is None:
+        return COACHED_ROLES
+    for r in COACHED_ROLES:
+        if str(role).strip().lower() == r.lower():
+            return (r,)
+    if str(role).strip().lower() == "manager":
+        return ()
+    raise CoachingError(f"unknown role {role!r}; use one of {', '.join(COACHED_ROLES)} (managers are not compared)")
+
+
+def _active_reps(ds: Dataset, p: Period, roles: tuple[str, ...]) -> pd.DataFrame:
+    """Reps of the roles employed at some time in the period (hire before its end, no end
+    before its start)."""
+    cols = [c for c in ("rep_id", "name", "team", "role", "hire_date", "end_date") if ds.has_column("reps", c) or c in ("rep_id", "name")]
+    reps = ds.table("reps").select(*cols).to_pandas()
+    for c in ("team", "role", "hire_date", "end_date"):
+        if c not in reps.columns:
+            reps[c] = pd.NA
+    reps["rep_id"] = reps["rep_id"].astype("string")
+    reps = reps[reps["role"].isin(roles)]
+    hire = pd.to_datetime(reps["hire_date"], errors="coerce")
+    end = pd.to_datetime(reps["end_date"], errors="coerce")
+    active = (hire.isna() | (hire < pd.Timestamp(p.end))) & (end.isna() | (end >= pd.Timestamp(p.start)))
+    return reps[active].reset_index(drop=True)
+
+
+def _per_rep(ds: Dataset, p: Period, reps: pd.DataFrame) -> pd.DataFrame:
+    """One row per active rep: the counts behind every compared metric (one metrics call)."""
+    wanted = ["deals_won", "deals_closed"]
+    if ds.has("activities"):
+        wanted += ["activities", "calls", "booked_calls", "meetings", "demos", "rep_working_days", "rep_working_weeks"]
+    if ds.has("leads"):
+        wanted += ["leads_converted", "leads_created"]
+    f = metrics(ds, wanted, by="rep_id", grain=p.grain, periods=[p])
+    gone = set(f.attrs.get("unavailable", {}))
+    f = f.assign(rep_id=f["rep_id"].astype("string"))
+    out = reps.merge(f.drop(columns=["period"]), on="rep_id", how="left")
+    for c in wanted:
+        if c in out.columns:
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+    for mid, (num, den) in _NUM_DEN.items():
+        if num in out.columns and den in out.columns and num not in gone and den not in gone:
+            out[mid] = np.where(out[den] > 0, out[num] / out[den].where(out[den] > 0), np.nan)
+    if "meetings" in out.columns and "rep_working_weeks" in out.columns:
+        weeks = out["rep_working_weeks"].where(out["rep_working_weeks"] > 0)
+        out["meetings_demos_per_week"] = (out["meetings"].fillna(0) + out["demos"].fillna(0)) / weeks
+    return out
+
+
+def _min_sample(spec_sample: str, cfg) -> float:
+    return {"deals": cfg.min_closed_deals, "activities": cfg.min_activities, "days": MIN_WORKING_DAYS}[spec_sample]
+
+
+def _compare(spec: Spec, role: str, g: pd.DataFrame, cfg, cols: tuple[str, str] | None = None) -> pd.DataFrame:
+    """Each eligible rep of one role against the rest of the peers, on one metric."""
+    num_col, den_col = cols or _NUM_DEN[spec.metric]
+    g = g[g[den_col].fillna(0) > 0].reset_index(drop=True)
+    need = _min_sample(spec.sample, cfg)
+    size = g["rep_working_days"] if spec.sample == "days" else g[den_col]
+    eligible = (size >= need).to_numpy()
+    if eligible.sum() < MIN_PEERS + 1:
+        return pd.DataFrame()
+    k = g[num_col].fillna(0).to_numpy(dtype=float)
+    n = g[den_col].to_numpy(dtype=float)
+    x = g[spec.metric].to_numpy(dtype=float)
+    if spec.test == "proportion":
+        low, high = (s.to_numpy(dtype=float, na_value=np.nan) for s in wilson_interval(k, n))
+    rows = []
+    for i in np.flatnonzero(eligible):
+        rest = np.arange(len(g)) != i
+        if spec.test == "proportion":
+            # the pool is every other peer with data; at least MIN_PEERS of them must be eligible
+            if (eligible & rest).sum() < MIN_PEERS:
+                continue
+            kr, nr = k[rest].sum(), n[rest].sum()
+            peer = kr / nr
+            pv = float(fisher_less(k[i], n[i], kr, nr)[()] if spec.higher_is_better else fisher_greater(k[i], n[i], kr, nr)[()])
+            lo, hi = low[i], high[i]
+            test = "Fisher exact, one-sided, vs the pooled rest of the peers"
+            peer_k, peer_n = kr, nr
+        else:
+            others = x[rest & eligible]
+            if len(others) < MIN_PEERS:
+                continue
+            peer = float(others.mean())
+            _, pv = peer_t_test(x[i], others, higher_is_better=spec.higher_is_better)
+            lo = hi = np.nan
+            test = f"t test against the distribution of {len(others)} peers (df {len(others) - 1}), one-sided"
+            peer_k, peer_n = k[rest & eligible].sum(), n[rest & eligible].sum()
+        rows.append({
+            "rep_id": g.at[i, "rep_id"], "name": g.at[i, "name"], "team": g.at[i, "team"], "role": role,
+            "flag": spec.metric, "kind": "metric", "metric": spec.metric,
+            "value": x[i], "peer_value": peer, "gap": x[i] / peer - 1 if peer else np.nan,
+            "numerator": k[i], "denominator": n[i], "peer_numerator": peer_k, "peer_denominator": peer_n,
+            "value_low": lo, "value_high": hi, "test": test, "p_value": pv,
+            "x_higher": spec.higher_is_better, "x_spec": spec,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _stall_tests(ds: Dataset, reps: pd.DataFrame, as_of: date, cfg) -> list[pd.DataFrame]:
+    """Per step: the share of each rep's open deals at the step that are stalled at ``as_of``."""
+    from .funnel import funnel_snapshot, stalled_deals
+
+    if reps.empty:
+        return []
+    snap = funnel_snapshot(ds, as_of=as_of, by="rep_id")
+    stalled = stalled_deals(ds, as_of=as_of)
+    snap = snap.assign(rep_id=snap["rep_id"].astype("string"))
+    snap = snap[snap["rep_id"].isin(reps["rep_id"]) & snap["step"].isin(STALL_STEPS)]
+    counts = stalled.assign(rep_id=stalled["rep_id"].astype("string")).groupby(["rep_id", "step"]).size().rename("stalled")
+    snap = snap.merge(counts.reset_index(), on=["rep_id", "step"], how="left")
+    snap["stalled"] = snap["stalled"].fillna(0)
+    snap = snap.merge(reps[["rep_id", "name", "team", "role"]], on="rep_id")
+    frames = []
+    for (role, step), g in snap.groupby(["role", "step"], sort=True):
+        spec = Spec(f"stalled_share_{step}", (role,), "proportion", "deals", f"open deals at {STEP_LABELS[step]}",
+                    f"share of open deals stalled at {STEP_LABELS[step]}", f"moving deals on from {STEP_LABELS[step]}",
+                    higher_is_better=False)
+        g = g.rename(columns={"stalled": "_num", "deals": "_den"})
+        g[spec.metric] = g["_num"] / g["_den"].where(g["_den"] > 0)
+        f = _compare(spec, role, g.reset_index(drop=True), cfg, cols=("_num", "_den"))
+        if not f.empty:
+            f["flag"] = f"stalling_at_{step}"
+            f["kind"] = "pattern"
+            frames.append(f)
+    return frames
+
+
+def _patterns(out: pd.DataFrame, per_rep: pd.DataFrame | None) -> pd.DataFrame:
+    """Relabel a flagged conversion metric as a pattern when the rep's volume is in the top
+    quarter of the peers (many calls / meetings, few results)."""
+    out = out.copy()
+    out["x_volume"] = np.nan
+    out["x_volume_p75"] = np.nan
+    if per_rep is None:
+        return out
+    volume_of = {"meeting_booked_rate": "calls_per_day", "win_rate": "meetings_demos_per_week"}
+    for i in np.flatnonzero(out["flagged"].to_numpy()):
+        metric = out.at[i, "metric"]
+        vcol = volume_of.get(metric)
+        if vcol is None or vcol not in per_rep.columns:
+            continue
+        peers = per_rep[(per_rep.role == out.at[i, "role"]) & (per_rep.rep_id != out.at[i, "rep_id"])
+                        & (per_rep["rep_working_days"].fillna(0) >= MIN_WORKING_DAYS)][vcol].dropna()
+        mine = per_rep.loc[per_rep.rep_id == out.at[i, "rep_id"], vcol]
+        if len(peers) < MIN_PEERS or mine.empty or pd.isna(mine.iloc[0]):
+            continue
+        p75 = float(np.quantile(peers, 0.75))
+        out.at[i, "x_volume"] = float(mine.iloc[0])
+        out.at[i, "x_volume_p75"] = p75
+        if float(mine.iloc[0]) >= p75:
+            out.at[i, "flag"] = _PATTERN_OF[metric]
+            out.at[i, "kind"] = "pattern"
+    return out
+
+
+def _mentors(out: pd.DataFrame, reps: pd.DataFrame, last: date) -> pd.DataFrame:
+    """For each flagged row, the peer strongest on exactly that metric (see the module notes)."""
+    out = out.copy()
+    out["mentor_rep_id"] = pd.NA
+    out["mentor_name"] = pd.NA
+    out["mentor_value"] = np.nan
+    out["x_mentor_k"] = np.nan
+    out["x_mentor_n"] = np.nan
+    end = pd.to_datetime(reps.set_index("rep_id")["end_date"], errors="coerce")
+    staying = set(end[end.isna() | (end > pd.Timestamp(last))].index)
+    names = reps.set_index("rep_id")["name"]
+    for i in np.flatnonzero(out["flagged"].to_numpy()):
+        row = out.loc[i]
+        spec: Spec = row["x_spec"]
+        cand = out[(out["metric"] == row["metric"]) & (out["role"] == row["role"]) & (out["rep_id"] != row["rep_id"])
+                   & out["rep_id"].isin(staying) & ~out["flagged"]]
+        if cand.empty:
+            continue
+        if spec.test == "proportion":
+            lo, hi = wilson_interval(cand["numerator"], cand["denominator"])
+            score = lo.to_numpy(dtype=float) if spec.higher_is_better else -hi.to_numpy(dtype=float)
+        else:
+            score = cand["value"].to_numpy(dtype=float) * (1 if spec.higher_is_better else -1)
+        j = cand.index[int(np.nanargmax(score))]
+        better = cand.at[j, "value"] > row["value"] if spec.higher_is_better else cand.at[j, "value"] < row["value"]
+        if not better:
+            continue
+        out.at[i, "mentor_rep_id"] = cand.at[j, "rep_id"]
+        out.at[i, "mentor_name"] = names.get(cand.at[j, "rep_id"], cand.at[j, "rep_id"])
+        out.at[i, "mentor_value"] = cand.at[j, "value"]
+        out.at[i, "x_mentor_k"] = cand.at[j, "numerator"]
+        out.at[i, "x_mentor_n"] = cand.at[j, "denominator"]
+    return out
+
+
+# -- words -----------------------------------------------------------------------------------
+
+
+def _flag_label(flag: str) -> str:
+    if flag == "many_calls_few_meetings":
+        return "many calls, few meetings"
+    if flag == "many_meetings_low_win_rate":
+        return "many meetings, low win rate"
+    if flag.startswith("stalling_at_"):
+        return f"deals stalling at {STEP_LABELS.get(flag.removeprefix('stalling_at_'), flag)}"
+    return flag.replace("_", " ")
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}" if abs(x) >= 0.1 or x == 0 else f"{x:.1%}"
+
+
+def _int(x: float) -> str:
+    return f"{int(round(x)):,}"
+
+
+def _p_text(p: float) -> str:
+    if p < 0.001:
+        return "< 0.001"
+    return f"= {p:.3f}" if p < 0.01 else f"= {p:.2f}"
+
+
+def _value_text(spec: Spec, value: float, k: float, n: float) -> str:
+    if spec.test == "proportion":
+        return f"{_pct(value)} ({_int(k)} of {_int(n)} {spec.unit})"
+    return f"{value:.1f}"
+
+
+def _evidence(r: Any, m: int) -> str:
+    spec: Spec = r.x_spec
+    mine = _value_text(spec, r.value, r.numerator, r.denominator)
+    if spec.test == "proportion":
+        peers = f"{_pct(r.peer_value)} ({_int(r.peer_numerator)} of {_int(r.peer_denominator)}) for the other {r.role}s"
+        ci = f"; 95% CI {_pct(r.value_low)} to {_pct(r.value_high)}"
+    else:
+        peers = f"a mean of {r.peer_value:.1f} for the other {r.role}s"
+        ci = ""
+    text = (f"{spec.label} {mine}{ci} vs {peers}; gap {r.gap:+.0%}; {r.test} p {_p_text(r.p_value)}, "
+            f"Benjamini-Hochberg q {_p_text(r.q_value)} over {m} comparisons")
+    if r.flag in ("many_calls_few_meetings", "many_meetings_low_win_rate") and not np.isnan(r.x_volume):
+        what = "calls per working day" if r.flag == "many_calls_few_meetings" else "meetings and demos per week"
+        text += f"; {what} {r.x_volume:.1f} (peers' 75th percentile {r.x_volume_p75:.1f})"
+    return text
+
+
+def _sentence(r: Any) -> str:
+    spec: Spec = r.x_spec
+    name, role = r.name, r.role
+    q = f"adjusted p {_p_text(r.q_value)}"
+    if spec.test == "proportion":
+        mine = _value_text(spec, r.value, r.numerator, r.denominator)
+        peers = f"{_pct(r.peer_value)} for other {role}s"
+    else:
+        mine = f"{r.value:.1f}"
+        peers = f"{r.peer_value:.1f} for other {role}s"
+    if r.flag == "many_calls_few_meetings":
+        head = (f"{name} makes many calls but books few meetings: {r.x_volume:.1f} calls per working day "
+                f"(top quarter of {role}s) yet only {mine} booked a meeting, against {peers} ({q})")
+    elif r.flag == "many_meetings_low_win_rate":
+        head = (f"{name} holds many meetings but wins few deals: {r.x_volume:.1f} meetings and demos per week "
+                f"(top quarter of {role}s) yet a win rate of {mine}, against {peers} ({q})")
+    elif r.flag.startswith("stalling_at_"):
+        step = STEP_LABELS[r.flag.removeprefix("stalling_at_")]
+        head = (f"{_int(r.numerator)} of {name}'s {_int(r.denominator)} open deals at {step} are stalled "
+                f"({_pct(r.value)}), against {peers} ({q})")
+    else:
+        head = f"{name}'s {spec.label} is {mine} against {peers} ({q})"
+    if isinstance(r.mentor_name, str):
+        if spec.test == "proportion":
+            mv = f"{_pct(r.mentor_value)}, {_int(r.x_mentor_k)} of {_int(r.x_mentor_n)}"
+        else:
+            mv = f"{r.mentor_value:.1f}"
+        tail = f"; pair {name} with {r.mentor_name} ({mv}) on {spec.topic}."
+    else:
+        tail = f"; review {spec.topic} with {name}."
+    return head + tail

@@ -1,0 +1,802 @@
+"""The North Star plan: work backwards from a revenue target to daily activity per rep (SPEC 6).
+
+``plan(ds, 5_000_000, "2026-Q4")`` answers "what does it take?": the target becomes won deals
+(average deal size), won deals become opportunities (win rate), and the funnel is walked
+backwards with historical conversions down to leads and activities, then divided by the reps
+and their working days in the period. Every assumption comes from the history before the period
+unless it is overridden, and every row says which one it used and where it came from.
+
+Two layers:
+
+* :func:`assumptions` reads the history once (a few engine queries) into an
+  :class:`Assumptions` object;
+* :func:`plan_from` is pure arithmetic on an :class:`Assumptions` and a target (no data access),
+  which is what the notebook's sliders call on every move. :func:`plan` is both in one call.
+
+>>> import analysis
+>>> from analysis import plan
+>>> ds = analysis.load("data/sample")                                   # doctest: +SKIP
+>>> frame = plan.plan(ds, 5_000_000, "2026-Q4", deal_size=100_000, win_rate=0.25)  # doctest: +SKIP
+>>> frame.set_index("step").loc[["deals_won", "opportunities"], "quantity"].tolist()  # doctest: +SKIP
+[50.0, 200.0]
+>>> plan.summary(frame)                                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from numbers import Real
+from typing import Any, Mapping
+
+import altair as alt
+import ibis
+import ibis.expr.datatypes as dt
+import pandas as pd
+
+from .engine import metrics
+from .errors import UnknownNameError, WorkbenchError
+from .funnel import FUNNEL_STEPS, stage_funnel, step_label
+from .loading import Dataset
+from .losses import lead_funnel
+from .periods import Period, parse_period
+from .schema import ACTIVITY_TYPES
+
+__all__ = [
+    "Assumptions",
+    "PlanError",
+    "PLAN_COLUMNS",
+    "HISTORY_MONTHS",
+    "assumptions",
+    "plan",
+    "plan_from",
+    "summary",
+    "plan_chart",
+    "plan_widget",
+    "selling_reps",
+]
+
+#: Months of history behind the default assumptions.
+HISTORY_MONTHS = 12
+
+#: Columns of a plan frame, in order.
+PLAN_COLUMNS = [
+    "step", "section", "description", "quantity", "needed", "per_rep", "per_rep_per_day",
+    "assumption", "assumption_value", "source", "numerator", "denominator",
+]  # fmt: skip
+
+#: Chain steps a deal passes before it is won (their conversion is to the next step).
+STAGE_STEPS: tuple[str, ...] = FUNNEL_STEPS[:-1]
+
+#: Plural step names of activity types (``call`` -> ``calls``).
+ACTIVITY_STEPS = {
+    "call": "calls",
+    "email": "emails",
+    "meeting": "meetings",
+    "demo": "demos",
+    "message": "messages",
+    "other": "other_activities",
+}
+
+#: Roles that do not carry a selling quota (not counted in the default head count).
+NON_SELLING_ROLES = ("manager",)
+
+_EPS = 1e-9
+
+
+class PlanError(WorkbenchError, ValueError):
+    """A plan that cannot be made as asked (bad target, override or missing history)."""
+
+
+# -- assumptions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """Historical assumptions of a plan, and the calendar and head count of its period.
+
+    Attributes
+    ----------
+    period
+        The planned period.
+    window_start, window_end
+        The history window, ``window_start <= d < window_end`` (whole months).
+    values
+        Assumption id -> value, ``None`` when the history does not give one (zero denominator).
+        Ids: ``avg_deal_size``, ``win_rate``, ``conversion:<step>`` for the deal funnel steps
+        prospecting .. closing (to the next step), ``lead_share``, ``conversion:lead``
+        (lead -> qualified), ``conversion:qualified`` (qualified -> opportunity),
+        ``activities_per_opportunity:<type>`` for each activity type.
+    numerators, denominators
+        The history counts or sums behind each value (``value = numerator / denominator``).
+    head_count
+        Selling reps active in the period (see :func:`selling_reps`).
+    working_days
+        Working days in the period from the config calendar (working weekdays minus holidays).
+    unavailable
+        Assumption id -> why the history gives no value.
+    currency
+        Reporting currency of the dataset.
+    """
+
+    period: Period
+    window_start: date
+    window_end: date
+    values: dict[str, float | None]
+    numerators: dict[str, float] = field(default_factory=dict)
+    denominators: dict[str, float] = field(default_factory=dict)
+    head_count: int = 0
+    working_days: int = 0
+    unavailable: dict[str, str] = field(default_factory=dict)
+    currency: str = "USD"
+
+    @property
+    def window_label(self) -> str:
+        """The window as ``2025-10 .. 2026-09`` (inclusive months)."""
+        last = self.window_end - timedelta(days=1)
+        return f"{self.window_start:%Y-%m} .. {last:%Y-%m}"
+
+
+def _month_floor(d: date) -> date:
+    return date(d.year, d.month, 1)
+
+
+def _add_months(d: date, n: int) -> date:
+    total = d.year * 12 + d.month - 1 + n
+    return date(total // 12, total % 12 + 1, 1)
+
+
+def history_window(ds: Dataset, period: Period, history: Any = None) -> tuple[date, date]:
+    """The history window of a plan: ``(start, end)`` with an exclusive end, whole months.
+
+    ``history`` is a number of months (default :data:`HISTORY_MONTHS`) ending at the start of
+    the period's month, or at the end of the data's last complete month when the period starts
+    after it (a future period); or a period label / :class:`Period` used as the window itself.
+    """
+    fsm = ds.config.fiscal_year_start_month
+    if history is None:
+        history = HISTORY_MONTHS
+    if isinstance(history, Period) or isinstance(history, str):
+        w = history if isinstance(history, Period) else parse_period(history, fiscal_start_month=fsm)
+        return w.start, w.end
+    if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+        raise PlanError(
+            f"invalid history {history!r}; pass a number of months (e.g. 12) or a period label such as '2025'"
+        )
+    data_end = _month_floor(ds.last_date() + timedelta(days=1))
+    end = min(_month_floor(period.start), data_end)
+    return _add_months(end, -history), end
+
+
+def _blocks(start: date, end: date) -> list[Period]:
+    """The window as few calendar periods as possible (years, quarters, months), in order.
+
+    Cohort funnels of consecutive periods add up to the cohort of the span, so the funnels of
+    these blocks sum to the funnel of the window.
+    """
+    out: list[Period] = []
+    c = start
+    while c < end:
+        if c.month == 1 and _add_months(c, 12) <= end:
+            out.append(parse_period(f"{c.year:04d}"))
+            c = _add_months(c, 12)
+        elif c.month in (1, 4, 7, 10) and _add_months(c, 3) <= end:
+            out.append(parse_period(f"{c.year:04d}-Q{(c.month - 1) // 3 + 1}"))
+            c = _add_months(c, 3)
+        else:
+            out.append(parse_period(f"{c.year:04d}-{c.month:02d}"))
+            c = _add_months(c, 1)
+    return out
+
+
+def _months(start: date, end: date) -> list[str]:
+    out, c = [], start
+    while c < end:
+        out.append(f"{c.year:04d}-{c.month:02d}")
+        c = _add_months(c, 1)
+    return out
+
+
+def selling_reps(ds: Dataset, period: str | int | Period) -> pd.DataFrame:
+    """Reps counted in a plan's default head count: selling roles active in the period.
+
+    A rep is active when hired on or before the period's last day (or no hire_date) and not
+    gone before it starts (no end_date, or end_date on or after the first day). Managers
+    (role ``manager``, any case) are left out; reps without a role are counted. A rep active
+    for part of the period counts as one.
+    """
+    p = _period(ds, period)
+    reps = ds.df("reps")
+    for c in ("role", "hire_date", "end_date", "team", "name"):
+        if c not in reps.columns:
+            reps[c] = pd.NA
+    hire = pd.to_datetime(reps.hire_date, errors="coerce")
+    leave = pd.to_datetime(reps.end_date, errors="coerce")
+    active = (hire.isna() | (hire <= pd.Timestamp(p.last_day))) & (leave.isna() | (leave >= pd.Timestamp(p.start)))
+    role = reps.role.astype("string").str.strip().str.lower()
+    selling = ~role.isin(NON_SELLING_ROLES).fillna(False).astype(bool)
+    return reps[active & selling][["rep_id", "name", "team", "role"]].reset_index(drop=True)
+
+
+def _div(num: Any, den: Any) -> float | None:
+    try:
+        num, den = float(num), float(den)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(num) or math.isnan(den) or den == 0:
+        return None
+    return num / den
+
+
+def assumptions(ds: Dataset, period: str | int | Period, *, history: Any = None) -> Assumptions:
+    """Read a plan's historical assumptions, head count and working days (see :func:`plan`)."""
+    p = _period(ds, period)
+    start, end = history_window(ds, p, history)
+    values: dict[str, float | None] = {}
+    nums: dict[str, float] = {}
+    dens: dict[str, float] = {}
+    why: dict[str, str] = {}
+    span = f"{start:%Y-%m} .. {(end - timedelta(days=1)):%Y-%m}"
+
+    def put(key: str, num: Any, den: Any, reason: str) -> None:
+        nums[key] = float(num) if num is not None and not pd.isna(num) else math.nan
+        dens[key] = float(den) if den is not None and not pd.isna(den) else math.nan
+        values[key] = _div(num, den)
+        if values[key] is None:
+            why[key] = reason
+
+    # deals: won revenue, won / lost counts, opportunities created (engine metrics, all months)
+    months = _months(start, end)
+    m = metrics(ds, ["revenue", "deals_won", "deals_lost", "opportunities_created"], grain="month", periods=months)
+    tot = {c: float(pd.to_numeric(m[c], errors="coerce").fillna(0).sum()) for c in
+           ("revenue", "deals_won", "deals_lost", "opportunities_created")}
+    put("avg_deal_size", tot["revenue"], tot["deals_won"], f"no deal was won in {span}")
+    put("win_rate", tot["deals_won"], tot["deals_won"] + tot["deals_lost"], f"no deal was closed in {span}")
+    opps = tot["opportunities_created"]
+
+    # the deal funnel: cohort conversion of each step, summed over the window's blocks
+    if ds.has("stage_history"):
+        frames = [stage_funnel(ds, b) for b in _blocks(start, end)]
+        f = pd.concat(frames, ignore_index=True)
+        f = f.assign(entered=pd.to_numeric(f.entered, errors="coerce").fillna(0),
+                     advanced=pd.to_numeric(f.advanced, errors="coerce").fillna(0))
+        sums = f.groupby("step")[["entered", "advanced"]].sum()
+        for s in STAGE_STEPS:
+            e = sums.entered.get(s, 0.0)
+            a = sums.advanced.get(s, 0.0)
+            put(f"conversion:{s}", a, e, f"no deal passed {step_label(s).lower()} in {span}")
+    else:
+        for s in STAGE_STEPS:
+            put(f"conversion:{s}", None, None, "the data has no stage_history table")
+
+    # leads: the share of new opportunities that came from a lead, and the lead funnel
+    if ds.has("leads"):
+        o = ds.table("opportunities")
+        lo, hi = _ts(start), _ts(end)
+        created = o.filter((o.created_at >= lo) & (o.created_at < hi))
+        leads = ds.table("leads")
+        ids = leads.filter(leads.opportunity_id.notnull()).select(_lid=leads.opportunity_id).distinct()
+        from_leads = created.semi_join(ids, created.opportunity_id == ids._lid).count().to_pyarrow().as_py()
+        put("lead_share", from_leads, opps, f"no opportunity was created in {span}")
+        counts = pd.concat([lead_funnel(ds, b) for b in _blocks(start, end)], ignore_index=True)
+        n = counts.assign(leads=pd.to_numeric(counts.leads, errors="coerce").fillna(0)).groupby("stage")["leads"].sum()
+        put("conversion:lead", n.get("qualified", 0), n.get("lead", 0), f"no lead was created in {span}")
+        put("conversion:qualified", n.get("opportunity", 0), n.get("qualified", 0),
+            f"no lead created in {span} was qualified")
+    else:
+        for k in ("lead_share", "conversion:lead", "conversion:qualified"):
+            put(k, None, None, "the data has no leads table")
+
+    # activities per opportunity created, by type
+    if ds.has("activities"):
+        a = metrics(ds, ["activities"], by="activity_type", grain="month", periods=months)
+        a = a.assign(activities=pd.to_numeric(a.activities, errors="coerce").fillna(0))
+        by_type = a.groupby("activity_type")["activities"].sum()
+        for t in ACTIVITY_TYPES:
+            if by_type.get(t, 0) > 0 or t in ("call", "email", "meeting", "demo"):
+                put(f"activities_per_opportunity:{t}", by_type.get(t, 0.0), opps,
+                    f"no opportunity was created in {span}")
+    else:
+        for t in ("call", "email", "meeting", "demo"):
+            put(f"activities_per_opportunity:{t}", None, None, "the data has no activities table")
+
+    cfg = ds.config
+    return Assumptions(
+        period=p,
+        window_start=start,
+        window_end=end,
+        values=values,
+        numerators=nums,
+        denominators=dens,
+        head_count=len(selling_reps(ds, p)),
+        working_days=p.working_days(cfg.weekday_numbers(), cfg.holidays),
+        unavailable=why,
+        currency=cfg.currency,
+    )
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+def plan(
+    ds: Dataset,
+    target_revenue: float,
+    period: str | int | Period,
+    *,
+    deal_size: float | None = None,
+    win_rate: float | None = None,
+    conversions: Mapping[str, float] | None = None,
+    activities_per_opportunity: Mapping[str, float] | None = None,
+    head_count: int | None = None,
+    lead_share: float | None = None,
+    history: Any = None,
+) -> pd.DataFrame:
+    """Plan backwards from a revenue target: deals, opportunities, funnel, leads, activities.
+
+    Parameters
+    ----------
+    ds
+        A dataset from :func:`analysis.load`.
+    target_revenue
+        Revenue (bookings) to reach in the period, in the reporting currency; > 0.
+    period
+        The planned period: ``"2026"``, ``"2026-Q4"``, ``"2026-H2"``, ``"2026-11"``, ``"FY2027"``,
+        or an int year (papermill passes ``-p period 2026`` as ``2026``).
+    deal_size
+        Average won deal size; default: revenue / deals won in the history window.
+    win_rate
+        Share of closed deals that are won, in (0, 1]; default: deals won / (won + lost) closed
+        in the window.
+    conversions
+        Overrides of funnel conversions, keyed by the step converted *from*: deal funnel steps
+        ``prospecting``, ``qualification``, ``research``, ``demo``, ``objection_handling``,
+        ``closing`` (share that reaches the next step, closing -> won), and lead funnel stages
+        ``lead`` (lead -> qualified) and ``qualified`` (qualified -> opportunity). Each in (0, 1].
+        Default: the cohort conversions of the window (:func:`analysis.funnel.stage_funnel`,
+        :func:`analysis.losses.lead_funnel`).
+    activities_per_opportunity
+        Overrides by activity type (``call`` or ``calls``, ``email``, ``meeting``, ``demo``,
+        ``message``, ``other``), >= 0. Default: activities of the type logged in the window /
+        opportunities created in the window.
+    head_count
+        Reps sharing the plan; default: selling reps active in the period
+        (:func:`selling_reps`: every role but manager).
+    lead_share
+        Share of new opportunities that come from a lead, in [0, 1]; default: opportunities
+        created in the window that a lead points to / opportunities created in the window.
+    history
+        The history window: a number of months (default 12) before the period start, or, when
+        the period starts after the data's last complete month, the data's last complete months;
+        or a period label (``"2025"``) used as the window.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per step (:data:`PLAN_COLUMNS`), in the order the plan is worked out:
+
+        * ``step``: ``revenue``; ``deals_won``; ``opportunities``; the deal funnel steps from
+          ``closing`` back to ``prospecting`` (deals that must pass the step);
+          ``lead_opportunities``, ``qualified_leads``, ``leads``; then one row per activity
+          type (``calls``, ``emails``, ``meetings``, ``demos``, ...).
+        * ``section``: ``target``, ``deals``, ``funnel``, ``leads`` or ``activities``.
+        * ``description``: what the quantity counts.
+        * ``quantity``: the exact requirement (float); ``needed``: rounded up to a whole count
+          (the revenue row keeps the target); ``per_rep`` = quantity / head count;
+          ``per_rep_per_day`` = per_rep / working days in the period.
+        * ``assumption`` (id, see :class:`Assumptions`), ``assumption_value``, ``source``
+          (``history`` or ``override``; ``target`` for the revenue row), and for history
+          values the ``numerator`` and ``denominator`` they were computed from.
+
+        ``attrs``: ``period``, ``target``, ``currency``, ``head_count`` and
+        ``head_count_source``, ``working_days``, ``history`` (the window label),
+        ``unavailable`` (step -> why it has no row).
+
+    Raises
+    ------
+    PlanError
+        A target or override out of range, or no history for the deal size or win rate (pass
+        ``deal_size=`` / ``win_rate=``).
+    UnknownNameError
+        An unknown conversion step or activity type (with a suggestion).
+
+    Notes
+    -----
+    deals_won = target / deal_size; opportunities = deals_won / win_rate (SPEC: 5,000,000 at
+    100,000 and 25% gives 50 deals and 200 opportunities). Funnel steps are walked back from
+    the won deals: deals passing step k = deals passing the next step / conversion of k, so
+    ``closing`` = deals_won / conversion(closing -> won). These rows use cohort stage
+    conversions and need not add up to ``opportunities``, which uses the closed-deal win rate;
+    deals can enter the funnel at any step and skip steps. Leads: lead_opportunities =
+    opportunities × lead_share; qualified_leads = lead_opportunities / conversion(qualified);
+    leads = qualified_leads / conversion(lead). Activities of type t = opportunities ×
+    activities_per_opportunity(t), where history counts every activity of the type (linked to a
+    deal or not) per opportunity created.
+
+    Recent cohorts are still open at the snapshot, so historical conversions of the last months
+    understate what those deals will do; override them if that matters. A history value with a
+    zero denominator is "not available": its step and the steps derived from it get no row
+    (reason in ``attrs["unavailable"]``), except deal size and win rate, which raise.
+    Rounding: only ``needed`` is rounded (up, after removing float noise of 1e-9); the
+    per-rep columns divide the exact quantity.
+    """
+    a = assumptions(ds, period, history=history)
+    return plan_from(
+        a,
+        target_revenue,
+        deal_size=deal_size,
+        win_rate=win_rate,
+        conversions=conversions,
+        activities_per_opportunity=activities_per_opportunity,
+        head_count=head_count,
+        lead_share=lead_share,
+    )
+
+
+def _number(name: str, value: Any, *, lo: float, hi: float | None = None, lo_open: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or math.isnan(float(value)):
+        raise PlanError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    low_bad = v <= lo if lo_open else v < lo
+    if low_bad or (hi is not None and v > hi) or math.isinf(v):
+        if hi is not None:
+            rng = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+        else:
+            rng = f"{'>' if lo_open else '>='} {lo:g}"
+        raise PlanError(f"{name} must be {rng}, got {value!r}")
+    return v
+
+
+def _conversion_key(key: str) -> str:
+    valid = [*STAGE_STEPS, "lead", "qualified"]
+    k = str(key).strip().lower()
+    if k in valid:
+        return k
+    close = difflib.get_close_matches(k, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UnknownNameError(
+        f"unknown conversion step {key!r}{hint} Use the step converted from: {', '.join(valid)}"
+    )
+
+
+def _activity_key(key: str) -> str:
+    k = str(key).strip().lower()
+    plural = {v: t for t, v in ACTIVITY_STEPS.items()}
+    if k in ACTIVITY_STEPS:
+        return k
+    if k in plural:
+        return plural[k]
+    names = [*ACTIVITY_STEPS, *ACTIVITY_STEPS.values()]
+    close = difflib.get_close_matches(k, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UnknownNameError(f"unknown activity type {key!r}{hint} Activity types: {', '.join(ACTIVITY_STEPS)}")
+
+
+def plan_from(
+    a: Assumptions,
+    target_revenue: float,
+    *,
+    deal_size: float | None = None,
+    win_rate: float | None = None,
+    conversions: Mapping[str, float] | None = None,
+    activities_per_opportunity: Mapping[str, float] | None = None,
+    head_count: int | None = None,
+    lead_share: float | None = None,
+) -> pd.DataFrame:
+    """The plan of :func:`plan` from given assumptions: pure arithmetic, no data access."""
+    target = _number("target_revenue", target_revenue, lo=0)
+    over: dict[str, float] = {}
+    if deal_size is not None:
+        over["avg_deal_size"] = _number("deal_size", deal_size, lo=0)
+    if win_rate is not None:
+        over["win_rate"] = _number("win_rate", win_rate, lo=0, hi=1)
+    if lead_share is not None:
+        over["lead_share"] = _number("lead_share", lead_share, lo=0, hi=1, lo_open=False)
+    for k, v in (conversions or {}).items():
+        step = _conversion_key(k)
+        over[f"conversion:{step}"] = _number(f"conversion of {step}", v, lo=0, hi=1)
+    for k, v in (activities_per_opportunity or {}).items():
+        t = _activity_key(k)
+        over[f"activities_per_opportunity:{t}"] = _number(
+            f"activities per opportunity ({t})", v, lo=0, lo_open=False)
+    if head_count is None:
+        heads, head_source = a.head_count, "history"
+    else:
+        if isinstance(head_count, bool) or not isinstance(head_count, Real) or head_count <= 0 \
+                or float(head_count) != int(head_count):
+            raise PlanError(f"head_count must be a whole number of reps > 0, got {head_count!r}")
+        heads, head_source = int(head_count), "override"
+
+    def value(key: str) -> tuple[float | None, str]:
+        if key in over:
+            return over[key], "override"
+        return a.values.get(key), "history"
+
+    for key, arg in (("avg_deal_size", "deal_size"), ("win_rate", "win_rate")):
+        if value(key)[0] is None:
+            reason = a.unavailable.get(key, "no history")
+            raise PlanError(
+                f"no historical {key.replace('_', ' ')} for the plan ({reason}, window {a.window_label}); "
+                f"pass {arg}=... or a longer history=..."
+            )
+
+    rows: list[dict[str, Any]] = []
+    gone: dict[str, str] = {}
+
+    def add(step: str, section: str, description: str, quantity: float | None, key: str | None,
+            *, divide: bool | None = None) -> float | None:
+        """Append a row; ``quantity`` None means not available (the row is left out)."""
+        if quantity is None:
+            return None
+        val, source = value(key) if key else (None, "target")
+        hist = source == "history" and key is not None
+        rows.append({
+            "step": step,
+            "section": section,
+            "description": description,
+            "quantity": quantity,
+            "needed": quantity if step == "revenue" else float(math.ceil(quantity - _EPS)),
+            "assumption": key,
+            "assumption_value": val,
+            "source": source,
+            "numerator": a.numerators.get(key, math.nan) if hist else math.nan,
+            "denominator": a.denominators.get(key, math.nan) if hist else math.nan,
+        })
+        return quantity
+
+    def missing(step: str, key: str, because: str | None = None) -> None:
+        gone[step] = because or a.unavailable.get(key, f"{key} is not available")
+
+    add("revenue", "target", "revenue (bookings) to win in the period", target, None)
+    deals = add("deals_won", "deals", "deals to win: target / average deal size",
+                target / value("avg_deal_size")[0], "avg_deal_size")
+    opps = add("opportunities", "deals", "opportunities to create: deals won / win rate",
+               deals / value("win_rate")[0], "win_rate")
+
+    nxt = deals
+    for s in reversed(STAGE_STEPS):
+        key = f"conversion:{s}"
+        conv = value(key)[0]
+        if nxt is None:
+            missing(s, key, "a later funnel step has no conversion")
+            continue
+        if not conv:
+            missing(s, key)
+            nxt = None
+            continue
+        to = "won" if s == "closing" else step_label(FUNNEL_STEPS[FUNNEL_STEPS.index(s) + 1]).lower()
+        nxt = add(s, "funnel", f"deals passing {step_label(s).lower()}: next step / conversion to {to}",
+                  nxt / conv, key)
+
+    share = value("lead_share")[0]
+    lead_opps = None
+    if share is None:
+        missing("lead_opportunities", "lead_share")
+    else:
+        lead_opps = add("lead_opportunities", "leads", "opportunities from leads: opportunities × lead share",
+                        opps * share, "lead_share")
+    qualified = None
+    conv_q = value("conversion:qualified")[0]
+    if lead_opps is None or not conv_q:
+        missing("qualified_leads", "conversion:qualified" if lead_opps is not None else "lead_share")
+    else:
+        qualified = add("qualified_leads", "leads",
+                        "qualified leads: opportunities from leads / conversion qualified → opportunity",
+                        lead_opps / conv_q, "conversion:qualified")
+    conv_l = value("conversion:lead")[0]
+    if qualified is None or not conv_l:
+        missing("leads", "conversion:lead" if qualified is not None else "conversion:qualified")
+    else:
+        add("leads", "leads", "leads: qualified leads / conversion lead → qualified", qualified / conv_l,
+            "conversion:lead")
+
+    types = [t for t in ACTIVITY_TYPES
+             if f"activities_per_opportunity:{t}" in a.values or f"activities_per_opportunity:{t}" in over]
+    for t in types:
+        key = f"activities_per_opportunity:{t}"
+        apo = value(key)[0]
+        if apo is None:
+            missing(ACTIVITY_STEPS[t], key)
+            continue
+        noun = ACTIVITY_STEPS[t].replace("_", " ")
+        add(ACTIVITY_STEPS[t], "activities", f"{noun}: opportunities × {noun} per opportunity", opps * apo, key)
+
+    out = pd.DataFrame(rows, columns=[c for c in PLAN_COLUMNS if c not in ("per_rep", "per_rep_per_day")])
+    for c in ("quantity", "needed", "assumption_value", "numerator", "denominator"):
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+    out["per_rep"] = out.quantity / heads if heads else math.nan
+    days = a.working_days
+    out["per_rep_per_day"] = out.per_rep / days if days else math.nan
+    for c in ("step", "section", "description", "assumption", "source"):
+        out[c] = out[c].astype("string")
+    out = out[PLAN_COLUMNS]
+    out.attrs.update({
+        "period": a.period.label,
+        "target": target,
+        "currency": a.currency,
+        "head_count": heads,
+        "head_count_source": head_source,
+        "working_days": days,
+        "history": a.window_label,
+        "unavailable": gone,
+    })
+    return out
+
+
+# -- presentation helpers --------------------------------------------------------------------
+
+
+def _money(value: float, currency: str) -> str:
+    sign = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency)
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            text = f"{value / size:,.1f}".rstrip("0").rstrip(".") + suffix
+            break
+    else:
+        text = f"{value:,.0f}"
+    return f"{sign}{text}" if sign else f"{text} {currency}"
+
+
+def summary(frame: pd.DataFrame) -> str:
+    """One sentence: the target, deals and opportunities needed, and the daily load per rep.
+
+    Example: ``To win $5M in 2026-Q4, 33 reps need 50 won deals from 200 opportunities (727
+    leads): 6.1 opportunities each, and 21.4 activities per rep per working day over 62 days.``
+    """
+    q = frame.set_index("step")
+    at = frame.attrs
+    parts = [f"To win {_money(at.get('target', q.quantity.get('revenue', 0.0)), at.get('currency', 'USD'))} "
+             f"in {at.get('period', 'the period')}, {at.get('head_count', 0)} reps need "
+             f"{q.needed['deals_won']:,.0f} won deals from {q.needed['opportunities']:,.0f} opportunities"]
+    if "leads" in q.index:
+        parts.append(f" ({q.needed['leads']:,.0f} leads)")
+    per = q.per_rep.get("opportunities")
+    tail = f": {per:,.1f} opportunities each" if per is not None and not pd.isna(per) else ""
+    acts = frame[frame.section == "activities"]
+    daily = acts.per_rep_per_day.sum() if len(acts) else math.nan
+    if len(acts) and not pd.isna(daily):
+        tail += f", and {daily:,.1f} activities per rep per working day over {at.get('working_days', 0)} days"
+    return "".join(parts) + tail + "."
+
+
+#: Funnel order of the count steps for the chart (top of funnel first).
+_CHART_ORDER = ["leads", "qualified_leads", "lead_opportunities", "opportunities",
+                *STAGE_STEPS, "deals_won"]
+
+
+def plan_chart(frame: pd.DataFrame) -> alt.HConcatChart | alt.Chart:
+    """The required quantities as a funnel (leads to won deals) beside activities per rep per day."""
+    f = frame[frame.step.isin(_CHART_ORDER)].copy()
+    f["label"] = f.step.map(lambda s: step_label(s) if s in STAGE_STEPS else str(s).replace("_", " ").capitalize())
+    order = [step_label(s) if s in STAGE_STEPS else s.replace("_", " ").capitalize()
+             for s in _CHART_ORDER if s in set(f.step)]
+    f["needed"] = f.needed.astype(float)
+    deals = frame.set_index("step").needed.get("deals_won")
+    title = alt.Title(
+        f"{deals:,.0f} won deals needed in {frame.attrs.get('period', '')}",
+        subtitle=f"Rounded up; history {frame.attrs.get('history', '')}; "
+                 f"funnel steps count deals that must pass the step",
+    )
+    base = alt.Chart(f).encode(
+        y=alt.Y("label:N", sort=order, title=None),
+        x=alt.X("needed:Q", title="Needed in the period"),
+        tooltip=[alt.Tooltip("label:N", title="Step"), alt.Tooltip("needed:Q", format=",.0f"),
+                 alt.Tooltip("per_rep:Q", format=",.1f", title="per rep"),
+                 alt.Tooltip("source:N", title="assumption from")],
+    )
+    funnel = (base.mark_bar() + base.mark_text(align="left", dx=3).encode(text=alt.Text("needed:Q", format=",.0f"))
+              ).properties(width=360, height=alt.Step(22))
+    acts = frame[frame.section == "activities"].copy()
+    if acts.empty or acts.per_rep_per_day.isna().all():
+        return funnel.properties(title=title)
+    acts["label"] = acts.step.str.replace("_", " ").str.capitalize()
+    acts["per_rep_per_day"] = acts.per_rep_per_day.astype(float)
+    b2 = alt.Chart(acts).encode(
+        y=alt.Y("label:N", title=None, sort="-x"),
+        x=alt.X("per_rep_per_day:Q", title="Per rep per working day"),
+        tooltip=[alt.Tooltip("label:N", title="Activity"), alt.Tooltip("per_rep_per_day:Q", format=",.1f"),
+                 alt.Tooltip("needed:Q", format=",.0f", title="needed in total")],
+    )
+    daily = (b2.mark_bar(color="#E69F00") + b2.mark_text(align="left", dx=3).encode(
+        text=alt.Text("per_rep_per_day:Q", format=",.1f"))).properties(width=220, height=alt.Step(22))
+    return alt.hconcat(funnel, daily, spacing=40).properties(title=title)
+
+
+def plan_table(frame: pd.DataFrame) -> Any:
+    """The plan as an HTML table (:func:`analysis.charts.table`), formats applied here."""
+    from . import charts
+
+    cols = ["step", "quantity", "needed", "per_rep", "per_rep_per_day", "assumption", "assumption_value", "source"]
+    return charts.table(
+        frame[cols],
+        formats={"quantity": "{:,.1f}", "needed": "{:,.0f}", "per_rep": "{:,.2f}", "per_rep_per_day": "{:,.2f}",
+                 "assumption_value": lambda v: f"{v:.1%}" if v <= 1 else f"{v:,.2f}"},
+        caption=(f"Plan for {frame.attrs.get('period')}: {frame.attrs.get('head_count')} reps "
+                 f"({frame.attrs.get('head_count_source')}), {frame.attrs.get('working_days')} working days; "
+                 f"history {frame.attrs.get('history')}"),
+    )
+
+
+def plan_view(frame: pd.DataFrame) -> list[Any]:
+    """Static display objects of a plan: the summary sentence, the chart and the table."""
+    from . import charts
+
+    out: list[Any] = [charts.HTMLBlock(f"<p>{charts._esc(summary(frame))}</p>", text=summary(frame)),
+                      charts.show(plan_chart(frame)), plan_table(frame)]
+    for step, why in frame.attrs.get("unavailable", {}).items():
+        out.append(charts.HTMLBlock(f"<p><em>{charts._esc(step)}: {charts._esc(why)}</em></p>", text=why))
+    return out
+
+
+def plan_widget(ds_or_assumptions: Dataset | Assumptions, target: float, period: Any = None, *,
+                history: Any = None) -> Any:
+    """ipywidgets sliders for the target and each assumption around a live plan view.
+
+    The history is read once; each slider move recomputes the plan with :func:`plan_from`
+    (pure arithmetic). A slider left at its history value is not an override.
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    a = ds_or_assumptions if isinstance(ds_or_assumptions, Assumptions) else \
+        assumptions(ds_or_assumptions, period, history=history)
+    v = a.values
+    style = {"description_width": "180px"}
+    layout = w.Layout(width="520px")
+
+    def slider(desc: str, val: float | None, lo: float, hi: float, step: float, fmt: str) -> Any:
+        val = val if val is not None else (lo + hi) / 2
+        return w.FloatSlider(value=val, min=lo, max=max(hi, val), step=step, description=desc,
+                             readout_format=fmt, style=style, layout=layout, continuous_update=False)
+
+    ads = v.get("avg_deal_size") or 10_000.0
+    controls = {
+        "target": slider("Target revenue", float(target), float(target) / 4, float(target) * 4,
+                         float(target) / 100, ",.0f"),
+        "deal_size": slider("Average deal size", v.get("avg_deal_size"), ads / 10, ads * 4, ads / 100, ",.0f"),
+        "win_rate": slider("Win rate", v.get("win_rate"), 0.01, 1.0, 0.01, ".0%"),
+        "lead_share": slider("Share of opportunities from leads", v.get("lead_share"), 0.0, 1.0, 0.01, ".0%"),
+        "conv_qualified": slider("Qualified → opportunity", v.get("conversion:qualified"), 0.01, 1.0, 0.01, ".0%"),
+        "conv_lead": slider("Lead → qualified", v.get("conversion:lead"), 0.01, 1.0, 0.01, ".0%"),
+        "head_count": w.IntSlider(value=max(a.head_count, 1), min=1, max=max(4 * a.head_count, 10),
+                                  description="Head count", style=style, layout=layout, continuous_update=False),
+    }
+    start = {k: c.value for k, c in controls.items()}
+    out = w.Output()
+
+    def changed(name: str) -> float | None:
+        c = controls[name]
+        return c.value if c.value != start[name] else None
+
+    def refresh(*_: Any) -> None:
+        with out:
+            out.clear_output(wait=True)
+            try:
+                conv = {k: x for k, x in (("qualified", changed("conv_qualified")), ("lead", changed("conv_lead")))
+                        if x is not None}
+                frame = plan_from(a, controls["target"].value, deal_size=changed("deal_size"),
+                                  win_rate=changed("win_rate"), lead_share=changed("lead_share"),
+                                  conversions=conv or None, head_count=changed("head_count"))
+                for item in plan_view(frame):
+                    display(item)
+            except Exception as err:  # noqa: BLE001 - show the one-line reason in the widget
+                print(f"{type(err).__name__}: {err}")
+
+    for c in controls.values():
+        c.observe(refresh, names="value")
+    refresh()
+    return w.VBox([*controls.values(), out])
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _period(ds: Dataset, period: Any) -> Period:
+    if isinstance(period, Period):
+        return period
+    return parse_period(period, fiscal_start_month=ds.config.fiscal_year_start_month)
+
+
+def _ts(d: date) -> Any:
+    return ibis.literal(datetime.combine(d, time()), type=dt.Timestamp())

@@ -1,0 +1,428 @@
+"""The North Star plan: hand-worked arithmetic on a tiny dataset, the SPEC example, overrides."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import analysis
+from analysis import plan as planning
+from analysis.errors import UnknownNameError
+from analysis.paths import NOTEBOOKS, SAMPLE_DATA
+from analysis.plan import PLAN_COLUMNS, PlanError, assumptions, plan, plan_from, summary
+
+from .conftest import write_tables
+
+REPS = """\
+rep_id,name,team,region,manager_id,role,hire_date,end_date
+M1,Maya Manager,East,East,,manager,2020-01-01,
+A1,Ann Archer,East,East,M1,AE,2021-01-01,
+A2,Al Adams,East,East,M1,AE,2021-01-01,
+S1,Sue Smith,East,East,M1,SDR,2026-02-01,
+X1,Xavier Exit,East,East,M1,AE,2021-01-01,2025-12-15
+"""
+
+OPPS = """\
+opportunity_id,owner_id,created_at,status,stage,amount,close_date
+O1,A1,2025-02-01T10:00:00,won,Closed Won,1000,2025-03-01
+O2,A1,2025-03-01T10:00:00,won,Closed Won,3000,2025-05-01
+O3,A2,2025-04-01T10:00:00,lost,Closed Lost,500,2025-06-01
+O4,A2,2025-05-01T10:00:00,lost,Closed Lost,700,2025-07-01
+O5,A2,2025-06-01T10:00:00,lost,Closed Lost,100,2025-08-01
+O6,A1,2025-07-01T10:00:00,open,Demo,2000,2026-02-01
+O7,A1,2024-06-01T10:00:00,won,Closed Won,9999,2024-12-01
+O8,A2,2026-01-05T10:00:00,won,Closed Won,5000,2026-02-10
+"""
+
+# O1 prospecting -> qualification -> won; O2 starts at qualification -> won; O3 lost at
+# prospecting; O4 lost at qualification; O5 starts at qualification, lost; O6 prospecting -> demo
+# (a skip: it passes qualification and research on the way).
+STAGES = """\
+opportunity_id,stage,entered_at
+O1,Prospecting,2025-02-01T10:00:00
+O1,Qualification,2025-02-10T10:00:00
+O1,Closed Won,2025-03-01T10:00:00
+O2,Qualification,2025-03-01T10:00:00
+O2,Closed Won,2025-05-01T10:00:00
+O3,Prospecting,2025-04-01T10:00:00
+O3,Closed Lost,2025-06-01T10:00:00
+O4,Prospecting,2025-05-01T10:00:00
+O4,Qualification,2025-05-10T10:00:00
+O4,Closed Lost,2025-07-01T10:00:00
+O5,Qualification,2025-06-01T10:00:00
+O5,Closed Lost,2025-08-01T10:00:00
+O6,Prospecting,2025-07-01T10:00:00
+O6,Demo,2025-07-20T10:00:00
+"""
+
+LEADS = """\
+lead_id,created_at,owner_id,source,status,converted_at,opportunity_id
+L1,2025-01-10T09:00:00,S1,inbound,converted,2025-02-01T10:00:00,O1
+L2,2025-02-10T09:00:00,S1,inbound,qualified,,
+L3,2025-03-10T09:00:00,S1,inbound,disqualified,,
+L4,2025-04-10T09:00:00,S1,event,disqualified,,
+L5,2025-05-10T09:00:00,S1,event,converted,2025-05-01T10:00:00,O4
+L6,2025-06-10T09:00:00,S1,event,qualified,,
+L7,2025-07-10T09:00:00,S1,event,open,,
+L8,2025-08-10T09:00:00,S1,event,disqualified,,
+L9,2024-12-10T09:00:00,S1,event,disqualified,,
+"""
+
+
+def _activities() -> str:
+    """12 calls, 6 emails, 3 meetings in 2025 (the history) and 50 calls in 2026 (not history)."""
+    rows = ["activity_id,rep_id,type,occurred_at"]
+    n = 0
+    for kind, count, day in (("call", 12, "2025-03-04"), ("email", 6, "2025-04-08"),
+                             ("meeting", 3, "2025-09-09"), ("call", 50, "2026-01-06")):
+        for _ in range(count):
+            n += 1
+            rows.append(f"X{n},A1,{kind},{day}T10:00:00")
+    return "\n".join(rows) + "\n"
+
+
+CONFIG = """\
+working_days: [mon, tue, wed, thu, fri]
+holidays: [2026-01-01]
+"""
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    folder = write_tables(tmp_path_factory.mktemp("plan") / "data", reps=REPS, opportunities=OPPS,
+                          stage_history=STAGES, leads=LEADS, activities=_activities())
+    (folder / "workbench.yml").write_text(CONFIG)
+    return analysis.load(folder)
+
+
+@pytest.fixture(scope="module")
+def base(ds):
+    """Target 10,000 in 2026-Q1, every assumption from the history window 2025-01 .. 2025-12."""
+    return plan(ds, 10_000, "2026-Q1")
+
+
+def q(frame: pd.DataFrame, step: str, col: str = "quantity"):
+    return frame.set_index("step").loc[step, col]
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def test_history_window_is_the_12_months_before_the_period(ds):
+    a = assumptions(ds, "2026-Q1")
+    assert (a.window_start.isoformat(), a.window_end.isoformat()) == ("2025-01-01", "2026-01-01")
+    assert a.window_label == "2025-01 .. 2025-12"
+
+
+def test_future_period_uses_the_last_complete_months_of_the_data(ds):
+    # the data ends on 2026-02-10 (O8 closed): the last complete month is 2026-01
+    assert assumptions(ds, "2026-Q3").window_label == "2025-02 .. 2026-01"
+    assert assumptions(ds, 2027).window_label == "2025-02 .. 2026-01"
+
+
+def test_history_can_be_a_period_or_a_number_of_months(ds):
+    assert assumptions(ds, "2026-Q1", history="2025-H1").window_label == "2025-01 .. 2025-06"
+    assert assumptions(ds, "2026-Q1", history=3).window_label == "2025-10 .. 2025-12"
+    with pytest.raises(PlanError, match="history"):
+        assumptions(ds, "2026-Q1", history=0)
+
+
+def test_historical_assumptions_by_hand(ds):
+    a = assumptions(ds, "2026-Q1")
+    v = a.values
+    # won in 2025: O1 1000 + O2 3000 -> 2 deals, 4000; lost in 2025: O3, O4, O5 (O7, O8 outside)
+    assert v["avg_deal_size"] == 2000.0
+    assert (a.numerators["avg_deal_size"], a.denominators["avg_deal_size"]) == (4000.0, 2.0)
+    assert v["win_rate"] == pytest.approx(2 / 5)
+    # cohorts: prospecting O1 O3 O4 O6 (advanced O1 O4 O6); qualification O1 O2 O4 O5 + O6 skipped
+    # (advanced O1 O2 O6)
+    assert v["conversion:prospecting"] == pytest.approx(3 / 4)
+    assert v["conversion:qualification"] == pytest.approx(3 / 5)
+    # a jump to won passes every step in between: research O1 O2 (skipped to won) and O6 (all
+    # advanced); demo O1 O2 (skipped) and O6 (entered, still there); objection and closing O1 O2
+    assert v["conversion:research"] == pytest.approx(3 / 3)
+    assert v["conversion:demo"] == pytest.approx(2 / 3)
+    assert v["conversion:objection_handling"] == pytest.approx(2 / 2)
+    assert v["conversion:closing"] == pytest.approx(2 / 2)
+    # leads created in 2025: 8 (L9 is 2024); qualified L1 L2 L5 L6; opportunity L1 L5
+    assert v["conversion:lead"] == pytest.approx(4 / 8)
+    assert v["conversion:qualified"] == pytest.approx(2 / 4)
+    # opportunities created in 2025: O1..O6; from a lead: O1, O4
+    assert v["lead_share"] == pytest.approx(2 / 6)
+    # 12 calls, 6 emails, 3 meetings, 0 demos per 6 opportunities
+    assert v["activities_per_opportunity:call"] == pytest.approx(2.0)
+    assert v["activities_per_opportunity:email"] == pytest.approx(1.0)
+    assert v["activities_per_opportunity:meeting"] == pytest.approx(0.5)
+    assert v["activities_per_opportunity:demo"] == 0.0
+    # A1, A2 and S1 (hired 2026-02-01); not M1 (manager) nor X1 (left 2025-12-15)
+    assert a.head_count == 3
+    # Jan 22 weekdays - New Year = 21, Feb 20, Mar 22
+    assert a.working_days == 63
+
+
+# -- the plan, worked by hand -----------------------------------------------------------------
+
+
+def test_plan_columns_and_order(base):
+    assert list(base.columns) == PLAN_COLUMNS
+    assert base.step.tolist() == [
+        "revenue", "deals_won", "opportunities",
+        "closing", "objection_handling", "demo", "research", "qualification", "prospecting",
+        "lead_opportunities", "qualified_leads", "leads", "calls", "emails", "meetings", "demos",
+    ]
+    assert base.section.tolist() == ["target", "deals", "deals", *["funnel"] * 6, *["leads"] * 3,
+                                     *["activities"] * 4]
+
+
+def test_plan_by_hand(base):
+    # 10,000 / 2,000 = 5 deals; 5 / 0.4 = 12.5 opportunities -> 13 needed
+    assert q(base, "revenue") == 10_000
+    assert q(base, "deals_won") == 5.0
+    assert q(base, "opportunities") == pytest.approx(12.5)
+    assert q(base, "opportunities", "needed") == 13
+    # leads: 12.5 x 1/3 from leads = 4.1667; / 0.5 qualified -> 8.333; / 0.5 -> 16.667 leads (17)
+    assert q(base, "lead_opportunities") == pytest.approx(12.5 / 3)
+    assert q(base, "qualified_leads") == pytest.approx(25 / 3)
+    assert q(base, "leads") == pytest.approx(50 / 3)
+    assert q(base, "leads", "needed") == 17
+    # activities: 12.5 x 2 calls = 25; x 1 email = 12.5 (13); x 0.5 meetings = 6.25 (7); demos 0
+    assert q(base, "calls") == pytest.approx(25.0)
+    assert q(base, "emails", "needed") == 13
+    assert q(base, "meetings", "needed") == 7
+    assert q(base, "demos") == 0.0
+    # per rep: 3 reps; per working day: 63 days
+    assert q(base, "calls", "per_rep") == pytest.approx(25 / 3)
+    assert q(base, "calls", "per_rep_per_day") == pytest.approx(25 / 3 / 63)
+    assert q(base, "revenue", "per_rep_per_day") == pytest.approx(10_000 / 3 / 63)
+    assert base.attrs["head_count"] == 3 and base.attrs["working_days"] == 63
+
+
+def test_funnel_steps_walk_back_from_won_deals(base):
+    # 5 won deals; closing and objection handling converted 2 of 2 -> 5 each; demo 2 of 3 ->
+    # 7.5; research 3 of 3 -> 7.5; qualification 3 of 5 -> 12.5; prospecting 3 of 4 -> 16.67
+    assert q(base, "closing") == pytest.approx(5.0)
+    assert q(base, "objection_handling") == pytest.approx(5.0)
+    assert q(base, "demo") == pytest.approx(7.5)
+    assert q(base, "demo", "needed") == 8
+    assert q(base, "research") == pytest.approx(7.5)
+    assert q(base, "qualification") == pytest.approx(12.5)
+    assert q(base, "prospecting") == pytest.approx(50 / 3)
+    assert q(base, "prospecting", "needed") == 17
+
+
+def test_funnel_steps_with_override(ds):
+    conv = {"closing": 0.5, "objection_handling": 0.5, "demo": 0.8}
+    f = plan(ds, 10_000, "2026-Q1", conversions=conv)
+    # 5 won / 0.5 = 10 pass closing; / 0.5 = 20 objection; / 0.8 = 25 demo; research 1.0 -> 25;
+    # qualification 0.6 -> 41.67; prospecting 0.75 -> 55.56
+    assert q(f, "closing") == pytest.approx(10)
+    assert q(f, "objection_handling") == pytest.approx(20)
+    assert q(f, "demo") == pytest.approx(25)
+    assert q(f, "research") == pytest.approx(25)
+    assert q(f, "qualification") == pytest.approx(25 / 0.6)
+    assert q(f, "prospecting") == pytest.approx(25 / 0.6 / 0.75)
+    assert q(f, "prospecting", "needed") == 56
+    assert q(f, "demo", "source") == "override" and q(f, "research", "source") == "history"
+    assert q(f, "research", "numerator") == 3 and q(f, "research", "denominator") == 3
+    assert math.isnan(q(f, "demo", "numerator"))
+
+
+def test_every_row_records_its_assumption(base):
+    hist = base[base.step != "revenue"]
+    assert (hist.source == "history").all()
+    assert q(base, "revenue", "source") == "target"
+    assert q(base, "deals_won", "assumption") == "avg_deal_size"
+    assert q(base, "deals_won", "assumption_value") == 2000.0
+    assert q(base, "opportunities", "assumption") == "win_rate"
+    assert q(base, "opportunities", "numerator") == 2 and q(base, "opportunities", "denominator") == 5
+    assert q(base, "leads", "assumption") == "conversion:lead"
+    assert q(base, "calls", "assumption") == "activities_per_opportunity:call"
+
+
+# -- the SPEC example and overrides one by one --------------------------------------------------
+
+
+def test_spec_example(ds):
+    f = plan(ds, 5_000_000, "2026-Q1", deal_size=100_000, win_rate=0.25)
+    assert q(f, "deals_won") == 50 and q(f, "deals_won", "needed") == 50
+    assert q(f, "opportunities") == 200 and q(f, "opportunities", "needed") == 200
+    assert q(f, "deals_won", "source") == "override" and q(f, "opportunities", "source") == "override"
+    assert math.isnan(q(f, "deals_won", "numerator"))
+
+
+def test_spec_example_without_data():
+    a = planning.Assumptions(period=analysis.parse_period("2026"), window_start=pd.Timestamp("2025-01-01").date(),
+                             window_end=pd.Timestamp("2026-01-01").date(), values={}, head_count=10,
+                             working_days=250)
+    f = plan_from(a, 5_000_000, deal_size=100_000, win_rate=0.25)
+    assert f.step.tolist() == ["revenue", "deals_won", "opportunities"]
+    assert f.quantity.tolist() == [5_000_000, 50, 200]
+    assert q(f, "opportunities", "per_rep") == 20 and q(f, "opportunities", "per_rep_per_day") == 0.08
+
+
+@pytest.mark.parametrize(
+    "kwargs, step, expected",
+    [
+        ({"deal_size": 4000}, "deals_won", 2.5),           # 10,000 / 4,000
+        ({"deal_size": 4000}, "opportunities", 6.25),      # 2.5 / 0.4
+        ({"win_rate": 0.5}, "opportunities", 10.0),        # 5 / 0.5
+        ({"win_rate": 0.5}, "deals_won", 5.0),             # unchanged
+        ({"lead_share": 1.0}, "leads", 50.0),              # 12.5 / 0.5 / 0.5
+        ({"conversions": {"lead": 0.25}}, "leads", 100 / 3),  # 8.333 / 0.25
+        ({"conversions": {"qualified": 1.0}}, "qualified_leads", 12.5 / 3),
+        ({"activities_per_opportunity": {"calls": 10}}, "calls", 125.0),
+        ({"activities_per_opportunity": {"demo": 1}}, "demos", 12.5),
+        ({"activities_per_opportunity": {"call": 10}}, "emails", 12.5),  # others unchanged
+    ],
+)
+def test_overrides_one_by_one(ds, kwargs, step, expected):
+    f = plan(ds, 10_000, "2026-Q1", **kwargs)
+    assert q(f, step) == pytest.approx(expected)
+
+
+def test_override_is_marked_and_others_stay_history(ds):
+    f = plan(ds, 10_000, "2026-Q1", win_rate=0.5)
+    assert q(f, "opportunities", "source") == "override"
+    assert q(f, "opportunities", "assumption_value") == 0.5
+    assert q(f, "deals_won", "source") == "history"
+    assert (f[~f.step.isin(["revenue", "opportunities"])].source == "history").all()
+
+
+def test_head_count_override(ds):
+    f = plan(ds, 10_000, "2026-Q1", head_count=5)
+    assert q(f, "calls", "per_rep") == pytest.approx(5.0)
+    assert q(f, "calls", "per_rep_per_day") == pytest.approx(5 / 63)
+    assert f.attrs["head_count_source"] == "override"
+
+
+def test_period_forms(ds):
+    year = plan(ds, 10_000, 2026)
+    assert year.attrs["period"] == "2026"
+    assert plan(ds, 10_000, "2026").attrs["working_days"] == year.attrs["working_days"]
+    assert plan(ds, 10_000, "2026-03").attrs["working_days"] == 22
+
+
+def test_rounding_removes_float_noise():
+    a = planning.Assumptions(period=analysis.parse_period("2026-Q1"), window_start=pd.Timestamp("2025-01-01").date(),
+                             window_end=pd.Timestamp("2026-01-01").date(), values={}, head_count=1, working_days=1)
+    # 0.3 / 0.1 is 2.9999999999999996 in floating point; 0.7 / 0.1 is 6.999999999999999
+    f = plan_from(a, 0.7, deal_size=0.1, win_rate=1.0)
+    assert q(f, "deals_won", "needed") == 7
+    f = plan_from(a, 1.0, deal_size=0.3, win_rate=1.0)
+    assert q(f, "deals_won", "needed") == 4  # 3.33 -> 4
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"win_rate": 0}, "win_rate must be in"),
+        ({"win_rate": 1.5}, "win_rate must be in"),
+        ({"deal_size": -1}, "deal_size must be > 0"),
+        ({"conversions": {"demo": 0}}, "conversion of demo"),
+        ({"head_count": 0}, "head_count"),
+        ({"head_count": 2.5}, "head_count"),
+        ({"activities_per_opportunity": {"call": -1}}, "activities per opportunity"),
+    ],
+)
+def test_bad_overrides(ds, kwargs, match):
+    with pytest.raises(PlanError, match=match):
+        plan(ds, 10_000, "2026-Q1", **kwargs)
+
+
+def test_bad_target(ds):
+    with pytest.raises(PlanError, match="target_revenue"):
+        plan(ds, 0, "2026-Q1")
+    with pytest.raises(PlanError, match="target_revenue"):
+        plan(ds, "5M", "2026-Q1")
+
+
+def test_unknown_names_suggest(ds):
+    with pytest.raises(UnknownNameError, match="did you mean 'demo'"):
+        plan(ds, 10_000, "2026-Q1", conversions={"demos": 0.5})
+    with pytest.raises(UnknownNameError, match="did you mean 'call'"):
+        plan(ds, 10_000, "2026-Q1", activities_per_opportunity={"callz": 1})
+
+
+def test_no_history_asks_for_an_override(ds):
+    # 2024-H1: O7 was created (a single opportunity) but no deal closed -> no deal size, no win rate
+    with pytest.raises(PlanError, match="pass deal_size="):
+        plan(ds, 10_000, "2026-Q1", history="2024-H1")
+    f = plan(ds, 10_000, "2026-Q1", history="2024-H1", deal_size=1000, win_rate=0.5)
+    assert q(f, "opportunities") == 20
+    # no stage history and no lead in 2024-H1: funnel and lead rows are left out; the single
+    # opportunity came from no lead (share 0) and had no activity (0 per opportunity)
+    assert f.step.tolist() == ["revenue", "deals_won", "opportunities", "lead_opportunities",
+                               "calls", "emails", "meetings", "demos"]
+    assert q(f, "lead_opportunities") == 0 and q(f, "calls") == 0
+    assert {"closing", "prospecting", "qualified_leads", "leads"} == set(f.attrs["unavailable"]) - {
+        "objection_handling", "demo", "research", "qualification"}
+    assert "no deal passed closing" in f.attrs["unavailable"]["closing"]
+
+
+def test_summary_sentence(ds):
+    s = summary(plan(ds, 5_000_000, "2026-Q1", deal_size=100_000, win_rate=0.25))
+    assert s.startswith("To win $5M in 2026-Q1, 3 reps need 50 won deals from 200 opportunities")
+    assert s.endswith("over 63 days.")
+
+
+def test_chart_and_view(base):
+    from analysis import charts
+
+    html = "".join(x._repr_html_() for x in planning.plan_view(base))
+    assert "<svg" in html and "wb-table" in html
+    assert charts.to_svg(planning.plan_chart(base)).startswith("<svg")
+
+
+def test_widget_builds(ds):
+    import ipywidgets
+
+    assert isinstance(planning.plan_widget(ds, 10_000, "2026-Q1"), ipywidgets.VBox)
+
+
+# -- the sample ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return analysis.load(SAMPLE_DATA)
+
+
+def test_sample_plan_is_sane(sample):
+    import time
+
+    t = time.perf_counter()
+    f = plan(sample, 25_000_000, "2026-Q4")
+    seconds = time.perf_counter() - t
+    assert seconds < 10
+    assert f.attrs["history"] == "2025-10 .. 2026-09"  # the data ends 2026-09-30
+    assert f.attrs["head_count"] == 33  # 40 reps - 5 managers - 2 who left
+    assert f.attrs["unavailable"] == {}
+    m = analysis.metrics(sample, ["revenue", "deals_won"], grain="quarter",
+                         periods=["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3"])
+    ads = m.revenue.sum() / m.deals_won.sum()
+    assert q(f, "deals_won") == pytest.approx(25_000_000 / ads)
+    assert (f.needed >= f.quantity - 1e-9).all() and (f.needed - f.quantity < 1).all()
+    assert 0 < q(f, "opportunities", "assumption_value") < 1
+    assert q(f, "leads") > q(f, "qualified_leads") > q(f, "lead_opportunities")
+    assert q(f, "lead_opportunities") < q(f, "opportunities")
+    assert f.per_rep_per_day.notna().all()
+    assert 5 < f[f.section == "activities"].per_rep_per_day.sum() < 500
+
+
+@pytest.mark.slow
+def test_notebook_runs_headless(tmp_path: Path):
+    from analysis.render import execute_notebook
+
+    out = execute_notebook(NOTEBOOKS / "plan.ipynb", tmp_path / "plan.ipynb",
+                           {"data": str(SAMPLE_DATA), "target": 5_000_000, "period": 2026}, cwd=NOTEBOOKS)
+    nb = json.loads(Path(out).read_text())
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert html.count("<svg") >= 1 and "wb-table" in html
+    assert "To win $5M in 2026" in html
