@@ -1,7 +1,9 @@
 """Sales performance workbench.
 
-``import analysis`` gives the loader, the data model, the config, periods and data-quality checks;
-later layers (metrics, funnel, forecast, reports) build on these.
+``import analysis`` gives the loader, the data model, the config, periods and data-quality checks,
+the metric catalog and engine (``metrics``, ``compare``), the funnel, pipeline and loss analytics,
+``forecast`` / ``outlook`` (weighted pipeline, time series with backtest, simulated outcome),
+``plan`` (North Star), ``scorecard``, ``coaching``, ``experiments`` and ``enps``.
 
 >>> import analysis
 >>> ds = analysis.load("data/sample")            # doctest: +SKIP
@@ -9,9 +11,17 @@ later layers (metrics, funnel, forecast, reports) build on these.
 True
 """
 
+import sys as _sys
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import funnel, losses, pipeline, schema
+# Altair imports jsonschema, which builds a Lark grammar for RFC 3987 IRIs at import time (about
+# 2 s) whenever the optional ``rfc3987-syntax`` package is installed (Jupyter's dependencies
+# install it). Nothing here validates IRIs, so unless it is already loaded, tell jsonschema it
+# is absent: every review kernel starts 2 s sooner.
+if "jsonschema" not in _sys.modules:
+    _sys.modules.setdefault("rfc3987_syntax", None)
+
+from . import coaching, enps, experiments, forecast, funnel, losses, outlook, pipeline, plan, schema, scorecard
 from .catalog import Catalog, Metric, build_catalog
 from .config import Config, load_config
 from .engine import DIMENSIONS, compare, metrics, wilson_interval
@@ -47,8 +57,15 @@ __all__ = [
     "load_config",
     "parse_period",
     "period_of",
+    "coaching",
+    "enps",
+    "experiments",
+    "forecast",
     "funnel",
     "losses",
+    "outlook",
+    "plan",
+    "scorecard",
     "pipeline",
     "schema",
     "validate",

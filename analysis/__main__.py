@@ -199,6 +199,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coach(args: argparse.Namespace) -> int:
+    from .coaching import coaching_flags, coaching_summary
+    from .loading import load
+
+    ds = load(args.data, args.config)
+    flags = coaching_flags(ds, args.period, role=args.role)
+    if args.format == "table":
+        print(coaching_summary(flags))
+        for sentence in flags.sentence:
+            print(f"- {sentence}")
+        if len(flags):
+            print()
+            _print_frame(flags[["rep_id", "flag", "evidence", "mentor_rep_id"]], "table")
+        return 0
+    cols = ["rep_id", "name", "team", "role", "flag", "kind", "metric", "value", "peer_value", "evidence",
+            "p_value", "q_value", "mentor_rep_id", "mentor_name", "sentence"]
+    _print_frame(flags[[c for c in cols if c in flags]], args.format)
+    return 0
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     from .review import render_review
 
@@ -319,6 +339,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("coach", help="print coaching flags: reps significantly below peers, with a mentor",
+                       description="Reps significantly below the other reps of their role on a coached measure "
+                       "(multiple comparisons controlled; small samples never flagged), patterns such as many calls "
+                       "but few meetings, each with the peer strongest on that measure as mentor.")
+    p.add_argument("data", help="data directory, DuckDB file or database URL")
+    p.add_argument("--period", required=True, help="period label, e.g. 2025-Q3")
+    p.add_argument("--role", default=None, help="only this role (SDR, AE, AM)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    p.set_defaults(func=cmd_coach)
 
     p = sub.add_parser("review", help="render a periodic review report",
                        description="Run the review notebook with papermill and write a self-contained "

@@ -67,9 +67,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
-from .engine import metrics, wilson_interval
+from .engine import dimension_reachable, metrics, wilson_interval
 from .errors import WorkbenchError
 from .loading import Dataset
 from .periods import Period, parse_period
@@ -87,6 +87,23 @@ STALL_GAP = 0.5
 MIN_PEERS = 3
 #: Working days a rep needs in the period before a rate per day is compared.
 MIN_WORKING_DAYS = 10
+#: Days after the hire date during which a rep is ramping: a rep hired less than this before the
+#: period starts is not compared (neither tested nor part of the peers' pool), see the module notes.
+RAMP_DAYS = 90
+#: A flag's sentence says when the rep joined if that is less than this many days before the
+#: period ends.
+JOINED_NOTE_DAYS = 365
+#: Team heterogeneity p-value below which win rates are compared within the team when deals
+#: carry no segment (see the module notes).
+TEAM_HETEROGENEITY_P = 0.001
+#: Strata of the deal-level proportions: (table, dimensions, numerator, denominator). A rep's
+#: rate is compared with what the other peers achieve on the same mix.
+STRATA = {
+    "win_rate": ("opportunities", ("segment", "deal_type", "lead_source"), "deals_won", "deals_closed"),
+    "lead_conversion_rate": ("leads", ("segment", "lead_source"), "leads_converted", "leads_created"),
+    "meeting_booked_rate": ("activities", ("segment",), "booked_calls", "calls"),
+}
+_DIM_WORDS = {"segment": "segment", "deal_type": "deal type", "lead_source": "lead source", "team": "team"}
 #: Steps whose stalled deals are compared (nurturing is parking, not a stall).
 STALL_STEPS = ("prospecting", "qualification", "research", "demo", "objection_handling", "closing")
 
@@ -103,6 +120,7 @@ COLUMNS = [
     "rep_id", "name", "team", "role", "flag", "kind", "metric", "value", "peer_value", "gap",
     "numerator", "denominator", "peer_numerator", "peer_denominator", "value_low", "value_high",
     "test", "p_value", "q_value", "evidence", "mentor_rep_id", "mentor_name", "mentor_value", "sentence",
+    "expected", "hire_date",
 ]  # fmt: skip
 
 
@@ -233,15 +251,19 @@ def coaching_tests(
     alpha = cfg.alpha if alpha is None else float(alpha)
     roles = _roles(role)
     p = period if isinstance(period, Period) else parse_period(period, fiscal_start_month=ds.config.fiscal_year_start_month)
-    reps = _active_reps(ds, p, roles)
+    active = _active_reps(ds, p, roles)
+    ramping = _ramping(active, p)
+    reps = active[~active["rep_id"].isin(list(ramping))].reset_index(drop=True)
     as_of = min(p.last_day, ds.last_date())
     frames: list[pd.DataFrame] = []
+    extra = {"period": p.label, "alpha": alpha, "as_of": str(as_of), "ramping": ramping}
     if not reps.empty:
         per_rep = _per_rep(ds, p, reps)
+        strata = _strata(ds, p, reps, roles)
         for spec in SPECS:
             for r in spec.roles:
                 if r in roles and spec.metric in per_rep.columns:
-                    frames.append(_compare(spec, r, per_rep[per_rep.role == r], cfg))
+                    frames.append(_compare(spec, r, per_rep[per_rep.role == r], cfg, strata=strata.get(spec.metric)))
         owners = [r for r in ("AE", "AM") if r in roles]
         if stalling and ds.has("stage_history") and owners:
             frames.extend(_stall_tests(ds, reps[reps.role.isin(owners)], as_of, cfg))
@@ -249,7 +271,7 @@ def coaching_tests(
     if not frames:
         out = pd.DataFrame({c: pd.Series(dtype="object") for c in [*COLUMNS, "flagged"]})
         out["flagged"] = out["flagged"].astype(bool)
-        out.attrs.update(period=p.label, tests=0, alpha=alpha, as_of=str(as_of))
+        out.attrs.update(tests=0, **extra)
         return out
     out = pd.concat(frames, ignore_index=True)
     out["q_value"] = bh_adjust(out["p_value"].to_numpy(dtype=float))
@@ -262,14 +284,16 @@ def coaching_tests(
     out = _patterns(out, per_rep if not reps.empty else None)
     out["flagged"] = out["flagged"] & ((out["kind"] == "pattern").to_numpy() | (worse >= min_gap - 1e-12))
     out = _mentors(out, reps, ds.last_date())
+    hire = pd.to_datetime(reps.set_index("rep_id")["hire_date"], errors="coerce")
+    out["hire_date"] = [None if pd.isna(hire.get(r)) else hire.get(r).date().isoformat() for r in out["rep_id"]]
     out["evidence"] = [_evidence(r, len(out)) if r.flagged else "" for r in out.itertuples()]
-    out["sentence"] = [_sentence(r) if r.flagged else "" for r in out.itertuples()]
+    out["sentence"] = [_sentence(r, p) if r.flagged else "" for r in out.itertuples()]
     out = out.sort_values(["flagged", "role", "q_value", "rep_id"], ascending=[False, True, True, True], kind="stable")
     out = out[[*COLUMNS, "flagged"]].reset_index(drop=True)
     for c in ("value", "peer_value", "gap", "numerator", "denominator", "peer_numerator", "peer_denominator",
-              "value_low", "value_high", "p_value", "q_value", "mentor_value"):
+              "value_low", "value_high", "p_value", "q_value", "mentor_value", "expected"):
         out[c] = pd.to_numeric(out[c], errors="coerce").astype("Float64")
-    out.attrs.update(period=p.label, tests=int(len(out)), alpha=alpha, as_of=str(as_of))
+    out.attrs.update(tests=int(len(out)), **extra)
     return out
 
 
@@ -282,16 +306,21 @@ def coaching_summary(flags: pd.DataFrame) -> str:
     period = flags.attrs.get("period", "the period")
     tests = flags.attrs.get("tests")
     alpha = flags.attrs.get("alpha", 0.05)
+    n_ramp = len(flags.attrs.get("ramping") or {})
+    ramp = ""
+    if n_ramp:
+        ramp = (f" {n_ramp} {'rep' if n_ramp == 1 else 'reps'} hired less than {RAMP_DAYS} days before the period "
+                f"{'was' if n_ramp == 1 else 'were'} still ramping and not compared.")
     if flags.empty:
         among = f" ({tests} comparisons, {alpha:.0%} false discovery rate)" if tests else ""
-        return f"No rep is significantly below the peers of their role in {period}{among}."
+        return f"No rep is significantly below the peers of their role in {period}{among}." + ramp
     parts = []
     for rep_id, g in flags.groupby("rep_id", sort=False):
         what = ", ".join(dict.fromkeys(_flag_label(f) for f in g["flag"]))
         parts.append(f"{g['name'].iloc[0]} ({what})")
     n = len(parts)
     who = "1 rep needs" if n == 1 else f"{n} reps need"
-    return f"{who} coaching in {period}: {'; '.join(parts)}."
+    return f"{who} coaching in {period}: {'; '.join(parts)}." + ramp
 
 
 def bh_adjust(p_values: Any) -> np.ndarray:
@@ -335,6 +364,66 @@ def fisher_greater(k: Any, n: Any, k_rest: Any, n_rest: Any) -> np.ndarray:
     """One-sided Fisher exact p-value that the rep's rate k/n is above the rest's."""
     k, n, kr, nr = (np.asarray(x, dtype=float) for x in (k, n, k_rest, n_rest))
     return stats.hypergeom.sf(k - 1, n + nr, k + kr, n)
+
+
+def stratified_fisher(k: Any, n: Any, k_rest: Any, n_rest: Any, *, lower: bool = True) -> float:
+    """One-sided exact p-value of the rep's successes against the rest's, stratum by stratum.
+
+    Notes
+    -----
+    Arrays have one entry per stratum (segment x deal type, say). Under the null hypothesis the
+    rep and the rest have the same rate *within* each stratum (rates may differ between strata),
+    and, given each stratum's totals, the rep's successes in stratum s are hypergeometric
+    (``n_s`` draws from ``n_s + n_rest_s`` deals of which ``k_s + k_rest_s`` are successes) --
+    Fisher's exact test within the stratum. The rep's total ``sum(k_s)`` then follows the
+    convolution of those hypergeometric distributions (the exact conditional test of a common
+    odds ratio of 1 that underlies the Cochran-Mantel-Haenszel test); the p-value is its lower
+    tail ``P(K <= sum k_s)`` (upper tail with ``lower=False``). With one stratum it is exactly
+    :func:`fisher_less` / :func:`fisher_greater`. Computed exactly (no normal approximation):
+    a few thousand trials per stratum take milliseconds.
+    """
+    k, n, kr, nr = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (k, n, k_rest, n_rest))
+    pmf = np.ones(1)
+    lo_total = 0
+    for ks, ns, krs, nrs in zip(k, n, kr, nr):
+        if ns <= 0:
+            continue
+        total, succ = ns + nrs, ks + krs
+        lo, hi = int(max(0, ns - (total - succ))), int(min(ns, succ))
+        part = _hypergeom_pmf(np.arange(lo, hi + 1), total, succ, ns)
+        pmf = np.convolve(pmf, part)
+        lo_total += lo
+    observed = int(round(k[n > 0].sum())) - lo_total
+    if lower:
+        p = pmf[: observed + 1].sum()
+    else:
+        p = pmf[max(observed, 0):].sum()
+    return float(min(max(p, 0.0), 1.0))
+
+
+def _hypergeom_pmf(x: np.ndarray, total: float, succ: float, draws: float) -> np.ndarray:
+    """Hypergeometric pmf through log-gamma (as scipy's, but much faster for one support)."""
+    lg = special.gammaln
+    logc = lambda a, b: lg(a + 1) - lg(b + 1) - lg(a - b + 1)  # noqa: E731
+    return np.exp(logc(succ, x) + logc(total - succ, draws - x) - logc(total, draws))
+
+
+def _wilson(k: float, n: float, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95 % Wilson interval of k / n (scalar, as :func:`analysis.engine.wilson_interval`)."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    ph = k / n
+    centre = (ph + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+
+
+def expected_successes(n: Any, k_rest: Any, n_rest: Any) -> float:
+    """Indirect standardisation: the successes the rep would have at the rest's rate in each
+    stratum, ``sum(n_s * k_rest_s / n_rest_s)`` over strata where the rest has trials."""
+    n, kr, nr = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (n, k_rest, n_rest))
+    ok = nr > 0
+    return float((n[ok] * kr[ok] / nr[ok]).sum())
 
 
 def peer_t_test(x: float, others: Any, *, higher_is_better: bool = True) -> tuple[float, float]:
@@ -391,6 +480,51 @@ def _active_reps(ds: Dataset, p: Period, roles: tuple[str, ...]) -> pd.DataFrame
     return reps[active].reset_index(drop=True)
 
 
+def _ramping(reps: pd.DataFrame, p: Period) -> dict[str, str]:
+    """Reps hired less than :data:`RAMP_DAYS` before the period starts: rep_id -> hire date."""
+    hire = pd.to_datetime(reps["hire_date"], errors="coerce")
+    late = hire > pd.Timestamp(p.start) - pd.Timedelta(days=RAMP_DAYS)
+    return {r: h.date().isoformat() for r, h in zip(reps.loc[late, "rep_id"], hire[late])}
+
+
+def _strata(ds: Dataset, p: Period, reps: pd.DataFrame, roles: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """Per metric of :data:`STRATA`: the counts per rep and stratum (``rep_id``, ``stratum``,
+    ``team``, ``num``, ``den``; ``attrs["dims"]`` the dimensions used). A dimension the table
+    cannot reach, or with fewer than two values, is left out; with none left there is one
+    stratum and the test is Fisher's exact test."""
+    out: dict[str, pd.DataFrame] = {}
+    wanted_roles = {"win_rate": ("AE", "AM"), "lead_conversion_rate": ("SDR",), "meeting_booked_rate": ("SDR",)}
+    teams = reps.set_index("rep_id")["team"].astype("string").fillna("(no team)")
+    for metric, (table, dims, num, den) in STRATA.items():
+        if not ds.has(table) or not set(wanted_roles[metric]) & set(roles):
+            continue
+        dims = [d for d in dims if dimension_reachable(ds, table, d)]
+        f = metrics(ds, [num, den], by=["rep_id", *dims], grain=p.grain, periods=[p])
+        if num in f.attrs.get("unavailable", {}) or den in f.attrs.get("unavailable", {}):
+            continue
+        f = f.assign(rep_id=f["rep_id"].astype("string"))
+        f = f[f["rep_id"].isin(reps["rep_id"])]
+        used = [d for d in dims if f[d].dropna().nunique() > 1]
+        key = pd.Series("all", index=f.index, dtype="string")
+        if used:
+            key = f[used].astype("string").fillna("(none)").agg(" / ".join, axis=1).astype("string")
+        st = pd.DataFrame({
+            "rep_id": f["rep_id"].to_numpy(), "stratum": key.to_numpy(),
+            "team": teams.reindex(f["rep_id"]).to_numpy(),
+            "num": pd.to_numeric(f[num], errors="coerce").fillna(0).to_numpy(dtype=float),
+            "den": pd.to_numeric(f[den], errors="coerce").fillna(0).to_numpy(dtype=float),
+        })  # fmt: skip
+        st = st.groupby(["rep_id", "stratum", "team"], as_index=False)[["num", "den"]].sum()
+        st.attrs["dims"] = used
+        out[metric] = st
+    return out
+
+
+def _mix_words(dims: list[str]) -> str:
+    words = [_DIM_WORDS.get(d, d) for d in dims]
+    return " and ".join(words) if len(words) <= 2 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def _per_rep(ds: Dataset, p: Period, reps: pd.DataFrame) -> pd.DataFrame:
     """One row per active rep: the counts behind every compared metric (one metrics call)."""
     wanted = ["deals_won", "deals_closed"]
@@ -418,8 +552,10 @@ def _min_sample(spec_sample: str, cfg) -> float:
     return {"deals": cfg.min_closed_deals, "activities": cfg.min_activities, "days": MIN_WORKING_DAYS}[spec_sample]
 
 
-def _compare(spec: Spec, role: str, g: pd.DataFrame, cfg, cols: tuple[str, str] | None = None) -> pd.DataFrame:
-    """Each eligible rep of one role against the rest of the peers, on one metric."""
+def _compare(spec: Spec, role: str, g: pd.DataFrame, cfg, cols: tuple[str, str] | None = None,
+             strata: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each eligible rep of one role against the rest of the peers, on one metric (stratum by
+    stratum when ``strata`` are given, see :func:`stratified_fisher`)."""
     num_col, den_col = cols or _NUM_DEN[spec.metric]
     g = g[g[den_col].fillna(0) > 0].reset_index(drop=True)
     need = _min_sample(spec.sample, cfg)
@@ -430,8 +566,10 @@ def _compare(spec: Spec, role: str, g: pd.DataFrame, cfg, cols: tuple[str, str] 
     k = g[num_col].fillna(0).to_numpy(dtype=float)
     n = g[den_col].to_numpy(dtype=float)
     x = g[spec.metric].to_numpy(dtype=float)
+    mix = ""
     if spec.test == "proportion":
         low, high = (s.to_numpy(dtype=float, na_value=np.nan) for s in wilson_interval(k, n))
+        K, N, mix = _strata_matrix(strata, g, spec.metric)
     rows = []
     for i in np.flatnonzero(eligible):
         rest = np.arange(len(g)) != i
@@ -439,30 +577,80 @@ def _compare(spec: Spec, role: str, g: pd.DataFrame, cfg, cols: tuple[str, str] 
             # the pool is every other peer with data; at least MIN_PEERS of them must be eligible
             if (eligible & rest).sum() < MIN_PEERS:
                 continue
-            kr, nr = k[rest].sum(), n[rest].sum()
-            peer = kr / nr
-            pv = float(fisher_less(k[i], n[i], kr, nr)[()] if spec.higher_is_better else fisher_greater(k[i], n[i], kr, nr)[()])
-            lo, hi = low[i], high[i]
-            test = "Fisher exact, one-sided, vs the pooled rest of the peers"
-            peer_k, peer_n = kr, nr
+            expected = np.nan
+            if K is None:
+                kr, nr = k[rest].sum(), n[rest].sum()
+                peer = kr / nr
+                pv = float(fisher_less(k[i], n[i], kr, nr)[()] if spec.higher_is_better else fisher_greater(k[i], n[i], kr, nr)[()])
+                lo, hi = low[i], high[i]
+                test = "Fisher exact, one-sided, vs the pooled rest of the peers"
+                peer_k, peer_n = kr, nr
+                ki, ni = k[i], n[i]
+            else:
+                # like with like: only strata where the rest of the peers have trials count
+                kr_s, nr_s = K[rest].sum(axis=0), N[rest].sum(axis=0)
+                inf = (N[i] > 0) & (nr_s > 0)
+                ki, ni = K[i, inf].sum(), N[i, inf].sum()
+                if ni < need or ni <= 0:
+                    continue
+                expected = expected_successes(N[i, inf], kr_s[inf], nr_s[inf])
+                peer = expected / ni
+                pv = stratified_fisher(K[i, inf], N[i, inf], kr_s[inf], nr_s[inf], lower=spec.higher_is_better)
+                lo, hi = _wilson(ki, ni)
+                test = (f"exact test stratified by {mix} (Fisher within each of {int(inf.sum())} strata), one-sided, "
+                        "vs the rest of the peers on the same mix")
+                peer_k, peer_n = kr_s[inf].sum(), nr_s[inf].sum()
         else:
             others = x[rest & eligible]
             if len(others) < MIN_PEERS:
                 continue
             peer = float(others.mean())
             _, pv = peer_t_test(x[i], others, higher_is_better=spec.higher_is_better)
-            lo = hi = np.nan
+            lo = hi = expected = np.nan
+            ki, ni = k[i], n[i]
             test = f"t test against the distribution of {len(others)} peers (df {len(others) - 1}), one-sided"
             peer_k, peer_n = k[rest & eligible].sum(), n[rest & eligible].sum()
         rows.append({
             "rep_id": g.at[i, "rep_id"], "name": g.at[i, "name"], "team": g.at[i, "team"], "role": role,
             "flag": spec.metric, "kind": "metric", "metric": spec.metric,
-            "value": x[i], "peer_value": peer, "gap": x[i] / peer - 1 if peer else np.nan,
-            "numerator": k[i], "denominator": n[i], "peer_numerator": peer_k, "peer_denominator": peer_n,
-            "value_low": lo, "value_high": hi, "test": test, "p_value": pv,
-            "x_higher": spec.higher_is_better, "x_spec": spec,
+            "value": ki / ni if spec.test == "proportion" else x[i], "peer_value": peer,
+            "gap": (ki / ni if spec.test == "proportion" else x[i]) / peer - 1 if peer else np.nan,
+            "numerator": ki, "denominator": ni, "peer_numerator": peer_k, "peer_denominator": peer_n,
+            "value_low": lo, "value_high": hi, "test": test, "p_value": pv, "expected": expected,
+            "x_higher": spec.higher_is_better, "x_spec": spec, "x_mix": mix,
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _strata_matrix(strata: pd.DataFrame | None, g: pd.DataFrame, metric: str):
+    """Counts per rep (rows in ``g`` order) and stratum, and the words for the mix; ``(None,
+    None, "")`` when the metric is not stratified (one stratum: plain Fisher).
+
+    Without a segment, win rates are compared within the team only when the teams of the role
+    differ (chi-square test of team x won/lost, p < :data:`TEAM_HETEROGENEITY_P`): comparing
+    with teammates only costs power, so it is done only when the teams are not alike."""
+    if strata is None or strata.empty:
+        return None, None, ""
+    st = strata[strata["rep_id"].isin(g["rep_id"])]
+    dims = list(strata.attrs.get("dims", []))
+    key = st["stratum"]
+    if metric == "win_rate" and "segment" not in dims:
+        by_team = st.groupby("team")[["num", "den"]].sum()
+        by_team = by_team[by_team["den"] > 0]
+        if len(by_team) > 1:
+            table = np.c_[by_team["num"], by_team["den"] - by_team["num"]]
+            if (table.sum(axis=0) > 0).all():
+                if stats.chi2_contingency(table)[1] < TEAM_HETEROGENEITY_P:
+                    key = st["team"].astype("string") + " | " + key
+                    dims = ["team", *dims]
+    if not dims:
+        return None, None, ""
+    rows = g["rep_id"].astype("string")
+    K = st.assign(key=key).pivot_table(index="rep_id", columns="key", values="num", aggfunc="sum", fill_value=0)
+    N = st.assign(key=key).pivot_table(index="rep_id", columns="key", values="den", aggfunc="sum", fill_value=0)
+    K = K.reindex(rows, fill_value=0).to_numpy(dtype=float)
+    N = N.reindex(rows, fill_value=0).to_numpy(dtype=float)
+    return K, N, _mix_words(dims)
 
 
 def _stall_tests(ds: Dataset, reps: pd.DataFrame, as_of: date, cfg) -> list[pd.DataFrame]:
@@ -540,13 +728,24 @@ def _mentors(out: pd.DataFrame, reps: pd.DataFrame, last: date) -> pd.DataFrame:
                    & out["rep_id"].isin(staying) & ~out["flagged"]]
         if cand.empty:
             continue
+        mixed = bool(row["x_mix"])
         if spec.test == "proportion":
             lo, hi = wilson_interval(cand["numerator"], cand["denominator"])
-            score = lo.to_numpy(dtype=float) if spec.higher_is_better else -hi.to_numpy(dtype=float)
+            lo, hi = lo.to_numpy(dtype=float), hi.to_numpy(dtype=float)
+            if mixed:  # relative to what the peers achieve on each candidate's own mix
+                ref = cand["peer_value"].to_numpy(dtype=float)
+                lo, hi = lo / ref, hi / ref
+            score = lo if spec.higher_is_better else -hi
         else:
             score = cand["value"].to_numpy(dtype=float) * (1 if spec.higher_is_better else -1)
+        if np.isnan(score).all():
+            continue
         j = cand.index[int(np.nanargmax(score))]
-        better = cand.at[j, "value"] > row["value"] if spec.higher_is_better else cand.at[j, "value"] < row["value"]
+        if mixed:
+            mine, theirs = row["value"] / row["peer_value"], cand.at[j, "value"] / cand.at[j, "peer_value"]
+        else:
+            mine, theirs = row["value"], cand.at[j, "value"]
+        better = theirs > mine if spec.higher_is_better else theirs < mine
         if not better:
             continue
         out.at[i, "mentor_rep_id"] = cand.at[j, "rep_id"]
@@ -593,7 +792,13 @@ def _value_text(spec: Spec, value: float, k: float, n: float) -> str:
 def _evidence(r: Any, m: int) -> str:
     spec: Spec = r.x_spec
     mine = _value_text(spec, r.value, r.numerator, r.denominator)
-    if spec.test == "proportion":
+    if spec.test == "proportion" and r.x_mix:
+        pooled = r.peer_numerator / r.peer_denominator
+        peers = (f"{_pct(r.peer_value)} expected from the other {r.role}s' rates in the same {r.x_mix} "
+                 f"({r.expected:.1f} of {_int(r.denominator)}; their pooled rate {_pct(pooled)}, "
+                 f"{_int(r.peer_numerator)} of {_int(r.peer_denominator)})")
+        ci = f"; 95% CI {_pct(r.value_low)} to {_pct(r.value_high)}"
+    elif spec.test == "proportion":
         peers = f"{_pct(r.peer_value)} ({_int(r.peer_numerator)} of {_int(r.peer_denominator)}) for the other {r.role}s"
         ci = f"; 95% CI {_pct(r.value_low)} to {_pct(r.value_high)}"
     else:
@@ -607,11 +812,15 @@ def _evidence(r: Any, m: int) -> str:
     return text
 
 
-def _sentence(r: Any) -> str:
+def _sentence(r: Any, p: Period | None = None) -> str:
     spec: Spec = r.x_spec
     name, role = r.name, r.role
     q = f"adjusted p {_p_text(r.q_value)}"
-    if spec.test == "proportion":
+    if spec.test == "proportion" and r.x_mix:
+        mine = _value_text(spec, r.value, r.numerator, r.denominator)
+        peers = (f"{_pct(r.peer_value)} ({r.expected:.0f} of {_int(r.denominator)}) expected for other {role}s "
+                 f"with the same mix of {_plural_mix(r.x_mix)}")
+    elif spec.test == "proportion":
         mine = _value_text(spec, r.value, r.numerator, r.denominator)
         peers = f"{_pct(r.peer_value)} for other {role}s"
     else:
@@ -637,4 +846,14 @@ def _sentence(r: Any) -> str:
         tail = f"; pair {name} with {r.mentor_name} ({mv}) on {spec.topic}."
     else:
         tail = f"; review {spec.topic} with {name}."
-    return head + tail
+    joined = ""
+    if p is not None and isinstance(r.hire_date, str):
+        if (p.last_day - date.fromisoformat(r.hire_date)).days < JOINED_NOTE_DAYS:
+            joined = f" {name} joined on {r.hire_date}."
+    return head + tail + joined
+
+
+def _plural_mix(mix: str) -> str:
+    for word in ("segment", "deal type", "lead source", "team"):
+        mix = mix.replace(word, word + "s")
+    return mix

@@ -875,8 +875,10 @@ def revenue_forecast(
     return ForecastResult(**{**result.__dict__, "sentence": forecast_sentence(ds, result)})
 
 
-def forecast_sentence(ds: Dataset, result: ForecastResult) -> str:
-    """One sentence on a :class:`ForecastResult`: next period's forecast, interval and verdict.
+def forecast_sentence(ds: Dataset, result: ForecastResult, *, period: str | Period | None = None) -> str:
+    """One sentence on a :class:`ForecastResult`: a period's forecast, interval and verdict.
+
+    ``period`` is the forecast period to speak of (default the first one after the history).
 
     Example: ``Revenue forecast for 2026-Q4: 23,100,000 USD (80% interval 20,900,000 USD to
     25,300,000 USD, from the seasonal model ETS(A,N,A) m=4); it beats the seasonal naive
@@ -887,7 +889,13 @@ def forecast_sentence(ds: Dataset, result: ForecastResult) -> str:
     def fmt(v: float) -> str:
         return _money(ds, v) if m.unit == "money" else m.fmt(v)
 
-    best = result.best.iloc[0]
+    best = result.best
+    if period is not None:
+        label = period.label if isinstance(period, Period) else str(period)
+        best = best[best[PERIOD] == label]
+        if best.empty:
+            raise ForecastError(f"period {label} is not among the forecast periods ({', '.join(result.best[PERIOD])})")
+    best = best.iloc[0]
     acc = result.accuracy.set_index("model")
     name = {"ets": f"the seasonal model {result.spec}" if "m=" in result.spec else f"the ETS model {result.spec}",
             "seasonal_naive": "the seasonal naive baseline"}

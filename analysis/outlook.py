@@ -82,7 +82,8 @@ def forecast_day(ds: Dataset, p: Period) -> date:
     return min(last, p.start - timedelta(days=1))
 
 
-def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "revenue") -> Outlook:
+def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "revenue",
+                   simulations: int | None = None, replay: bool = True) -> Outlook:
     """Every forecast of ``period`` with its accuracy, made before the period (see module docstring).
 
     Parameters
@@ -95,6 +96,11 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
     metric
         An additive catalog metric for the time series (``revenue``, ``deals_won``...). The
         pipeline and simulation forecast revenue.
+    simulations
+        Monte Carlo runs (default ``config.forecast.simulations``).
+    replay
+        Also replay the simulation on the periods before the forecast day
+        (:func:`~analysis.forecast.outcome_backtest`, a few seconds) to measure its accuracy.
     """
     fsm = ds.config.fiscal_year_start_month
     p = period if isinstance(period, Period) else parse_period(period, fiscal_start_month=fsm)
@@ -125,7 +131,7 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
                          "backtest_periods": None if a is None else a.periods,
                          "mape": None if a is None else a.mape, "bias": None if a is None else a.bias,
                          "is_winner": bool(r.is_winner)})
-        sentences.append(fc.forecast_sentence(ds, series))
+        sentences.append(fc.forecast_sentence(ds, series, period=p))
 
     pipe = fc.weighted_pipeline(ds, as_of=day, grain=p.grain)
     pipe = pipe[pipe.close_period == p.label].reset_index(drop=True)
@@ -140,19 +146,21 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
     sentences.append(fc.pipeline_sentence(ds, full, period=p))
 
     simulation = None
-    replay = None
+    replayed = None
     if day < p.last_day:
-        simulation = fc.simulate_outcome(ds, p, as_of=day)
+        simulation = fc.simulate_outcome(ds, p, as_of=day, n=simulations)
         s = simulation.summary.iloc[0]
         rows.append({**base, "metric": "revenue", "method": "simulation", "model": "monte_carlo",
                      "forecast": s.p50, "low": s.p10, "high": s.p90, "interval": 0.8,
                      "deals": int(s.open_deals), "amount": s.open_amount})
         sentences.append(fc.outcome_sentence(ds, simulation))
-        replay = fc.outcome_backtest(ds, periods=ds.config.forecast.backtest_periods, grain=p.grain, before=day)
-        rows[-1].update(backtest_periods=len(replay), mape=replay.attrs["mape"],
-                        bias=float(replay.p50_error.mean()))
-        sentences.append(fc.backtest_sentence(ds, replay))
+        if replay:
+            replayed = fc.outcome_backtest(ds, periods=ds.config.forecast.backtest_periods, grain=p.grain,
+                                           before=day)
+            rows[-1].update(backtest_periods=len(replayed), mape=replayed.attrs["mape"],
+                            bias=float(replayed.p50_error.mean()))
+            sentences.append(fc.backtest_sentence(ds, replayed))
     if actual is not None:
         sentences.append(f"Actual {catalog.get(metric).label.lower()} in {p.label}: {catalog.get(metric).fmt(actual)}.")
     table = pd.DataFrame(rows, columns=COLUMNS).astype({"deals": "Int64", "backtest_periods": "Int64", "actual": "float64"})
-    return Outlook(p, day, metric, series, pipe, simulation, replay, actual, table, sentences)
+    return Outlook(p, day, metric, series, pipe, simulation, replayed, actual, table, sentences)

@@ -1789,7 +1789,20 @@ def sample_config(*, end: date | None = None, months: int = 24) -> dict:
                 "demos": 20.0,
             },
         },
+        # changes to evaluate in the reviews (nothing was planted: the verdicts should say so)
+        "experiments": [
+            {"name": "New discovery script", "metric": "win_rate",
+             "change_date": _first_of_month(end, back=5), "window_days": 90},
+            {"name": "Call opener training", "metric": "positive_call_rate",
+             "change_date": _first_of_month(end, back=3), "window_days": 60},
+        ],
     }
+
+
+def _first_of_month(end: date, *, back: int) -> date:
+    """The first day of the month ``back`` months before ``end``'s month."""
+    y, m = divmod(end.year * 12 + end.month - 1 - back, 12)
+    return date(y, m + 1, 1)
 
 
 def sample_tables(*, reps: int = 40, months: int = 24, seed: int = 7, end: date | None = None) -> dict[str, pd.DataFrame]:

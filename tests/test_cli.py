@@ -9,7 +9,7 @@ import pytest
 
 from analysis.__main__ import build_parser, main
 
-COMMANDS = ["sample", "validate", "metrics", "funnel", "stalled", "review", "schema"]
+COMMANDS = ["sample", "validate", "metrics", "funnel", "stalled", "forecast", "plan", "coach", "review", "schema"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import analysis
-from analysis import review
+from analysis import review, steering
 from analysis.paths import NOTEBOOKS, SAMPLE_DATA
 from analysis.render import find_external_resources
 
@@ -78,7 +78,8 @@ def _sections_of_the_notebook(r: review.Review) -> str:
     assert len(calls) >= 15
     shown: list = []
     for call in calls:
-        eval(call.replace("review.show(", "shown.extend(", 1), {"review": review, "r": r, "shown": shown})
+        eval(call.replace("review.show(", "shown.extend(", 1), {"review": review, "steering": steering, "r": r,
+                                                                "shown": shown})
     return "".join(x._repr_html_() if hasattr(x, "_repr_html_") else str(x) for x in shown)
 
 

@@ -1,0 +1,319 @@
+"""Review sections that steer rather than measure: forecast, plan, scorecards, coaching,
+experiments and eNPS (SPEC sections 6 and 7).
+
+Same contract as :mod:`analysis.review`: each function takes a :class:`~analysis.review.Review`
+and returns display objects (narrative first, then a chart or table); a section whose data is
+missing says so in one line. Privacy: a rep-scope review shows the rep's own scorecard, rank and
+coaching notes and never names another rep (a suggested mentor is described, not named), unless
+the config sets ``leaderboards_public``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from . import charts, figures
+from . import forecast as fc
+from . import plan as planning
+from . import scorecard as sc
+from .outlook import Outlook, period_outlook
+from .review import Review, _heading, _note, _p, _table
+
+#: Simulations per outcome in a review (the quantiles move by well under 1% from 10,000).
+REVIEW_SIMULATIONS = 4_000
+
+
+def _outlook(r: Review) -> Outlook:
+    """The next period's outlook, computed once per review."""
+    memo = r.__dict__.setdefault("_memo", {})
+    if "outlook" not in memo:
+        memo["outlook"] = period_outlook(r.ds, r.period.next(), simulations=REVIEW_SIMULATIONS)
+    return memo["outlook"]
+
+
+def _money(r: Review, v: Any) -> str:
+    return r.fmt("revenue", v)
+
+
+def _names_public(r: Review) -> bool:
+    return r.scope != "rep" or bool(r.ds.config.leaderboards_public)
+
+
+# -- forecast --------------------------------------------------------------------------------------
+
+
+def forecast_section(r: Review) -> list[Any]:
+    """The next period: time-series forecast with its backtest, weighted pipeline, simulated outcome."""
+    if not r.ds.has("opportunities"):
+        return [_note("No opportunities table: no forecast.")]
+    o = _outlook(r)
+    nxt = o.period.label
+    out: list[Any] = []
+    if r.scope == "company":
+        out += [_p(s) for s in o.sentences]
+        if o.series is not None:
+            best = o.series.best
+            bt = o.series.backtest[o.series.backtest.model == o.series.winner]
+            history = o.series.history.tail(8)
+            out.append(charts.show(
+                figures.forecast_chart(history, best[best.period == nxt], backtest=bt,
+                                       title=f"Revenue forecast for {nxt}: {_money(r, best[best.period == nxt].forecast.iloc[0])}"),
+                caption=(f"Bars: revenue per {r.period.grain}; filled point and line: the {o.series.winner.replace('_', ' ')} "
+                         f"model's forecast with its {o.series.interval:.0%} interval; hollow points: its one-step-ahead "
+                         "forecasts of past periods (the backtest).")))
+            acc = o.series.accuracy.assign(model=lambda d: d.model.str.replace("_", " "))
+            out.append(_table(acc[["model", "periods", "mape", "bias", "is_winner"]].rename(columns={
+                "model": "Model", "periods": "Backtest periods", "mape": "MAPE", "bias": "Bias", "is_winner": "Winner"}),
+                formats={"MAPE": "{:.1%}", "Bias": "{:+.1%}"},
+                caption="Rolling backtest: each past period forecast from the periods before it. MAPE: mean absolute "
+                        "percentage error; bias: mean signed error (positive: over-forecast)."))
+        out += _pipeline_table(r, o)
+        if o.simulation is not None:
+            s = o.simulation.summary.iloc[0]
+            out.append(charts.show(figures.outcome_chart(
+                o.simulation.totals, title=f"Simulated revenue for {nxt}: P50 {_money(r, s.p50)}",
+                target=s.target, p10=s.p10, p50=s.p50, p90=s.p90),
+                caption="Each simulation closes every open deal with its learned probability and adds new business "
+                        "drawn from the recent run rate."))
+            if o.replay is not None and len(o.replay):
+                rp = o.replay[["period", "actual", "p10", "p50", "p90", "inside"]]
+                out.append(_table(rp.rename(columns={"period": "Period", "actual": "Actual", "inside": "Inside P10-P90"}),
+                                  formats={c: "{:,.0f}" for c in ("Actual", "p10", "p50", "p90")},
+                                  caption="The simulation replayed on past periods, each as of the day before it started."))
+            teams = o.simulation.groups.get("team")
+            if teams is not None and teams.target.notna().any():
+                t = teams[teams.target.notna()]
+                out.append(_table(t[["team", "target", "p10", "p50", "p90", "p_reach_target"]].rename(columns={
+                    "team": "Team", "target": "Quota", "p_reach_target": "Chance of quota"}),
+                    formats={"Quota": "{:,.0f}", "p10": "{:,.0f}", "p50": "{:,.0f}", "p90": "{:,.0f}",
+                             "Chance of quota": "{:.0%}"},
+                    caption=f"Chance of reaching each team's revenue quota in {nxt}"))
+        return out
+    # team or rep: their own pipeline and simulated outcome
+    dim, value = ("team", r.scope_value) if r.scope == "team" else ("rep_id", r.scope_value)
+    out += _pipeline_table(r, o)
+    if o.simulation is not None:
+        g = o.simulation.groups.get(dim)
+        row = g[g[dim] == value] if g is not None else pd.DataFrame()
+        if len(row):
+            x = row.iloc[0]
+            text = (f"Simulated revenue of {r.scope_label} for {nxt} (as of {o.as_of}): P50 {_money(r, x.p50)} "
+                    f"(P10 {_money(r, x.p10)}, P90 {_money(r, x.p90)})")
+            if pd.notna(x.target):
+                text += f"; {x.p_reach_target:.0%} chance of reaching the {_money(r, x.target)} quota"
+            out.insert(0, _p(text + "."))
+    if not out:
+        out.append(_note(f"No open deals or history for {r.scope_label} to forecast {nxt}."))
+    return out
+
+
+def _pipeline_table(r: Review, o: Outlook) -> list[Any]:
+    nxt = o.period.label
+    if r.scope == "company":
+        pipe = o.pipeline
+    else:
+        deals = fc.open_deals_forecast(r.ds, as_of=o.as_of, by=["team"], grain=o.period.grain)
+        deals = deals[(deals.team == r.scope_value) if r.scope == "team" else (deals.owner_id == r.scope_value)]
+        pipe = fc.weighted_pipeline(r.ds, as_of=o.as_of, by=["team"], grain=o.period.grain, deals=deals)
+        pipe = pipe[pipe.close_period == nxt].groupby("category", sort=False)[["deals", "amount", "weighted"]].sum()
+        pipe = pipe.reset_index()
+    if pipe.empty:
+        return [_note(f"No open deals are expected to close in {nxt}.")]
+    table = pipe[["category", "deals", "amount", "weighted"]].assign(
+        category=lambda d: d.category.map({"commit": "Commit", "best_case": "Best case", "pipeline": "Pipeline"}))
+    th = r.ds.config.forecast
+    return [_table(table.rename(columns={"category": "Category", "deals": "Deals", "amount": "Amount",
+                                         "weighted": "Weighted"}),
+                   formats={"Amount": "{:,.0f}", "Weighted": "{:,.0f}"},
+                   caption=(f"Open deals expected to close in {nxt}, as of {o.as_of}: commit when the step's learned "
+                            f"win probability is at least {th.commit_probability:.0%}, best case at least "
+                            f"{th.best_case_probability:.0%}; weighted = amount x probability."))]
+
+
+# -- plan ------------------------------------------------------------------------------------------
+
+
+def plan_section(r: Review) -> list[Any]:
+    """What the next period needs: the North Star plan from its revenue target."""
+    nxt = r.period.next()
+    target, source = _next_target(r, nxt)
+    if target is None or not target > 0:
+        return [_note(f"No revenue target or forecast for {nxt.label}: no plan.")]
+    try:
+        frame = planning.plan(r.ds, target, nxt)
+    except planning.PlanError as err:
+        return [_note(f"No plan for {nxt.label}: {err}")]
+    if r.scope != "company":
+        frame.attrs["scope_note"] = "company-wide"
+    out: list[Any] = [_p(f"The plan below works back from {source} of {_money(r, target)} for {nxt.label}.")]
+    out += planning.plan_view(frame)
+    return out
+
+
+def _next_target(r: Review, nxt: Any) -> tuple[float | None, str]:
+    from .engine import metrics
+
+    got = metrics(r.ds, ["revenue_target"], grain=nxt.grain, periods=[nxt], catalog=r.catalog)
+    if len(got) and pd.notna(got.revenue_target.iloc[0]) and float(got.revenue_target.iloc[0]) > 0:
+        return float(got.revenue_target.iloc[0]), "the revenue quota"
+    o = _outlook(r)
+    if o.series is not None:
+        best = o.series.best
+        row = best[best.period == nxt.label]
+        if len(row):
+            return float(row.forecast.iloc[0]), "the time-series forecast (no quota is set)"
+    return None, ""
+
+
+# -- scorecards ------------------------------------------------------------------------------------
+
+
+def scorecard_section(r: Review) -> list[Any]:
+    """Leaderboard (company and team reviews) or the rep's own scorecard (rep reviews)."""
+    board = sc.leaderboard(r.ds, r.period, catalog=r.catalog)
+    if board.empty:
+        return [_note(f"No rep to score in {r.period.label}.")]
+    if r.scope == "rep":
+        return _own_scorecard(r, board)
+    if r.scope == "team":
+        board = board[board.team == r.scope_value]
+    out: list[Any] = []
+    top = board.sort_values(["rank", "score"], ascending=[True, False]).groupby("role", sort=False).head(1)
+    out.append(_p("; ".join(f"{x['name']} leads the {x.role}s with {x.score:,.0f} points" for _, x in top.iterrows()) + "."))
+    moved = board[board.rank_change.notna()]
+    if len(moved):
+        up = moved.loc[moved.rank_change.astype(int).idxmax()]
+        if int(up.rank_change) > 0:
+            out.append(_p(f"Biggest climb: {up['name']} ({up.role}), up {int(up.rank_change)} places to "
+                          f"{int(up['rank'])} of {int(up.peers)}."))
+    out.append(charts.show(sc.leaderboard_chart(board)))
+    table = board[["rank", "name", "team", "role", "score", "rank_change", "percentile"]].rename(columns={
+        "rank": "Rank", "name": "Rep", "team": "Team", "role": "Role", "score": "Score",
+        "rank_change": "Change", "percentile": "Percentile"})
+    out.append(_table(table, formats={"Score": "{:,.0f}", "Percentile": "{:.0f}", "Change": "{:+d}"},
+                      caption=f"Scores are points per unit (config weights) summed over the scorecard's metrics; "
+                              f"ranks are within each role; change since {board.attrs.get('previous_period')}."))
+    return out
+
+
+def _own_scorecard(r: Review, board: pd.DataFrame) -> list[Any]:
+    me = board[board.rep_id == r.scope_value]
+    if me.empty:
+        return [_note(f"{r.scope_label} is not scored in {r.period.label} (no activity or deals).")]
+    x = me.iloc[0]
+    change = ("" if pd.isna(x.rank_change) else
+              f", {'up' if x.rank_change > 0 else 'down'} {abs(int(x.rank_change))} since {board.attrs.get('previous_period')}"
+              if int(x.rank_change) != 0 else f", unchanged since {board.attrs.get('previous_period')}")
+    out: list[Any] = [_p(f"Score {x.score:,.0f} points: rank {int(x['rank'])} of {int(x.peers)} {x.role}s "
+                         f"(percentile {x.percentile:.0f}){change}.")]
+    card = sc.scorecard(r.ds, r.period, catalog=r.catalog)
+    card = card[card.rep_id == r.scope_value]
+    for section, title in (("activity", "Activity"), ("objectives", "Objectives")):
+        part = card[card.section == section]
+        if part.empty:
+            continue
+        out.append(_table(part[["label", "actual", "benchmark", "attainment", "weight", "points"]].rename(columns={
+            "label": title, "actual": "Actual", "benchmark": "Benchmark", "attainment": "Attainment",
+            "weight": "Points per unit", "points": "Points"}),
+            formats={"Actual": "{:,.0f}", "Benchmark": "{:,.0f}", "Attainment": "{:.0%}", "Points per unit": "{:g}",
+                     "Points": "{:,.0f}"},
+            caption=f"{title} scorecard, {r.period.label}"))
+    if _names_public(r):
+        out.append(charts.show(sc.leaderboard_chart(board[board.role == x.role])))
+    return out
+
+
+# -- coaching --------------------------------------------------------------------------------------
+
+
+def coaching_section(r: Review) -> list[Any]:
+    """Coaching notes: reps significantly below their peers, patterns, and a mentor for each."""
+    from . import coaching
+
+    flags = coaching.coaching_flags(r.ds, r.period)
+    if r.scope == "team":
+        flags = flags[flags.team == r.scope_value]
+    elif r.scope == "rep":
+        flags = flags[flags.rep_id == r.scope_value]
+    if flags.empty:
+        who = "No rep" if r.scope != "rep" else r._rep_name(r.scope_value)
+        return [_p(f"{who} is significantly below peers of the same role on any coached measure in {r.period.label}"
+                   + (" (small samples are never flagged)." if r.scope != "rep" else "."))]
+    out: list[Any] = [_p(coaching.coaching_summary(flags))] if r.scope != "rep" else []
+    sentences = flags.sentence.tolist()
+    if not _names_public(r):
+        sentences = [_anonymous_mentor(s) for s in sentences]
+    items = "".join(f"<li>{charts._esc(s)}</li>" for s in sentences)
+    out.append(charts.HTMLBlock(f'<ul class="coaching">{items}</ul>', text=" ".join(sentences)))
+    out.append(_note("A flag needs a gap of at least a quarter against the other reps of the same role that is "
+                     "significant after correcting for the number of comparisons (Benjamini-Hochberg), and enough "
+                     "deals or activities to be sure of it."))
+    return out
+
+
+def _anonymous_mentor(sentence: str) -> str:
+    """A coaching sentence for the rep's own review: the mentor is described, not named."""
+    head, sep, _ = sentence.partition("; pair ")
+    if not sep:
+        return sentence
+    return head + "; the manager can pair them with the peer strongest on this measure (not named here)."
+
+
+# -- experiments -----------------------------------------------------------------------------------
+
+
+def experiments_section(r: Review) -> list[Any]:
+    """Configured experiments with their verdicts (nothing when none are configured)."""
+    if not r.ds.config.experiments:
+        return []
+    from . import experiments
+
+    out: list[Any] = [_heading("Experiments")]
+    frame = experiments.experiments(r.ds)
+    for _, x in frame.iterrows():
+        out.append(_p(f"{x['name']}: {x.verdict}"))
+    cols = [c for c in ("name", "label", "design", "n_a", "n_b", "value_a", "value_b", "difference", "ci_low",
+                        "ci_high", "p_value", "test") if c in frame]
+    out.append(_table(frame[cols].rename(columns={
+        "name": "Experiment", "label": "Metric", "design": "Design", "n_a": "n (A)", "n_b": "n (B)",
+        "value_a": "A", "value_b": "B", "difference": "B - A", "ci_low": "95% CI low", "ci_high": "95% CI high",
+        "p_value": "p", "test": "Test"}),
+        formats={"A": "{:,.4g}", "B": "{:,.4g}", "B - A": "{:+,.4g}", "95% CI low": "{:+,.4g}",
+                 "95% CI high": "{:+,.4g}", "p": "{:.3f}"},
+        caption="A is before the change (or the first group), B after it (or the second group). Experiments are "
+                "company-wide and defined in workbench.yml (experiments)."))
+    return out
+
+
+# -- eNPS ------------------------------------------------------------------------------------------
+
+#: Fewest pulse answers a team needs before its eNPS is shown (anonymity).
+MIN_PULSE_ANSWERS = 5
+
+
+def enps_section(r: Review) -> list[Any]:
+    """Employee NPS of the period: company and teams, promoters / passives / detractors."""
+    if not r.ds.has("pulse"):
+        return [_note("No pulse table: eNPS is not available.")]
+    from . import enps
+
+    frame = enps.enps(r.ds, period=r.period, grain=r.period.grain, by="team")
+    frame = frame[frame.period == r.period.label]
+    if frame.empty or int(frame.responses.max()) == 0:
+        return [_note(f"No pulse answers in {r.period.label}.")]
+    if r.scope != "company":
+        team = r.scope_value if r.scope == "team" else r.reps.set_index("rep_id").team.get(r.scope_value)
+        frame = frame[(frame.level == "company") | (frame.team == team)]
+    small = frame[(frame.level == "team") & (frame.responses < MIN_PULSE_ANSWERS)]
+    shown = frame.drop(small.index)
+    out: list[Any] = [_p(enps.enps_sentence(shown, r.period.label))]
+    table = shown[["team", "responses", "promoters", "passives", "detractors", "enps", "enps_low", "enps_high"]]
+    out.append(_table(table.rename(columns={
+        "team": "Team", "responses": "Answers", "promoters": "Promoters (9-10)", "passives": "Passives (7-8)",
+        "detractors": "Detractors (0-6)", "enps": "eNPS", "enps_low": "95% low", "enps_high": "95% high"}),
+        formats={"eNPS": "{:+.0f}", "95% low": "{:+.0f}", "95% high": "{:+.0f}"},
+        caption=f"eNPS = % promoters - % detractors of the pulse answers in {r.period.label}; teams with fewer than "
+                f"{MIN_PULSE_ANSWERS} answers are not shown, to keep answers anonymous."))
+    return out
