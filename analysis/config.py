@@ -101,7 +101,7 @@ class Forecast(_Model):
 class Coaching(_Model):
     """Coaching flags: significance level and smallest sample worth a flag."""
 
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
     min_closed_deals: int = Field(default=8, ge=1)
     min_activities: int = Field(default=30, ge=1)
 

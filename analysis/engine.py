@@ -695,7 +695,7 @@ class _Engine:
             frames.append(t.group_by(keys).aggregate(**aggs).to_pandas())
         out = frames[0]
         for f in frames[1:]:
-            out = out.merge(f, on=keys, how="outer")
+            out = outer_merge(out, f, keys)
         out = self._labelled(out)
         if periods:
             out = out[out[PERIOD].isin([p.label for p in periods])]
@@ -899,6 +899,18 @@ def _with_periods(eng: _Engine, t: ibis.Table, periods: list[Period], cond) -> i
     return j.mutate(**{PERIOD: j._p})
 
 
+def outer_merge(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``a.merge(b, on=keys, how="outer")`` that also works when both sides are empty.
+
+    pandas 3 cannot factorize two empty Arrow-backed string keys (``ArrowInvalid: cannot
+    construct ChunkedArray from empty vector``): periods without any row hit it.
+    """
+    if a.empty and b.empty:
+        cols = [*a.columns, *[c for c in b.columns if c not in a.columns]]
+        return pd.DataFrame({c: pd.Series(dtype=(a if c in a.columns else b)[c].dtype) for c in cols})
+    return a.merge(b, on=keys, how="outer")
+
+
 def _agg(eng: _Engine, t: ibis.Table, **aggs: Any) -> pd.DataFrame:
     return t.group_by([*eng.by, PERIOD]).aggregate(**aggs).to_pandas()
 
@@ -979,7 +991,7 @@ def _fn_velocity(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame
     )
     open_ = _fn_open(eng, Metric("open_deals", "", "", "", "function", "count", "higher", "lead"), periods)
     keys = [*eng.by, PERIOD]
-    j = open_.merge(w, on=keys, how="outer")
+    j = outer_merge(open_, w, keys)
     n_open = j["open_deals"].astype("Float64").fillna(0)
     size = safe_divide(j["_rev"].astype("Float64"), j["_won"].astype("Float64"))
     rate = safe_divide(j["_won"].astype("Float64"), j["_closed"].astype("Float64"))
@@ -1002,7 +1014,7 @@ def _fn_coverage(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame
         label = ibis.literal(p.label)
         a = _agg(eng, open_at.mutate(**{PERIOD: label}), _open=_money(open_at.amount))
         b = _agg(eng, won_so_far.mutate(**{PERIOD: label}), _won=_money(won_so_far.amount))
-        rows.append(a.merge(b, on=[*eng.by, PERIOD], how="outer"))
+        rows.append(outer_merge(a, b, [*eng.by, PERIOD]))
     f = pd.concat(rows, ignore_index=True)
     if not eng.by:  # the company has a row in every period, even with no open deal (coverage 0)
         f = pd.DataFrame({PERIOD: [p.label for p in periods]}).merge(f, on=PERIOD, how="left")

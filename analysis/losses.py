@@ -34,7 +34,7 @@ import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
-from .engine import MetricError, dimension_reachable, dimensions, wilson_interval, with_dimensions
+from .engine import MetricError, dimension_reachable, dimensions, outer_merge, wilson_interval, with_dimensions
 from .errors import UnknownNameError
 from .loading import Dataset
 from .periods import Period, parse_period
@@ -714,7 +714,7 @@ def won_vs_lost(frame: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
     for measure, (mcol, scol, ncol) in _MEASURES.items():
         w = won[[*keys, mcol, scol, ncol]].rename(columns={mcol: "won_mean", scol: "_sw", ncol: "won_deals"})
         l_ = lost[[*keys, mcol, scol, ncol]].rename(columns={mcol: "lost_mean", scol: "_sl", ncol: "lost_deals"})
-        m = w.merge(l_, on=keys, how="outer")
+        m = outer_merge(w, l_, keys)
         m.insert(len(keys), "measure", measure)
         rows.append(m)
     out = pd.concat(rows, ignore_index=True)

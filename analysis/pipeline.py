@@ -49,7 +49,7 @@ import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
-from .engine import enriched_opportunities, metrics, with_dimensions
+from .engine import enriched_opportunities, metrics, outer_merge, with_dimensions
 from .errors import WorkbenchError
 from .loading import Dataset
 from .periods import Period, grain_of, parse_period, period_label_expr
@@ -723,7 +723,7 @@ def cycle_summary(
     km.attrs = {}
     if by:
         c = _km_medians(km, by) if not km.empty else pd.DataFrame(columns=[*by, "km_median_days"])
-        out = a.merge(b, on=by, how="outer").merge(c, on=by, how="left")
+        out = outer_merge(a, b, by).merge(c, on=by, how="left")
     else:
         if b.empty:
             b = pd.DataFrame({"cohort_deals": [0], "cohort_won": [0], "cohort_lost": [0]})

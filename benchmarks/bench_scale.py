@@ -6,7 +6,9 @@ Generates the dataset with the sample generator (once; it is kept in --data), th
 2. the full metric catalog for one quarter, company-wide, with comparisons
    (previous quarter, same quarter last year, targets),
 3. the full catalog by rep and by team for that quarter,
-4. the data-quality checks.
+4. the steering figures of a review: the next quarter's outlook, the leaderboard, coaching
+   flags, the plan and eNPS,
+5. the data-quality checks.
 
 It prints wall time per step and the process's peak resident memory (DuckDB runs in-process,
 so its memory is included). Run: ``make bench`` or
@@ -68,6 +70,20 @@ def main() -> int:
           f"unavailable by team: {sorted(by_team.attrs['unavailable'])}")
     rev = lambda f: f[f.metric == "revenue"].value.astype(float).sum()  # noqa: E731
     print(f"additivity: revenue company {rev(company):,.2f}, by team {rev(by_team):,.2f}, by rep {rev(by_rep):,.2f}")
+    from analysis import coaching, enps, outlook, plan, scorecard
+    from analysis.periods import parse_period
+
+    q = parse_period(period)
+    t1 = time.perf_counter()
+    o = step("forecast outlook of the next quarter (no replay)",
+             lambda: outlook.period_outlook(ds, q.next(), simulations=4000, replay=False))
+    print("  " + "\n  ".join(o.sentences))
+    board = step("leaderboard (scorecards, this and previous quarter)", lambda: scorecard.leaderboard(ds, q))
+    flags = step("coaching flags", lambda: coaching.coaching_flags(ds, q))
+    print(f"  {len(board):,} reps ranked; {len(flags)} coaching flags for {flags.rep_id.nunique()} reps")
+    step("plan for the next quarter", lambda: plan.plan(ds, 1e9, q.next()))
+    step("eNPS by team", lambda: enps.enps(ds, period=q, grain="quarter"))
+    print(f"steering sections, all: {time.perf_counter() - t1:.1f} s")
     if not args.skip_quality:
         light = step("data-quality checks, review appendix", lambda: ds.quality(thorough=False))
         print(f"quality (light): {'usable' if light.ok else 'NOT usable'}, {len(light.findings)} findings")

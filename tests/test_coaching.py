@@ -12,6 +12,13 @@ A4   10 / 20
 A5   16 / 30
 A6    8 /  9        89 % raw, but Wilson lower bound 0.565 < A3's: not the mentor
 A7    0 /  7        below min_closed_deals (8): never tested, never flagged
+
+Mixed team (accounts with a segment; SMB deals are won 50 % of the time, Enterprise 10 %):
+
+rep  SMB won/closed  Ent won/closed
+S1-S4   10 / 20         2 / 20      the typical AEs
+E1       -              6 / 60      Enterprise only: 10 %, below the raw pool, but just as the peers
+W1       2 / 20         0 / 20      the weak AE: 2 wins where the peers' rates give 20*40/80 + 20*14/140 = 12
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ from analysis.coaching import (
     coaching_flags,
     coaching_summary,
     coaching_tests,
+    expected_successes,
     fisher_less,
     peer_t_test,
+    stratified_fisher,
 )
 from analysis.engine import wilson_interval
 
@@ -45,9 +54,9 @@ SAMPLE = ROOT / "data" / "sample"
 TEAM = {"A1": (2, 20), "A2": (9, 20), "A3": (30, 40), "A4": (10, 20), "A5": (16, 30), "A6": (8, 9), "A7": (0, 7)}
 
 
-def _team(tmp_path: Path, counts: dict[str, tuple[int, int]]) -> Path:
+def _team(tmp_path: Path, counts: dict[str, tuple[int, int]], hired: dict[str, str] | None = None) -> Path:
     reps = ["rep_id,name,team,region,manager_id,role,hire_date,end_date", "M1,Maya Boss,East,NA,,manager,2020-01-01,"]
-    reps += [f"{r},Rep {r},East,NA,M1,AE,2020-01-01," for r in counts]
+    reps += [f"{r},Rep {r},East,NA,M1,AE,{(hired or {}).get(r, '2020-01-01')}," for r in counts]
     opps = ["opportunity_id,owner_id,created_at,status,stage,amount,close_date"]
     i = 0
     for r, (won, n) in counts.items():
@@ -58,7 +67,51 @@ def _team(tmp_path: Path, counts: dict[str, tuple[int, int]]) -> Path:
     return write_tables(tmp_path / "team", reps="\n".join(reps) + "\n", opportunities="\n".join(opps) + "\n")
 
 
+MIXED = {"S1": (10, 20, 2, 20), "S2": (10, 20, 2, 20), "S3": (10, 20, 2, 20), "S4": (10, 20, 2, 20),
+         "E1": (0, 0, 6, 60), "W1": (2, 20, 0, 20)}
+
+
+def _mixed(tmp_path: Path) -> Path:
+    reps = ["rep_id,name,team,region,manager_id,role,hire_date,end_date", "M1,Maya Boss,East,NA,,manager,2020-01-01,"]
+    reps += [f"{r},Rep {r},East,NA,M1,AE,2020-01-01," for r in MIXED]
+    accounts = ["account_id,name,segment", "SMB1,Small Co,SMB", "ENT1,Big Co,Enterprise"]
+    opps = ["opportunity_id,owner_id,created_at,status,stage,amount,close_date,account_id"]
+    i = 0
+    for r, (sw, sn, ew, en) in MIXED.items():
+        for acct, won, n in (("SMB1", sw, sn), ("ENT1", ew, en)):
+            for j in range(n):
+                i += 1
+                status = "won" if j < won else "lost"
+                opps.append(f"D{i},{r},2025-06-01T10:00:00,{status},Closed {status.title()},1000,2025-07-{1 + j % 28:02d},{acct}")
+    return write_tables(tmp_path / "mixed", reps="\n".join(reps) + "\n", accounts="\n".join(accounts) + "\n",
+                        opportunities="\n".join(opps) + "\n")
+
+
 # -- the statistics ------------------------------------------------------------------------------
+
+
+def test_stratified_fisher_by_hand_and_against_scipy():
+    # one stratum: exactly Fisher's exact test
+    for k, n, kr, nr in [(2, 20, 73, 126), (0, 8, 5, 10), (9, 127, 700, 3041)]:
+        expected = stats.fisher_exact([[k, n - k], [kr, nr - kr]], alternative="less").pvalue
+        assert stratified_fisher([k], [n], [kr], [nr]) == pytest.approx(expected, rel=1e-9)
+        greater = stats.fisher_exact([[k, n - k], [kr, nr - kr]], alternative="greater").pvalue
+        assert stratified_fisher([k], [n], [kr], [nr], lower=False) == pytest.approx(greater, rel=1e-9)
+    # two strata by hand: (1 of 2 vs 3 of 4) and (0 of 1 vs 1 of 2)
+    # stratum 1: 2 draws from 6 with 4 successes: P(0) = 1/15, P(1) = 8/15, P(2) = 6/15
+    # stratum 2: 1 draw from 3 with 1 success:   P(0) = 2/3,  P(1) = 1/3
+    # P(total <= 1) = 1/15 * 2/3 + 1/15 * 1/3 + 8/15 * 2/3 = 19/45
+    assert stratified_fisher([1, 0], [2, 1], [3, 1], [4, 2]) == pytest.approx(19 / 45)
+    assert stratified_fisher([1, 0], [2, 1], [3, 1], [4, 2], lower=False) == pytest.approx(1 - 1 / 15 * 2 / 3)
+    assert expected_successes([2, 1], [3, 1], [4, 2]) == pytest.approx(2 * 3 / 4 + 1 * 1 / 2)
+    # against a brute-force convolution of scipy's hypergeometric pmfs
+    k, n, kr, nr = [2, 0, 5], [20, 20, 9], [40, 11, 30], [80, 110, 40]
+    pmf = np.ones(1)
+    for ns, ts, ms in zip(n, np.add(k, kr), np.add(n, nr)):
+        pmf = np.convolve(pmf, stats.hypergeom.pmf(np.arange(ns + 1), ms, ts, ns))
+    assert stratified_fisher(k, n, kr, nr) == pytest.approx(pmf[: sum(k) + 1].sum(), rel=1e-9)
+
+
 
 
 def test_bh_adjust_matches_statsmodels():
@@ -134,6 +187,49 @@ def test_significant_but_small_gap_is_not_flagged(tmp_path):
     assert coaching_flags(ds, "2025-Q3").empty
 
 
+def test_deal_mix_is_compared_like_with_like(tmp_path):
+    ds = analysis.load(_mixed(tmp_path))
+    tests = coaching_tests(ds, "2025-Q3").set_index("rep_id")
+    # E1 sells only Enterprise: 6 of 60 is significantly below the raw pool of the rest (50 of 200) ...
+    assert float(fisher_less(6, 60, 50, 200)) < 0.01
+    # ... but above what the other AEs achieve in Enterprise (8 of 100 -> 4.8 expected of 60)
+    e1 = tests.loc["E1"]
+    assert e1["expected"] == pytest.approx(60 * 8 / 100) and e1["gap"] == pytest.approx(6 / 4.8 - 1)
+    assert not e1["flagged"]
+    # W1: 2 wins where the peers' rates on the same mix give 20 * 40/80 + 20 * 14/140 = 12
+    w1 = tests.loc["W1"]
+    assert w1["expected"] == pytest.approx(12.0) and w1["peer_value"] == pytest.approx(12 / 40)
+    assert (w1["numerator"], w1["denominator"]) == (2, 40) and w1["gap"] == pytest.approx(2 / 12 - 1)
+    assert (w1["peer_numerator"], w1["peer_denominator"]) == (54, 220)  # raw pool of the rest
+    assert w1["p_value"] == pytest.approx(stratified_fisher([2, 0], [20, 20], [40, 14], [80, 140]))
+    flags = coaching_flags(ds, "2025-Q3")
+    assert list(flags["rep_id"]) == ["W1"]
+    f = flags.iloc[0]
+    assert f["sentence"].startswith("Rep W1's win rate is 5.0% (2 of 40 closed deals) against 30% (12 of 40) "
+                                    "expected for other AEs with the same mix of segments")
+    assert "stratified by segment" in f["test"] and "12.0 of 40" in f["evidence"]
+    # mentor: best Wilson lower bound relative to the candidate's own expected rate
+    cand = tests.drop(index=["W1"])
+    lo, _ = wilson_interval(cand["numerator"], cand["denominator"])
+    score = lo.to_numpy(dtype=float) / cand["peer_value"].to_numpy(dtype=float)
+    assert f["mentor_rep_id"] == cand.index[int(np.argmax(score))]
+
+
+def test_ramping_reps_are_not_compared(tmp_path):
+    # A1, the weak AE, joined 30 days before the quarter: still ramping, not compared
+    ds = analysis.load(_team(tmp_path, TEAM, hired={"A1": "2025-06-01", "A2": "2025-03-01"}))
+    tests = coaching_tests(ds, "2025-Q3")
+    assert "A1" not in set(tests["rep_id"]) and "A2" in set(tests["rep_id"])  # A2: 122 days before
+    flags = coaching_flags(ds, "2025-Q3")
+    assert flags.empty and flags.attrs["ramping"] == {"A1": "2025-06-01"}
+    assert coaching_summary(flags).endswith("1 rep hired less than 90 days before the period was still ramping and not compared.")
+    # a flagged rep who joined within a year: the sentence says so
+    ds = analysis.load(_team(tmp_path / "b", TEAM, hired={"A1": "2025-02-01"}))
+    f = coaching_flags(ds, "2025-Q3").iloc[0]
+    assert f["rep_id"] == "A1" and f["hire_date"] == "2025-02-01"
+    assert "; Rep A1 joined on 2025-02-01; pair Rep A1 with" in f["sentence"]
+
+
 def test_role_filter_and_errors(tmp_path):
     ds = analysis.load(_team(tmp_path, TEAM))
     assert coaching_flags(ds, "2025-Q3", role="SDR").empty
@@ -161,19 +257,27 @@ def test_sample_planted_reps_flagged(sample, period):
     # a bound on who is named: at most 6 of the 35 sellers, each a real and large gap
     assert flags["rep_id"].nunique() <= 6
     assert not {"R0004", "R0018", "R0002", "R0026", "R0006", "R0005"} & set(flags["rep_id"])  # the strongest
-    assert (flags["gap"] <= -0.2).all() and (flags["q_value"] <= 0.05).all()
+    assert (flags["gap"] <= -0.2).all() and (flags["q_value"] <= 0.01).all()
     tests = coaching_tests(sample, period)
     for r in flags.itertuples():
         assert r.mentor_rep_id != r.rep_id
         role = sample.df("reps").set_index("rep_id")["role"]
         assert role[r.mentor_rep_id] == r.role
-        assert r.mentor_value > r.value
+        if r.metric in ("win_rate", "meeting_booked_rate", "lead_conversion_rate"):  # on the mentor's own mix
+            m = tests[(tests.metric == r.metric) & (tests.rep_id == r.mentor_rep_id)].iloc[0]
+            assert m.value / m.peer_value > r.value / r.peer_value
+        else:
+            assert r.mentor_value > r.value
         assert r.name in r.sentence and r.mentor_name in r.sentence
-        # the mentor is strongest on exactly that metric (Wilson lower bound among the others)
+        # the mentor is strongest on exactly that metric (Wilson lower bound among the others,
+        # relative to each candidate's expected rate on their own mix)
         cand = tests[(tests.metric == r.metric) & (tests.role == r.role) & ~tests.flagged & (tests.rep_id != r.rep_id)]
         low, _ = wilson_interval(cand["numerator"], cand["denominator"])
         if r.metric != "activities_per_day" and r.metric != "calls_per_day":
-            assert cand["rep_id"].iloc[int(np.nanargmax(low.to_numpy(dtype=float)))] == r.mentor_rep_id
+            score = low.to_numpy(dtype=float) / cand["peer_value"].to_numpy(dtype=float)
+            assert cand["rep_id"].iloc[int(np.nanargmax(score))] == r.mentor_rep_id
+            # the peers' value is the expected rate on the rep's mix
+            assert r.peer_value == pytest.approx(r.expected / r.denominator)
     rafael = flags[flags.flag == "many_calls_few_meetings"]
     assert list(rafael["rep_id"]) == ["R0011"]
     assert rafael["sentence"].iloc[0].startswith("Rafael Sanchez makes many calls but books few meetings")
@@ -188,3 +292,38 @@ def test_sample_every_comparison_is_counted(sample):
     )
     # sellers only; managers are never compared
     assert set(tests["role"]) == {"SDR", "AE", "AM"}
+
+
+# -- a generated null world: nobody differs but the planted reps -----------------------------------
+
+
+def test_null_world_names_only_the_planted_reps(tmp_path, monkeypatch):
+    """analysis.sample with every latent skill, volume and quality factor neutral except a weak
+    AE (skill -3) and an SDR with 1.35x the calls and poor call quality: any other flag would be
+    a false positive by construction (segments, deal types, new hires and leavers stay)."""
+    from datetime import date
+
+    import analysis.sample as S
+
+    build = S._build_org
+    planted = {}
+
+    def neutral(reps, months, seed, end):
+        org = build(reps, months, seed, end)
+        org.skill[:] = 0.0
+        org.hustle[:] = 1.0
+        org.quality[:] = 0.0
+        ae = [g for g in org.team_members[1] if org.role[g] == S.AE][1]
+        sdr = [g for g in org.team_members[0] if org.role[g] == S.SDR][0]
+        org.skill[ae] = -3.0
+        org.hustle[sdr], org.quality[sdr] = 1.35, -3.0
+        planted.update(weak=f"R{ae + 1:04d}", pattern=f"R{sdr + 1:04d}")
+        return org
+
+    monkeypatch.setattr(S, "_build_org", neutral)
+    out = S.write_sample(tmp_path / "null", reps=24, months=6, seed=1, end=date(2026, 9, 30), format="parquet")
+    flags = coaching_flags(analysis.load(out), "2026-Q3")
+    assert set(zip(flags["rep_id"], flags["flag"])) == {
+        (planted["weak"], "win_rate"),
+        (planted["pattern"], "many_calls_few_meetings"),
+    }

@@ -508,3 +508,14 @@ def test_custom_dimension_from_config(tmp_path):
     df = metrics(d, ["revenue", "calls"], by="tier", grain="quarter", periods=[Q3]).set_index("tier")
     assert df.loc["gold", "revenue"] == 1000 and df.loc["silver", "revenue"] == 5000  # R1 / R2 + R3
     assert df.loc["gold", "calls"] == 3 and df.loc["silver", "calls"] == 1
+
+
+@pytest.mark.parametrize("by", [None, "rep_id", "team"])
+def test_a_period_without_any_data_gives_zeros_and_not_available(ds, by):
+    """Every metric for a period before the data starts: counts 0, rates NA, no crash (pandas 3
+    cannot outer-merge two empty Arrow string keys; the engine must not ask it to)."""
+    ids = [m.id for m in build_catalog(ds.config)]
+    frame = metrics(ds, ids, by=by, grain="quarter", periods=["2019-Q1"])
+    assert len(frame) >= 1
+    assert (frame.revenue == 0).all() and frame.win_rate.isna().all()
+    assert frame.pipeline_coverage.isna().all()
