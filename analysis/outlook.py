@@ -83,7 +83,7 @@ def forecast_day(ds: Dataset, p: Period) -> date:
 
 
 def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "revenue",
-                   simulations: int | None = None, replay: bool = True) -> Outlook:
+                   simulations: int | None = None, max_cells: int | None = None, replay: bool = True) -> Outlook:
     """Every forecast of ``period`` with its accuracy, made before the period (see module docstring).
 
     Parameters
@@ -96,8 +96,9 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
     metric
         An additive catalog metric for the time series (``revenue``, ``deals_won``...). The
         pipeline and simulation forecast revenue.
-    simulations
-        Monte Carlo runs (default ``config.forecast.simulations``).
+    simulations, max_cells
+        Monte Carlo runs (default ``config.forecast.simulations``), and a cap on runs x open
+        deals for very large pipelines (see :func:`~analysis.forecast.simulate_outcome`).
     replay
         Also replay the simulation on the periods before the forecast day
         (:func:`~analysis.forecast.outcome_backtest`, a few seconds) to measure its accuracy.
@@ -148,7 +149,7 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
     simulation = None
     replayed = None
     if day < p.last_day:
-        simulation = fc.simulate_outcome(ds, p, as_of=day, n=simulations)
+        simulation = fc.simulate_outcome(ds, p, as_of=day, n=simulations, max_cells=max_cells)
         s = simulation.summary.iloc[0]
         rows.append({**base, "metric": "revenue", "method": "simulation", "model": "monte_carlo",
                      "forecast": s.p50, "low": s.p10, "high": s.p90, "interval": 0.8,

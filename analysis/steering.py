@@ -21,15 +21,21 @@ from . import scorecard as sc
 from .outlook import Outlook, period_outlook
 from .review import Review, _heading, _note, _p, _table
 
-#: Simulations per outcome in a review (the quantiles move by well under 1% from 10,000).
+#: Simulations per outcome in a review (the quantiles move by well under 1% from 10,000), and the
+#: cap on simulations x open deals that keeps a 100,000-deal pipeline to about 1,000 runs.
 REVIEW_SIMULATIONS = 4_000
+REVIEW_MAX_CELLS = 100_000_000
+#: Above this many deals a review skips replaying the simulation on past periods (each replay
+#: rebuilds a past pipeline); ``python -m analysis forecast`` always replays.
+REPLAY_MAX_DEALS = 200_000
 
 
 def _outlook(r: Review) -> Outlook:
     """The next period's outlook, computed once per review."""
     memo = r.__dict__.setdefault("_memo", {})
     if "outlook" not in memo:
-        memo["outlook"] = period_outlook(r.ds, r.period.next(), simulations=REVIEW_SIMULATIONS)
+        memo["outlook"] = period_outlook(r.ds, r.period.next(), simulations=REVIEW_SIMULATIONS,
+                                          max_cells=REVIEW_MAX_CELLS, replay=r.ds.rows_read("opportunities") < REPLAY_MAX_DEALS)
     return memo["outlook"]
 
 

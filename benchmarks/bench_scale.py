@@ -70,13 +70,14 @@ def main() -> int:
           f"unavailable by team: {sorted(by_team.attrs['unavailable'])}")
     rev = lambda f: f[f.metric == "revenue"].value.astype(float).sum()  # noqa: E731
     print(f"additivity: revenue company {rev(company):,.2f}, by team {rev(by_team):,.2f}, by rep {rev(by_rep):,.2f}")
-    from analysis import coaching, enps, outlook, plan, scorecard
+    from analysis import coaching, enps, outlook, plan, scorecard, steering
     from analysis.periods import parse_period
 
     q = parse_period(period)
     t1 = time.perf_counter()
     o = step("forecast outlook of the next quarter (no replay)",
-             lambda: outlook.period_outlook(ds, q.next(), simulations=4000, replay=False))
+             lambda: outlook.period_outlook(ds, q.next(), simulations=steering.REVIEW_SIMULATIONS,
+                                           max_cells=steering.REVIEW_MAX_CELLS, replay=False))
     print("  " + "\n  ".join(o.sentences))
     board = step("leaderboard (scorecards, this and previous quarter)", lambda: scorecard.leaderboard(ds, q))
     flags = step("coaching flags", lambda: coaching.coaching_flags(ds, q))
