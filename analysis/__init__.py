@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 if "jsonschema" not in _sys.modules:
     _sys.modules.setdefault("rfc3987_syntax", None)
 
-from . import coaching, enps, experiments, forecast, funnel, losses, outlook, pipeline, plan, schema, scorecard
+from . import funnel, losses, pipeline, schema
 from .catalog import Catalog, Metric, build_catalog
 from .config import Config, load_config
 from .engine import DIMENSIONS, compare, metrics, wilson_interval
@@ -70,3 +70,15 @@ __all__ = [
     "schema",
     "validate",
 ]
+
+#: Steering modules, imported on first use (they bring scipy, statsmodels and altair, which a
+#: command such as ``validate`` or the review launcher does not need).
+_LAZY = ("coaching", "enps", "experiments", "forecast", "outlook", "plan", "scorecard")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")
