@@ -704,17 +704,42 @@ def plan_chart(frame: pd.DataFrame) -> alt.HConcatChart | alt.Chart:
 
 
 def plan_table(frame: pd.DataFrame) -> Any:
-    """The plan as an HTML table (:func:`analysis.charts.table`), formats applied here."""
+    """The plan as an HTML table (:func:`analysis.charts.table`), formats applied here.
+
+    Rates (win rate, conversions, lead share) show as percentages; deal size and activities per
+    opportunity as numbers.
+    """
     from . import charts
 
-    cols = ["step", "quantity", "needed", "per_rep", "per_rep_per_day", "assumption", "assumption_value", "source"]
+    def value(row: pd.Series) -> str:
+        v, a = row.assumption_value, str(row.assumption)
+        if v is None or pd.isna(v):
+            return ""
+        if a == "win_rate" or a == "lead_share" or a.startswith("conversion:"):
+            return f"{v:.1%}"
+        return f"{v:,.0f}" if a == "avg_deal_size" else f"{v:,.2f}"
+
+    def label(a: Any) -> str:
+        if a is None or pd.isna(a):
+            return ""
+        kind, _, what = str(a).partition(":")
+        text = {"avg_deal_size": "average deal size", "win_rate": "win rate", "lead_share": "share of opportunities from leads",
+                "conversion": "conversion", "activities_per_opportunity": "per opportunity"}.get(kind, kind)
+        if kind == "activities_per_opportunity":
+            return f"{'other activitie' if what == 'other' else what.replace('_', ' ')}s per opportunity"
+        return f"{what.replace('_', ' ')} {text}".strip() if what else text
+
+    shown = pd.DataFrame({
+        "Step": frame.step.map(lambda s: step_label(s) if s in STAGE_STEPS else str(s).replace("_", " ").capitalize()),
+        "Needed": frame.needed, "Per rep": frame.per_rep, "Per rep per day": frame.per_rep_per_day,
+        "Assumption": frame.assumption.map(label), "Value": frame.apply(value, axis=1), "Source": frame.source,
+    })
     return charts.table(
-        frame[cols],
-        formats={"quantity": "{:,.1f}", "needed": "{:,.0f}", "per_rep": "{:,.2f}", "per_rep_per_day": "{:,.2f}",
-                 "assumption_value": lambda v: f"{v:.1%}" if v <= 1 else f"{v:,.2f}"},
+        shown,
+        formats={"Needed": "{:,.0f}", "Per rep": "{:,.1f}", "Per rep per day": "{:,.2f}"},
         caption=(f"Plan for {frame.attrs.get('period')}: {frame.attrs.get('head_count')} reps "
                  f"({frame.attrs.get('head_count_source')}), {frame.attrs.get('working_days')} working days; "
-                 f"history {frame.attrs.get('history')}"),
+                 f"history {frame.attrs.get('history')}; needed = rounded up"),
     )
 
 

@@ -315,7 +315,8 @@ def _win_rate_sentence(r: Review, row: pd.Series) -> str:
 
 def _heading(text: str) -> charts.HTMLBlock:
     """A section heading emitted by a section that appears only in some scopes."""
-    return charts.HTMLBlock(f"<h2>{html.escape(text)}</h2>", text=text)
+    anchor = html.escape("-".join(text.split()), quote=True)  # the id nbconvert gives a Markdown heading
+    return charts.HTMLBlock(f'<h2 id="{anchor}">{html.escape(text)}</h2>', text=text)
 
 
 def active_reps(r: Review) -> pd.DataFrame:

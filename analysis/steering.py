@@ -281,16 +281,21 @@ def experiments_section(r: Review) -> list[Any]:
     frame = experiments.experiments(r.ds)
     for _, x in frame.iterrows():
         out.append(_p(f"{x['name']}: {x.verdict}"))
-    cols = [c for c in ("name", "label", "design", "n_a", "n_b", "value_a", "value_b", "difference", "ci_low",
-                        "ci_high", "p_value", "test") if c in frame]
-    out.append(_table(frame[cols].rename(columns={
-        "name": "Experiment", "label": "Metric", "design": "Design", "n_a": "n (A)", "n_b": "n (B)",
-        "value_a": "A", "value_b": "B", "difference": "B - A", "ci_low": "95% CI low", "ci_high": "95% CI high",
-        "p_value": "p", "test": "Test"}),
-        formats={"A": "{:,.4g}", "B": "{:,.4g}", "B - A": "{:+,.4g}", "95% CI low": "{:+,.4g}",
-                 "95% CI high": "{:+,.4g}", "p": "{:.3f}"},
-        caption="A is before the change (or the first group), B after it (or the second group). Experiments are "
-                "company-wide and defined in workbench.yml (experiments)."))
+    def fmt(metric: Any, v: Any) -> str:
+        return r.catalog.get(metric).fmt(v) if metric in r.catalog else f"{v:,.4g}"
+
+    table = pd.DataFrame({
+        "Experiment": frame["name"], "Metric": frame.get("label", frame["metric"]),
+        "Design": frame["design"].astype(str).str.replace("_", "/"),
+        "n (A)": frame.get("n_a"), "n (B)": frame.get("n_b"),
+        "A": [fmt(m, v) for m, v in zip(frame["metric"], frame.get("value_a", pd.Series(dtype=float)))],
+        "B": [fmt(m, v) for m, v in zip(frame["metric"], frame.get("value_b", pd.Series(dtype=float)))],
+        "p": frame.get("p_value"), "Test": frame.get("test"),
+    })
+    out.append(_table(table, formats={"n (A)": "{:,.0f}", "n (B)": "{:,.0f}", "p": "{:.3f}"},
+                      caption="A is before the change (or the first group), B after it (or the second group); the "
+                              "sentences above give the difference with its 95% interval. Experiments are listed in "
+                              "workbench.yml (experiments)."))
     return out
 
 
