@@ -152,9 +152,8 @@ def plan_section(r: Review) -> list[Any]:
         frame = planning.plan(r.ds, target, nxt)
     except planning.PlanError as err:
         return [_note(f"No plan for {nxt.label}: {err}")]
-    if r.scope != "company":
-        frame.attrs["scope_note"] = "company-wide"
-    out: list[Any] = [_p(f"The plan below works back from {source} of {_money(r, target)} for {nxt.label}.")]
+    whose = "The company plan" if r.scope != "company" else "The plan"
+    out: list[Any] = [_p(f"{whose} below works back from {source} of {_money(r, target)} for {nxt.label}.")]
     out += planning.plan_view(frame)
     return out
 
