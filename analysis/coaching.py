@@ -103,6 +103,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 from scipy import special, stats
@@ -128,6 +129,8 @@ MIN_WORKING_DAYS = 10
 #: Days after the hire date during which a rep is ramping: a rep hired less than this before the
 #: period starts is not compared (neither tested nor part of the peers' pool), see the module notes.
 RAMP_DAYS = 90
+#: Closed deals owned in the year up to the period's end that make a rep without a role an AE.
+INFER_AE_DEALS = 3
 #: A flag's sentence says when the rep joined if that is less than this many days before the
 #: period ends.
 JOINED_NOTE_DAYS = 365
@@ -511,11 +514,43 @@ def _active_reps(ds: Dataset, p: Period, roles: tuple[str, ...]) -> pd.DataFrame
         if c not in reps.columns:
             reps[c] = pd.NA
     reps["rep_id"] = reps["rep_id"].astype("string")
+    missing = reps["role"].isna()
+    if missing.any():  # no role given: read it from what the rep does (see _infer_roles)
+        guessed = _infer_roles(ds, p, reps.loc[missing, "rep_id"])
+        reps["role"] = reps["role"].astype("object")
+        reps.loc[missing, "role"] = reps.loc[missing, "rep_id"].map(guessed)
     reps = reps[reps["role"].isin(roles)]
     hire = pd.to_datetime(reps["hire_date"], errors="coerce")
     end = pd.to_datetime(reps["end_date"], errors="coerce")
     active = (hire.isna() | (hire < pd.Timestamp(p.end))) & (end.isna() | (end >= pd.Timestamp(p.start)))
     return reps[active].reset_index(drop=True)
+
+
+def _infer_roles(ds: Dataset, p: Period, rep_ids: pd.Series) -> dict[str, str]:
+    """A role for reps whose ``reps.role`` is empty, from their work in the year up to P's end.
+
+    A rep who owns at least :data:`INFER_AE_DEALS` closed deals is compared with the AEs; one
+    who owns no closed deal but made calls or owns leads, with the SDRs; anyone else is not
+    compared. Without this, a CRM export without roles would compare nobody.
+    """
+    start, end = ibis.literal(p.end - timedelta(days=365)), ibis.literal(p.end)
+    ids = [str(x) for x in rep_ids]
+    o = ds.table("opportunities")
+    closed = o.filter(o.status.isin(["won", "lost"]) & o.owner_id.isin(ids) & (o.close_date.cast("date") >= start)
+                      & (o.close_date.cast("date") < end))
+    deals = closed.group_by(rep_id=closed.owner_id).aggregate(n=closed.count()).to_pandas()
+    owners = set(deals.loc[deals.n >= INFER_AE_DEALS, "rep_id"].astype(str))
+    workers: set[str] = set()
+    if ds.has("activities"):
+        a = ds.table("activities")
+        calls = a.filter((a.type == "call") & a.rep_id.isin(ids) & (a.occurred_at.date() >= start)
+                         & (a.occurred_at.date() < end))
+        workers |= set(calls.select("rep_id").distinct().to_pandas().rep_id.astype(str))
+    if ds.has("leads") and ds.has_column("leads", "owner_id"):
+        ld = ds.table("leads")
+        mine = ld.filter(ld.owner_id.isin(ids) & (ld.created_at.date() >= start) & (ld.created_at.date() < end))
+        workers |= set(mine.select("owner_id").distinct().to_pandas().owner_id.astype(str))
+    return {r: "AE" if r in owners else "SDR" for r in ids if r in owners or r in workers}
 
 
 def _ramping(reps: pd.DataFrame, p: Period) -> dict[str, str]:

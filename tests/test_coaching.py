@@ -327,3 +327,20 @@ def test_null_world_names_only_the_planted_reps(tmp_path, monkeypatch):
         (planted["weak"], "win_rate"),
         (planted["pattern"], "many_calls_few_meetings"),
     }
+
+
+def test_reps_without_a_role_are_compared_by_what_they_do(tmp_path):
+    """A CRM export without reps.role: deal owners are compared as AEs, callers as SDRs."""
+    import shutil
+
+    from analysis.paths import SAMPLE_DATA
+
+    for name in ("opportunities.csv", "activities.parquet", "accounts.csv", "leads.csv", "workbench.yml"):
+        shutil.copy(SAMPLE_DATA / name, tmp_path / name)
+    reps = pd.read_csv(SAMPLE_DATA / "reps.csv", dtype=str).drop(columns=["role"])
+    reps.to_csv(tmp_path / "reps.csv", index=False)
+    flags = coaching_flags(analysis.load(tmp_path), "2026-Q3")
+    pairs = set(zip(flags.rep_id, flags.flag))
+    assert ("R0028", "win_rate") in pairs
+    assert ("R0011", "many_calls_few_meetings") in pairs
+    assert set(flags.role) <= {"AE", "SDR"}
