@@ -37,13 +37,13 @@ Like with like (indirect standardisation)
     compared within the team instead.
 What is compared (per role, see :data:`SPECS`)
     AE and AM: ``win_rate`` (deals won / closed in P), ``activities_per_day``, and the share of
-    their open deals stalled at each funnel step at the end of P. SDR: ``calls_per_day``,
+    their open deals stalled at each funnel step at the end of P (within the team). SDR: ``calls_per_day``,
     ``meeting_booked_rate`` (calls that booked a meeting / calls) and ``lead_conversion_rate``.
     Deal size and cycle length are not compared: across one role they are driven by the
     team's segment (SMB against Enterprise), not by the rep.
 Tests (one-sided: only "worse than peers" can flag)
     * Proportions (win rate, meeting booked rate, lead conversion): the stratified exact test
-      above; stalled shares (not stratified): Fisher's exact test against the pooled rest.
+      above; stalled shares: the same test with the rep's team as the only stratum.
     * Rates per working day (calls, activities): the rep's rate against the *distribution* of
       the other peers' rates, a t test for one new observation:
       ``t = (x - mean) / (sd * sqrt(1 + 1/k))`` with ``k - 1`` degrees of freedom (k peers).
@@ -70,11 +70,14 @@ Patterns
     in the top quarter of the peers (at least their 75th percentile). ``many_meetings_low_win_rate``:
     an AE or AM flagged on win rate whose meetings and demos per week are in the top quarter.
     The pattern replaces the metric flag it rests on (same test, one row).
-    ``stalling_at_<step>`` (only with ``stalling=True``): the share of the rep's open deals at
-    that step that are stalled (:func:`analysis.funnel.stalled_deals`) is significantly above
-    the peers'. Off by default: the stall thresholds are company-wide, so the reps of a team
-    with long cycles (Enterprise) all "stall" -- on synthetic data with no per-rep stalling
-    effect it named Enterprise AEs in three seeds out of four.
+    ``stalling_at_<step>``: the share of the rep's open deals at that step that are stalled
+    (:func:`analysis.funnel.stalled_deals`) at the end of P is significantly above that of the
+    peers *of the same team* (Fisher's exact test within the team). The stall thresholds are
+    company-wide, so a team with long cycles (Enterprise) "stalls" as a whole; compared with
+    the whole role it named Enterprise AEs in three seeds out of four on synthetic data without
+    any per-rep stalling. Within the team: no stall flag on the null and normal generated
+    datasets (seeds 1-3, 2026-Q3 and 2026-H1), while 15 deals of one AE moved 120 days back at
+    qualification are flagged (q < 0.001). ``stalling=False`` turns it off.
 Mentor
     The peer of the same role, still employed at the end of the data, with enough sample,
     strongest on exactly that metric: proportions ranked by the 95 % Wilson bound (the lower
@@ -224,7 +227,7 @@ def coaching_flags(
     role: str | None = None,
     alpha: float | None = None,
     min_gap: float = MIN_GAP,
-    stalling: bool = False,
+    stalling: bool = True,
 ) -> pd.DataFrame:
     """Reps significantly and materially below the peers of their role, with a mentor each.
 
@@ -244,7 +247,7 @@ def coaching_flags(
         Smallest relative gap worth a metric flag (default 0.25; patterns need
         :data:`PATTERN_GAP`).
     stalling
-        Also compare stalled deals per step (``stalling_at_<step>``); off by default, see the
+        Also compare stalled deals per step within the team (``stalling_at_<step>``); see the
         module notes.
 
     Returns
@@ -281,7 +284,7 @@ def coaching_tests(
     role: str | None = None,
     alpha: float | None = None,
     min_gap: float = MIN_GAP,
-    stalling: bool = False,
+    stalling: bool = True,
 ) -> pd.DataFrame:
     """Every comparison behind :func:`coaching_flags`, flagged or not (column ``flagged``).
 
@@ -756,9 +759,14 @@ def _stall_tests(ds: Dataset, reps: pd.DataFrame, as_of: date, cfg) -> list[pd.D
         spec = Spec(f"stalled_share_{step}", (role,), "proportion", "deals", f"open deals at {STEP_LABELS[step]}",
                     f"share of open deals stalled at {STEP_LABELS[step]}", f"moving deals on from {STEP_LABELS[step]}",
                     higher_is_better=False)
-        g = g.rename(columns={"stalled": "_num", "deals": "_den"})
+        g = g.rename(columns={"stalled": "_num", "deals": "_den"}).reset_index(drop=True)
         g[spec.metric] = g["_num"] / g["_den"].where(g["_den"] > 0)
-        f = _compare(spec, role, g.reset_index(drop=True), cfg, cols=("_num", "_den"))
+        # stall thresholds are company-wide, and some teams' deals (enterprise) are slower by
+        # nature: each rep is compared with the peers of the same team only
+        strata = pd.DataFrame({"rep_id": g["rep_id"], "stratum": g["team"].astype("string").fillna("(no team)"),
+                               "team": g["team"], "num": g["_num"].astype(float), "den": g["_den"].astype(float)})
+        strata.attrs["dims"] = ["team"]
+        f = _compare(spec, role, g, cfg, cols=("_num", "_den"), strata=strata)
         if not f.empty:
             f["flag"] = f"stalling_at_{step}"
             f["kind"] = "pattern"

@@ -344,3 +344,32 @@ def test_reps_without_a_role_are_compared_by_what_they_do(tmp_path):
     assert ("R0028", "win_rate") in pairs
     assert ("R0011", "many_calls_few_meetings") in pairs
     assert set(flags.role) <= {"AE", "SDR"}
+
+
+def test_deals_stalling_at_one_step_are_flagged_within_the_team(tmp_path):
+    """Move one AE's open qualification deals 120 days back: only that rep stalls, at that step."""
+    import shutil
+
+    from analysis.paths import SAMPLE_DATA
+    from analysis.pipeline import pipeline_as_of
+
+    shutil.copytree(SAMPLE_DATA, tmp_path / "d")
+    folder = tmp_path / "d"
+    deals = pipeline_as_of(analysis.load(SAMPLE_DATA), "2026-09-30")
+    ids = set(deals[(deals.owner_id == "R0014") & (deals.step == "qualification")].opportunity_id)
+    assert len(ids) >= 10
+    sh = pd.read_parquet(folder / "stage_history.parquet")
+    moved = sh.opportunity_id.isin(ids)
+    sh.loc[moved, "entered_at"] = pd.to_datetime(sh.loc[moved, "entered_at"]) - pd.Timedelta(days=120)
+    sh.to_parquet(folder / "stage_history.parquet")
+    opps = pd.read_csv(folder / "opportunities.csv", dtype=str)
+    m = opps.opportunity_id.isin(ids)
+    opps.loc[m, "created_at"] = (pd.to_datetime(opps.loc[m, "created_at"]) - pd.Timedelta(days=120)).dt.strftime(
+        "%Y-%m-%d %H:%M:%S")
+    opps.to_csv(folder / "opportunities.csv", index=False)
+    flags = coaching_flags(analysis.load(folder), "2026-Q3")
+    stalls = flags[flags.flag.str.startswith("stalling_at_")]
+    assert list(zip(stalls.rep_id, stalls.flag)) == [("R0014", "stalling_at_qualification")]
+    assert "stall" in stalls.sentence.iloc[0].lower() or "qualification" in stalls.sentence.iloc[0].lower()
+    untouched = coaching_flags(analysis.load(SAMPLE_DATA), "2026-Q3")
+    assert not untouched.flag.str.startswith("stalling_at_").any()
