@@ -903,8 +903,11 @@ def forecast_sentence(ds: Dataset, result: ForecastResult, *, period: str | Peri
             "seasonal_naive": "the seasonal naive baseline"}
     win, lose = result.winner, "seasonal_naive" if result.winner == "ets" else "ets"
     k = int(acc.loc[win, "periods"])
-    lead = (f"{m.label} forecast for {best[PERIOD]}: {fmt(best.forecast)} "
-            f"({result.interval:.0%} interval {fmt(best.low)} to {fmt(best.high)}, from {name[win]})")
+    if pd.isna(best.low) or pd.isna(best.high):
+        interval = "no interval: too little history to measure the spread"
+    else:
+        interval = f"{result.interval:.0%} interval {fmt(best.low)} to {fmt(best.high)}"
+    lead = f"{m.label} forecast for {best[PERIOD]}: {fmt(best.forecast)} ({interval}, from {name[win]})"
     if k == 0:
         return lead + "; no backtest was possible (too little history), so its accuracy is unknown."
     verb = "beats" if acc.loc[win, "mape"] < acc.loc[lose, "mape"] else "is not beaten by"

@@ -477,3 +477,16 @@ def test_outcome_backtest_on_sample(sample):
     assert elapsed < 10, f"backtest took {elapsed:.1f} s"
     with pytest.raises(ForecastError, match="periods"):
         fc.outcome_backtest(sample, periods=0)
+
+
+def test_forecast_sentence_without_an_interval_says_so():
+    from analysis.forecast import ForecastResult, forecast_sentence
+
+    ds = analysis.load(SAMPLE)
+    fc_ = pd.DataFrame({"period": ["2026-Q4"], "model": ["seasonal_naive"], "forecast": [100.0], "low": [float("nan")],
+                        "high": [float("nan")], "is_winner": [True]})
+    acc = pd.DataFrame({"model": ["seasonal_naive", "ets"], "periods": [1, 1], "mape": [0.1, 0.2], "bias": [0.0, 0.0],
+                        "is_winner": [True, False]})
+    result = ForecastResult("revenue", "quarter", pd.DataFrame(), fc_, pd.DataFrame(), acc, "seasonal_naive", "ETS(A,N,N)")
+    text = forecast_sentence(ds, result)
+    assert "n/a" not in text and "no interval" in text
