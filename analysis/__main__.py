@@ -172,6 +172,13 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
     ds = load(args.data, args.config)
     outlook = period_outlook(ds, args.period, metric=args.metric)
+    if args.by:
+        if outlook.simulation is None:
+            raise WorkbenchError(f"forecast --by: {outlook.period.label} is over in the data; nothing to simulate")
+        groups = outlook.simulation.groups[args.by]
+        _print_frame(groups.assign(period=outlook.period.label, as_of=outlook.as_of.isoformat())[
+            ["period", "as_of", *groups.columns]], args.format)
+        return 0
     _print_frame(outlook.table, args.format)
     if args.format == "table":
         print()
@@ -319,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="data directory, DuckDB file or database URL")
     p.add_argument("--period", required=True, help="period to forecast, e.g. 2026-Q4 (its grain is used)")
     p.add_argument("--metric", default="revenue", help="additive metric for the time series (default revenue)")
+    p.add_argument("--by", choices=["team", "rep_id"], default=None,
+                   help="instead: the simulated outcome per team or rep, with the chance of reaching each quota")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     p.set_defaults(func=cmd_forecast)

@@ -140,3 +140,14 @@ def _with_config(r: review.Review, config) -> review.Review:
             return getattr(self._ds, name)
 
     return review.Review(_DS(r.ds, config), r.catalog, r.cadence, r.period, r.scope, r.scope_value, r.parameters)
+
+
+def test_forecast_by_team_gives_each_quota_probability(ds):
+    frame = pd.read_csv(io.StringIO(cli("forecast", str(SAMPLE_DATA), "--period", "2026-Q3", "--by", "team",
+                                        "--format", "csv")))
+    assert {"team", "target", "p10", "p50", "p90", "p_reach_target"} <= set(frame.columns)
+    assert frame.p_reach_target.between(0, 1).all()
+    assert (frame.p10 <= frame.p50).all() and (frame.p50 <= frame.p90).all()
+    quotas = analysis.metrics(ds, ["revenue_target"], by="team", grain="quarter", periods=["2026-Q3"])
+    expected = dict(zip(quotas.team, quotas.revenue_target.astype(float)))
+    assert dict(zip(frame.team, frame.target)) == pytest.approx(expected)
