@@ -111,7 +111,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .engine import dimension_reachable, metrics, wilson_interval
+from .engine import dimension_reachable, employed, metrics, wilson_interval
 from .errors import WorkbenchError
 from .loading import Dataset
 from .periods import Period, parse_period
@@ -523,10 +523,7 @@ def _active_reps(ds: Dataset, p: Period, roles: tuple[str, ...]) -> pd.DataFrame
         reps["role"] = reps["role"].astype("object")
         reps.loc[missing, "role"] = reps.loc[missing, "rep_id"].map(guessed)
     reps = reps[reps["role"].isin(roles)]
-    hire = pd.to_datetime(reps["hire_date"], errors="coerce")
-    end = pd.to_datetime(reps["end_date"], errors="coerce")
-    active = (hire.isna() | (hire < pd.Timestamp(p.end))) & (end.isna() | (end >= pd.Timestamp(p.start)))
-    return reps[active].reset_index(drop=True)
+    return reps[employed(reps, p)].reset_index(drop=True)
 
 
 def _infer_roles(ds: Dataset, p: Period, rep_ids: pd.Series) -> dict[str, str]:

@@ -203,6 +203,15 @@ def compare(
     return out
 
 
+def employed(reps: pd.DataFrame, p: Period) -> pd.Series:
+    """Which reps were employed at some time in P: hired before P ends (or no ``hire_date``) and
+    not gone before P starts (no ``end_date``, or one on or after P's first day)."""
+    none = pd.Series(pd.NaT, index=reps.index)
+    hire = pd.to_datetime(reps["hire_date"] if "hire_date" in reps else none, errors="coerce")
+    leave = pd.to_datetime(reps["end_date"] if "end_date" in reps else none, errors="coerce")
+    return (hire.isna() | (hire < pd.Timestamp(p.end))) & (leave.isna() | (leave >= pd.Timestamp(p.start)))
+
+
 def wilson_interval(successes: Any, trials: Any, z: float = Z95) -> tuple[Any, Any]:
     """95% Wilson score interval for a proportion; NA where trials is 0.
 

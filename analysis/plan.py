@@ -36,7 +36,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 
-from .engine import metrics
+from .engine import employed, metrics
 from .errors import UnknownNameError, WorkbenchError
 from .funnel import FUNNEL_STEPS, stage_funnel, step_label
 from .loading import Dataset
@@ -212,9 +212,7 @@ def selling_reps(ds: Dataset, period: str | int | Period) -> pd.DataFrame:
     for c in ("role", "hire_date", "end_date", "team", "name"):
         if c not in reps.columns:
             reps[c] = pd.NA
-    hire = pd.to_datetime(reps.hire_date, errors="coerce")
-    leave = pd.to_datetime(reps.end_date, errors="coerce")
-    active = (hire.isna() | (hire <= pd.Timestamp(p.last_day))) & (leave.isna() | (leave >= pd.Timestamp(p.start)))
+    active = employed(reps, p)
     role = reps.role.astype("string").str.strip().str.lower()
     selling = ~role.isin(NON_SELLING_ROLES).fillna(False).astype(bool)
     return reps[active & selling][["rep_id", "name", "team", "role"]].reset_index(drop=True)

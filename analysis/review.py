@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import charts
 from .catalog import Catalog, build_catalog, catalog_version
-from .engine import compare, metrics
+from .engine import compare, employed, metrics
 from .errors import WorkbenchError
 from .loading import Dataset, load
 from .periods import Period, grain_of, last_complete, parse_period, periods_between
@@ -321,11 +321,7 @@ def _heading(text: str) -> charts.HTMLBlock:
 
 def active_reps(r: Review) -> pd.DataFrame:
     """Reps employed at some point of the review period (hired before its end, not left before its start)."""
-    reps = r.reps
-    start, end = pd.Timestamp(r.period.start), pd.Timestamp(r.period.end)
-    hired = reps.hire_date.isna() | (pd.to_datetime(reps.hire_date) < end)
-    stayed = reps.end_date.isna() | (pd.to_datetime(reps.end_date) >= start)
-    return reps[hired & stayed]
+    return r.reps[employed(r.reps, r.period)]
 
 
 def peer_benchmarks(r: Review) -> list[Any]:
