@@ -1226,13 +1226,14 @@ def simulate_outcome(
     levels = sorted(range(1, deal_cols.shape[1]), key=lambda c: len(np.unique(deal_cols[:, c])))
     order = np.lexsort([deal_cols[:, c] for c in reversed(levels)]) if levels else np.arange(len(deals))
     runs: list[tuple[np.ndarray, np.ndarray, bool]] = []  # (run starts, run columns, columns unique)
+    ordered_cols = deal_cols[order]
     for k, c in enumerate(levels):
-        keys_ = deal_cols[order][:, levels[: k + 1]]
+        keys_ = ordered_cols[:, levels[: k + 1]]
         change = np.ones(len(deals), dtype=bool)
         if len(deals) > 1:
             change[1:] = (keys_[1:] != keys_[:-1]).any(axis=1)
         starts = np.flatnonzero(change)
-        run_cols = deal_cols[order][starts, c]
+        run_cols = ordered_cols[starts, c]
         runs.append((starts, run_cols, len(np.unique(run_cols)) == len(run_cols)))
 
     def per_column(values: np.ndarray) -> np.ndarray:

@@ -44,6 +44,9 @@ class Outlook:
         The period forecast, the day the forecasts are made, the time-series metric.
     series
         The :class:`~analysis.forecast.ForecastResult` (None when the history is too short).
+    deals
+        The open deals at the forecast day (:func:`~analysis.forecast.open_deals_forecast`, with
+        ``owner_id`` and ``team``), every expected close period.
     pipeline
         :func:`~analysis.forecast.weighted_pipeline` rows of P (one per category).
     simulation
@@ -68,6 +71,7 @@ class Outlook:
     as_of: date
     metric: str
     series: fc.ForecastResult | None
+    deals: pd.DataFrame
     pipeline: pd.DataFrame
     simulation: fc.OutcomeSimulation | None
     replay: pd.DataFrame | None
@@ -134,8 +138,9 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
                          "is_winner": bool(r.is_winner)})
         sentences.append(fc.forecast_sentence(ds, series, period=p))
 
-    pipe = fc.weighted_pipeline(ds, as_of=day, grain=p.grain)
-    pipe = pipe[pipe.close_period == p.label].reset_index(drop=True)
+    deals = fc.open_deals_forecast(ds, as_of=day, by=["team"], grain=p.grain)
+    full = fc.weighted_pipeline(ds, as_of=day, grain=p.grain, deals=deals)
+    pipe = full[full.close_period == p.label].reset_index(drop=True)
     for _, r in pipe.iterrows():
         rows.append({**base, "metric": "revenue", "method": "weighted_pipeline", "model": r.category,
                      "forecast": r.weighted, "deals": int(r.deals), "amount": r.amount})
@@ -143,7 +148,6 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
         rows.append({**base, "metric": "revenue", "method": "weighted_pipeline", "model": "total",
                      "forecast": pipe.weighted.sum(min_count=len(pipe)) if pipe.weighted.notna().all() else None,
                      "deals": int(pipe.deals.sum()), "amount": float(pipe.amount.sum())})
-    full = fc.weighted_pipeline(ds, as_of=day, grain=p.grain)
     sentences.append(fc.pipeline_sentence(ds, full, period=p))
 
     simulation = None
@@ -164,4 +168,4 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
     if actual is not None:
         sentences.append(f"Actual {catalog.get(metric).label.lower()} in {p.label}: {catalog.get(metric).fmt(actual)}.")
     table = pd.DataFrame(rows, columns=COLUMNS).astype({"deals": "Int64", "backtest_periods": "Int64", "actual": "float64"})
-    return Outlook(p, day, metric, series, pipe, simulation, replayed, actual, table, sentences)
+    return Outlook(p, day, metric, series, deals, pipe, simulation, replayed, actual, table, sentences)

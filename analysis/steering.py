@@ -121,8 +121,7 @@ def _pipeline_table(r: Review, o: Outlook) -> list[Any]:
     if r.scope == "company":
         pipe = o.pipeline
     else:
-        deals = fc.open_deals_forecast(r.ds, as_of=o.as_of, by=["team"], grain=o.period.grain)
-        deals = deals[(deals.team == r.scope_value) if r.scope == "team" else (deals.owner_id == r.scope_value)]
+        deals = o.deals[(o.deals.team == r.scope_value) if r.scope == "team" else (o.deals.owner_id == r.scope_value)]
         pipe = fc.weighted_pipeline(r.ds, as_of=o.as_of, by=["team"], grain=o.period.grain, deals=deals)
         pipe = pipe[pipe.close_period == nxt].groupby("category", sort=False)[["deals", "amount", "weighted"]].sum()
         pipe = pipe.reset_index()
