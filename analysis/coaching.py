@@ -228,6 +228,7 @@ def coaching_flags(
     alpha: float | None = None,
     min_gap: float = MIN_GAP,
     stalling: bool = True,
+    name_mentors: bool = True,
 ) -> pd.DataFrame:
     """Reps significantly and materially below the peers of their role, with a mentor each.
 
@@ -249,6 +250,9 @@ def coaching_flags(
     stalling
         Also compare stalled deals per step within the team (``stalling_at_<step>``); see the
         module notes.
+    name_mentors
+        Name the mentor in ``sentence`` (default). False describes them instead ("the peer
+        strongest on ..."), for a rep's own review; ``mentor_rep_id`` is filled either way.
 
     Returns
     -------
@@ -270,7 +274,8 @@ def coaching_flags(
     thresholds and the minimum samples. An empty frame (with these columns) means no rep is
     significantly below the peers.
     """
-    tests = coaching_tests(ds, period, role=role, alpha=alpha, min_gap=min_gap, stalling=stalling)
+    tests = coaching_tests(ds, period, role=role, alpha=alpha, min_gap=min_gap, stalling=stalling,
+                           name_mentors=name_mentors)
     flags = tests[tests["flagged"]].drop(columns=["flagged"]).reset_index(drop=True)
     flags = flags[COLUMNS]
     flags.attrs.update(tests.attrs)
@@ -285,6 +290,7 @@ def coaching_tests(
     alpha: float | None = None,
     min_gap: float = MIN_GAP,
     stalling: bool = True,
+    name_mentors: bool = True,
 ) -> pd.DataFrame:
     """Every comparison behind :func:`coaching_flags`, flagged or not (column ``flagged``).
 
@@ -331,7 +337,7 @@ def coaching_tests(
     hire = pd.to_datetime(reps.set_index("rep_id")["hire_date"], errors="coerce")
     out["hire_date"] = [None if pd.isna(hire.get(r)) else hire.get(r).date().isoformat() for r in out["rep_id"]]
     out["evidence"] = [_evidence(r, len(out)) if r.flagged else "" for r in out.itertuples()]
-    out["sentence"] = [_sentence(r, p) if r.flagged else "" for r in out.itertuples()]
+    out["sentence"] = [_sentence(r, p, name_mentor=name_mentors) if r.flagged else "" for r in out.itertuples()]
     out = out.sort_values(["flagged", "role", "q_value", "rep_id"], ascending=[False, True, True, True], kind="stable")
     out = out[[*COLUMNS, "flagged"]].reset_index(drop=True)
     for c in ("value", "peer_value", "gap", "numerator", "denominator", "peer_numerator", "peer_denominator",
@@ -914,7 +920,7 @@ def _evidence(r: Any, m: int) -> str:
     return text
 
 
-def _sentence(r: Any, p: Period | None = None) -> str:
+def _sentence(r: Any, p: Period | None = None, *, name_mentor: bool = True) -> str:
     spec: Spec = r.x_spec
     name, role = r.name, r.role
     q = f"adjusted p {_p_text(r.q_value)}"
@@ -940,7 +946,9 @@ def _sentence(r: Any, p: Period | None = None) -> str:
                 f"({_pct(r.value)}), against {peers} ({q})")
     else:
         head = f"{name}'s {spec.label} is {mine} against {peers} ({q})"
-    if isinstance(r.mentor_name, str):
+    if isinstance(r.mentor_name, str) and not name_mentor:
+        tail = f"; the manager can pair {name} with the peer strongest on {spec.topic} (not named here)."
+    elif isinstance(r.mentor_name, str):
         if spec.test == "proportion":
             mv = f"{_pct(r.mentor_value)}, {_int(r.x_mentor_k)} of {_int(r.x_mentor_n)}"
         else:

@@ -237,7 +237,7 @@ def coaching_section(r: Review) -> list[Any]:
     """Coaching notes: reps significantly below their peers, patterns, and a mentor for each."""
     from . import coaching
 
-    flags = coaching.coaching_flags(r.ds, r.period)
+    flags = coaching.coaching_flags(r.ds, r.period, name_mentors=_names_public(r))
     if r.scope == "team":
         flags = flags[flags.team == r.scope_value]
     elif r.scope == "rep":
@@ -248,22 +248,12 @@ def coaching_section(r: Review) -> list[Any]:
                    + (" (small samples are never flagged)." if r.scope != "rep" else "."))]
     out: list[Any] = [_p(coaching.coaching_summary(flags))] if r.scope != "rep" else []
     sentences = flags.sentence.tolist()
-    if not _names_public(r):
-        sentences = [_anonymous_mentor(s) for s in sentences]
     items = "".join(f"<li>{charts._esc(s)}</li>" for s in sentences)
     out.append(charts.HTMLBlock(f'<ul class="coaching">{items}</ul>', text=" ".join(sentences)))
     out.append(_note("A flag needs a gap of at least a quarter against the other reps of the same role that is "
                      "significant after correcting for the number of comparisons (Benjamini-Hochberg), and enough "
                      "deals or activities to be sure of it."))
     return out
-
-
-def _anonymous_mentor(sentence: str) -> str:
-    """A coaching sentence for the rep's own review: the mentor is described, not named."""
-    head, sep, _ = sentence.partition("; pair ")
-    if not sep:
-        return sentence
-    return head + "; the manager can pair them with the peer strongest on this measure (not named here)."
 
 
 # -- experiments -----------------------------------------------------------------------------------

@@ -113,12 +113,18 @@ def test_scorecard_section_leaderboard_and_own_card(company):
     assert not [n for n in others if n in html], "a rep's own scorecard names nobody else"
 
 
-def test_rep_coaching_note_describes_the_mentor_without_naming():
-    s = ("Nadia Chen's win rate is 1.7% (1 of 59 closed deals) against 25% for other AEs (adjusted p < 0.001); "
-         "pair Nadia Chen with Caleb Lopez (37%, 52 of 142) on qualifying deals and closing them.")
-    out = steering._anonymous_mentor(s)
-    assert "Caleb" not in out and out.startswith("Nadia Chen's win rate is 1.7%")
-    assert steering._anonymous_mentor("No pairing here.") == "No pairing here."
+def test_rep_coaching_note_describes_the_mentor_without_naming(ds):
+    named = analysis.coaching.coaching_flags(ds, "2026-Q3")
+    anonymous = analysis.coaching.coaching_flags(ds, "2026-Q3", name_mentors=False)
+    assert len(named) == len(anonymous) >= 2 and named.mentor_name.notna().all()
+    for with_name, without, mentor in zip(named.sentence, anonymous.sentence, named.mentor_name):
+        head = with_name.partition("; pair ")[0]
+        assert mentor in with_name and mentor not in without
+        assert without.startswith(head) and "peer strongest on" in without
+    rep = review.setup(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA, scope="rep", scope_value="R0028")
+    text = _text(steering.coaching_section(rep))
+    assert "Nadia Chen's win rate is 1.7%" in text and "(not named here)" in text
+    assert not [m for m in named.mentor_name if m in text]
 
 
 def test_experiments_and_enps_sections(company, tmp_path):
