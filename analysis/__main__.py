@@ -125,7 +125,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         raise WorkbenchError("metrics: give the data directory (or --list to see the catalog)")
     from .loading import load
 
-    ds = load(args.data, args.config)
+    ds = load(args.data, args.config, preset=args.source)
     ids = _split(args.metrics)
     if not ids:
         raise WorkbenchError("metrics: give --metrics id,id,... (see --list)")
@@ -146,7 +146,7 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     from .funnel import biggest_leak, stage_funnel
     from .loading import load
 
-    ds = load(args.data, args.config)
+    ds = load(args.data, args.config, preset=args.source)
     frame = stage_funnel(ds, args.period, by=_split(args.by) or None)
     _print_frame(frame, args.format)
     if not _split(args.by) and args.format == "table":
@@ -160,7 +160,7 @@ def cmd_stalled(args: argparse.Namespace) -> int:
     from .funnel import stalled_deals
     from .loading import load
 
-    ds = load(args.data, args.config)
+    ds = load(args.data, args.config, preset=args.source)
     frame = stalled_deals(ds, as_of=args.as_of or ds.last_date())
     _print_frame(frame, args.format)
     return 0
@@ -170,7 +170,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from .outlook import period_outlook
     from .loading import load
 
-    ds = load(args.data, args.config)
+    ds = load(args.data, args.config, preset=args.source)
     outlook = period_outlook(ds, args.period, metric=args.metric)
     if args.by:
         if outlook.simulation is None:
@@ -191,7 +191,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .loading import load
     from .plan import plan, summary
 
-    ds = load(args.data, args.config)
+    ds = load(args.data, args.config, preset=args.source)
     frame = plan(ds, args.target, args.period, deal_size=args.deal_size, win_rate=args.win_rate,
                  head_count=args.head_count, lead_share=args.lead_share,
                  history=int(args.history) if str(args.history or "").isdigit() and len(args.history) <= 3 else args.history)
@@ -210,7 +210,7 @@ def cmd_coach(args: argparse.Namespace) -> int:
     from .coaching import coaching_flags, coaching_summary
     from .loading import load
 
-    ds = load(args.data, args.config)
+    ds = load(args.data, args.config, preset=args.source)
     flags = coaching_flags(ds, args.period, role=args.role)
     if args.format == "table":
         print(coaching_summary(flags))
@@ -234,6 +234,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         period=args.period,
         data=args.data,
         config=args.config,
+        source=args.source,
         out=args.out,
         team=args.team,
         rep=args.rep,
@@ -248,6 +249,27 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from .schema import describe
 
     print(describe())
+    return 0
+
+
+def _source_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default=None, metavar="NAME",
+                   help="how to read the files: auto (default: a recognised CRM export, else the canonical "
+                        "tables), canonical, salesforce, hubspot, pipedrive; overrides source: in workbench.yml")
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .mapping import preset_descriptions, preset_text
+
+    if args.action == "show":
+        if not args.name:
+            raise WorkbenchError("presets show: give a preset name, e.g. presets show salesforce")
+        print(preset_text(args.name), end="")
+        return 0
+    for name, text in preset_descriptions().items():
+        print(f"{name:12} {text}")
+    print("\nUse one with source: NAME in workbench.yml (or --source NAME); `presets show NAME` prints it as a "
+          "mapping to copy under columns: and adapt.")
     return 0
 
 
@@ -279,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "problem by table and kind. Exit 0 when usable, 1 on fatal problems.")
     p.add_argument("data", help="data directory, DuckDB file or database URL")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    _source_option(p)
     p.add_argument("--as-of", type=_date, default=None, help="snapshot date for the future-dated check")
     p.add_argument("--format", choices=["text", "json", "csv"], default="text")
     p.set_defaults(func=cmd_validate)
@@ -296,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", action="append", metavar="DIM=VALUE", help="keep only these values (repeatable)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    _source_option(p)
     p.add_argument("--list", action="store_true", help="print the metric catalog instead")
     p.set_defaults(func=cmd_metrics)
 
@@ -307,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="", help="dimension(s), e.g. team")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    _source_option(p)
     p.set_defaults(func=cmd_funnel)
 
     p = sub.add_parser("stalled", help="list stalled open deals, most stuck first",
@@ -317,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="date to measure from (default: the data's last day)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    _source_option(p)
     p.set_defaults(func=cmd_stalled)
 
     p = sub.add_parser("forecast", help="print a period's forecasts with their backtest accuracy",
@@ -330,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: the simulated outcome per team or rep, with the chance of reaching each quota")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    _source_option(p)
     p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("plan", help="work back from a revenue target to deals, leads and daily activities",
@@ -347,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", default=None, help="history for the assumptions: months (12) or a period (2025)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    _source_option(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("coach", help="print coaching flags: reps significantly below peers, with a mentor",
@@ -358,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", default=None, help="only this role (SDR, AE, AM)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    _source_option(p)
     p.set_defaults(func=cmd_coach)
 
     p = sub.add_parser("review", help="render a periodic review report",
@@ -367,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", default=None, help="e.g. 2025-Q3 (default: last complete period in the data)")
     p.add_argument("--data", default=str(SAMPLE_DATA), help="data source (default: the sample)")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    _source_option(p)
     p.add_argument("--out", type=Path, default=REPORTS, help="reports directory (default reports/)")
     scope = p.add_mutually_exclusive_group()
     scope.add_argument("--team", default=None, help="review one team")
@@ -374,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pdf", action="store_true", help="also print the report to PDF (needs Debian's chromium)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("presets", help="list the CRM import presets, or print one",
+                       description="Import presets read a CRM's native export files unchanged (source: NAME in "
+                       "workbench.yml). `presets show NAME` prints one in the mapping language of columns:.")
+    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    p.add_argument("name", nargs="?", default=None, help="preset name (with show)")
+    p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("schema", help="print the canonical data model",
                        description="Print every table and column of the canonical data model as Markdown.")

@@ -166,6 +166,7 @@ class Catalog:
             table = SOURCES[m.source]["table"]
             cols = [m.column] if m.column else []
             cols += list(m.where)
+            cols.append(SOURCES[m.source]["time"])  # the column that places a row in a period
             for c in cols:
                 derived = DERIVED_COLUMNS.get(table, {})
                 for real in derived.get(c, (c,) if c not in derived else ()):

@@ -188,9 +188,34 @@ class CustomDimension(_Model):
     column: str
 
 
+class Limits(_Model):
+    """Plausibility bounds: values outside them are problems, excluded from every figure.
+
+    ``max_amount`` bounds money (deal amounts, costs, targets, spend) in the reporting currency;
+    dates before ``earliest_date`` or more than ``years_ahead`` years after the data's snapshot
+    day are read as errors; ``max_unparseable_share`` is the share of a column's values that may
+    fail to parse before the column (a required one: the whole data) is unusable.
+    """
+
+    max_amount: float = Field(default=1e12, gt=0)
+    earliest_date: date = date(1990, 1, 1)
+    years_ahead: int = Field(default=10, ge=0, le=100)
+    max_unparseable_share: float = Field(default=0.05, ge=0, le=1)
+
+
 class Config(_Model):
     """The workbench configuration with its defaults."""
 
+    #: where the files come from: ``auto`` (a recognised CRM export, else the canonical model),
+    #: ``canonical``, a preset name (``salesforce``, ``hubspot``, ``pipedrive``)
+    source: str = "auto"
+    #: a user-written mapping of files and columns onto canonical tables (see analysis.mapping)
+    columns: dict[str, Any] | None = None
+    #: number and date conventions of the files: a name (``id-ID``) or explicit separators
+    locale: str | dict[str, Any] | None = None
+    #: text encoding of CSV files (default: detected; UTF-8, UTF-16 and Windows-1252)
+    encoding: str | None = None
+    limits: Limits = Field(default_factory=Limits)
     timezone: str = "UTC"
     currency: str = "USD"
     fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
@@ -222,6 +247,39 @@ class Config(_Model):
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"unknown time zone {v!r}{hint}; use an IANA name such as Europe/Berlin") from None
         return v
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        from .mapping import preset_names
+
+        name = v.strip().lower()
+        known = ["auto", "canonical", *preset_names()]
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown source {v!r}{hint}; use one of {', '.join(known)}, or map your files with columns:")
+        return name
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: Any) -> Any:
+        from .locale import resolve_locale
+
+        resolve_locale(v)  # raises ValueError with the fix
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str | None) -> str | None:
+        import codecs
+
+        if v is None:
+            return v
+        try:
+            return codecs.lookup(v).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}; use utf-8, utf-16, cp1252 (Excel on Windows) or latin-1") from None
 
     @field_validator("working_days")
     @classmethod
@@ -279,6 +337,13 @@ class Config(_Model):
         return None
 
     @property
+    def parsed_locale(self):
+        """The :class:`analysis.locale.Locale` of ``locale`` (None without one)."""
+        from .locale import resolve_locale
+
+        return resolve_locale(self.locale)
+
+    @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
@@ -330,6 +395,25 @@ def parse_config(data: dict | None, origin: str = "config") -> Config:
         raise ConfigError(_format_error(err, origin)) from None
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+
+def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice in one mapping; keep one", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
 def load_config(config: "Config | dict | str | Path | None" = None, data_dir: str | Path | None = None) -> Config:
     """Resolve a config: a Config, a mapping, a YAML path, or ``workbench.yml`` beside the data."""
     if isinstance(config, Config):
@@ -349,7 +433,7 @@ def load_config(config: "Config | dict | str | Path | None" = None, data_dir: st
     if path is None:
         return Config()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -16,8 +16,8 @@ Rules (tested in tests/test_metrics.py)
 * A metric whose tables or columns are missing, or that cannot be split by the requested
   dimension, is returned as an NA column; the reason is in ``df.attrs["unavailable"]``.
 * Deals count for their owner's team even after the owner left (reps keep their team).
-* With ``fx_rates`` and a ``currency`` column, amounts and costs are converted to the reporting
-  currency at the rate in force on the close date (the latest rate dated on or before it).
+* Amounts and costs arrive in the reporting currency: :mod:`analysis.loading` converts them at the
+  rate in force on the close date and leaves out deals without a rate.
 """
 
 from __future__ import annotations
@@ -382,7 +382,7 @@ class _Engine:
         for tc in sorted(self.catalog.columns_needed(mid)):
             t, c = tc.split(".")
             if self.ds.has(t) and not self.ds.has_column(t, c):
-                return f"needs column {c} of {t}, which the data does not have"
+                return self.ds.column_problem(t, c) or f"needs column {c} of {t}, which the data does not have"
         if m.id == "arr" and not self.ds.has("subscriptions") and not self.ds.has_column("opportunities", "contract_months"):
             return "needs the subscriptions table or opportunities.contract_months"
         for dim in [*self.by, *self.filters]:
@@ -437,9 +437,7 @@ class _Engine:
         return self.ds.cached("opportunities", self._opportunities)
 
     def _opportunities(self) -> ibis.Table:
-        t = self.ds.table("opportunities")
-        if self.ds.has("fx_rates") and self.ds.has_column("opportunities", "currency"):
-            t = _convert_currency(t, self.ds.table("fx_rates"), self.ds.config.currency)
+        t = self.ds.table("opportunities")  # amounts already in the reporting currency (loading)
         cycle = t.close_date.delta(t.created_at.date(), unit="day")
         won = t.filter((t.status == "won") & t.account_id.notnull() & t.close_date.notnull())
         first = won.group_by(won.account_id.name("_acct")).aggregate(_first_won=won.close_date.min())
@@ -1113,22 +1111,6 @@ FUNCTIONS = {
     "activities_per_lost_deal": _fn_activities_per_deal,
     "revenue_target": _fn_revenue_target,
 }
-
-
-def _convert_currency(o: ibis.Table, fx: ibis.Table, reporting: str) -> ibis.Table:
-    """Amounts and costs in the reporting currency at the rate in force on the close date."""
-    on = o.close_date.coalesce(o.created_at.date())
-    o = o.mutate(_fx_day=on, _rid=ibis.row_number())
-    rates = fx.select(_cur=fx.currency, _day=fx.date, _rate=fx.rate_to_reporting)
-    needs = o.filter(o.currency.notnull() & (o.currency != reporting))
-    pairs = needs.join(rates, (needs.currency == rates._cur) & (rates._day <= needs._fx_day))
-    latest = pairs.mutate(_rk=ibis.row_number().over(group_by=pairs._rid, order_by=ibis.desc(pairs._day)))
-    latest = latest.filter(latest._rk == 0).select(_rid2=latest._rid, _rate=latest._rate)
-    j = o.left_join(latest, o._rid == latest._rid2)
-    foreign = j.currency.notnull() & (j.currency != reporting)
-    factor = ibis.cases((foreign, j._rate), else_=ibis.literal(1.0))
-    j = j.mutate(amount=j.amount * factor, cost=j.cost * factor)
-    return j.drop("_fx_day", "_rid", "_rid2", "_rate")
 
 
 def with_dimensions(ds: Dataset, table: ibis.Table, table_name: str, dims: Sequence[str]) -> ibis.Table:

@@ -35,7 +35,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 
-from .engine import _convert_currency, _dims, with_dimensions, wilson_interval
+from .engine import _dims, with_dimensions, wilson_interval
 from .errors import UnknownNameError, WorkbenchError
 from .loading import Dataset
 from .periods import Period, parse_period
@@ -684,9 +684,7 @@ def _day_label(ds: Dataset, as_of: date | datetime | None) -> str:
 def _deals(ds: Dataset, by: list[str]) -> ibis.Table:
     """One row per deal: opportunity_id, owner_id, status, amount (reporting currency), created_at,
     close_date, current step, and the ``by`` dimensions."""
-    o = ds.table("opportunities")
-    if ds.has("fx_rates") and ds.has_column("opportunities", "currency"):
-        o = _convert_currency(o, ds.table("fx_rates"), ds.config.currency)
+    o = ds.table("opportunities")  # amounts in the reporting currency (loading converts them)
     base = ["opportunity_id", "owner_id", "status", "amount", "created_at", "close_date", "step"]
     if by:
         o = with_dimensions(ds, o, "opportunities", by)

@@ -16,8 +16,17 @@ types of :mod:`analysis.schema`:
 * timestamps are converted to the company time zone (``config.timezone``) and kept as local wall
   time (naive timestamps in the input are read as local time already); date-only columns
   (``close_date``) are never shifted;
-* money and numbers are float64; a value that does not parse becomes NULL and is reported by
-  :meth:`Dataset.quality`, never guessed;
+* money and numbers are float64; numbers and dates written as text are read under the config's
+  ``locale`` (:mod:`analysis.locale`); a value that does not parse, or reads differently by
+  locale, becomes NULL and is reported by :meth:`Dataset.quality`, never guessed;
+* every value a data-quality rule flags is left out of every figure, and rows without a usable
+  required value are left out (:mod:`analysis.values` holds those rules, shared with
+  :mod:`analysis.validation`);
+* amounts and costs of deals in another currency are converted to the reporting currency at
+  the rate in force on the close date (``fx_rates``); deals without a rate are left out and
+  named by ``validate``, never summed in their own currency;
+* a CRM export (``source:`` a preset, or a ``columns:`` mapping; :mod:`analysis.mapping`) is
+  mapped onto the canonical tables first;
 * optional columns that the input lacks are present as typed NULLs, and
   :meth:`Dataset.has_column` tells which were really given;
 * rows whose key repeats an earlier row's key are dropped (the first row in file order wins)
@@ -32,6 +41,7 @@ scanned in place, never copied into memory. Input files are only ever opened for
 from __future__ import annotations
 
 import hashlib
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -44,12 +54,24 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 
 from . import schema
-from .config import STATUS_STAGES, Config, load_config
-from .errors import DataError, UnknownNameError
-from .schema import STEPS, Column, normalize_token
+from .config import Config, Stage, load_config
+from .errors import ConfigError, DataError, UnknownNameError
+from .values import (
+    CANONICAL_DTYPES,
+    FILE,
+    PARSED_TYPES,
+    ROW,
+    Context,
+    canonical_category,
+    checked_table,
+    coerce,
+    context,
+    parse,
+    step_expr,
+)
 
-ROW = "_row"  # 1-based row number within its file (data rows, header excluded)
-FILE = "_file"  # file the row came from
+__all__ = ["Dataset", "load", "read_raw", "coerce", "step_expr", "canonical_category", "ROW", "FILE",
+           "CANONICAL_DTYPES", "convert_currency"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,8 @@ class Source:
     kind: str  # directory | duckdb | url | frames
     files: list[SourceFile] = field(default_factory=list)
     frames: Mapping[str, pd.DataFrame] | None = None
+    #: the preset (or "columns") that mapped a CRM export onto the canonical tables
+    preset: str | None = None
 
     @cached_property
     def fingerprint(self) -> str:
@@ -136,11 +160,84 @@ class Dataset:
         self._missing_columns = missing_columns or {}
         for rt in raw.values():
             _value_maps(rt, config)
+        self.today = config.as_of or datetime.now(config.tz).date()
+        self.snapshot = _snapshot(raw, config, self.today)
+        self.context: Context = context(config, self.snapshot or self.today, self.today)
+        #: (table, column) -> why the column cannot be used (most of its values did not parse)
+        self.unusable_columns: dict[tuple[str, str], str] = {}
+        self._check_parse_shares()
         self.tables: dict[str, ibis.Table] = {
-            name: canonical_table(rt, config, duplicates=False) for name, rt in raw.items()
+            name: canonical_table(rt, config, self.context, duplicates=False) for name, rt in raw.items()
         }
         self._dedupe()
+        self._convert_currency()
         self._register()
+
+    def _check_parse_shares(self) -> None:
+        """A column whose values mostly fail to read is unusable: fatal for a required column,
+        treated as absent (metrics that need it are "not available", never 0) otherwise."""
+        share = self.config.limits.max_unparseable_share
+        problems: list[tuple[str, str, str]] = []
+        for name, rt in self.raw.items():
+            spec = schema.TABLES[name]
+            cols = [c for c in spec.columns if c.name in rt.columns and rt.expr[c.name].type().is_string()
+                    and (c.type in PARSED_TYPES or (c.required and c.allowed))]
+            if not cols:
+                continue
+            aggs: dict[str, Any] = {}
+            loc = self.config.parsed_locale
+            for i, c in enumerate(cols):
+                raw = rt.expr[c.name]
+                text = raw.strip()
+                given = text.notnull() & (text != "")
+                val = parse(raw, c, rt.maps.get(c.name), trim=rt.trim, locale=loc).value
+                failed = given & (val.isnull() if not c.allowed else ~val.isin(list(c.allowed)))
+                aggs[f"g{i}"] = given.cast("int64").sum()
+                aggs[f"f{i}"] = failed.fill_null(False).cast("int64").sum()
+            counts = rt.expr.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+            for i, c in enumerate(cols):
+                given, failed = int(counts[f"g{i}"] or 0), int(counts[f"f{i}"] or 0)
+                if not given or failed / given <= share:
+                    continue
+                examples = _failed_examples(rt, c, loc)
+                what = (f"{failed:,} of {given:,} values of {name}.{c.name} ({failed / given:.0%}) cannot be read "
+                        f"(e.g. {examples})")
+                fix = _parse_fix(c, loc)
+                if c.required:
+                    problems.append(("mostly_unparseable", name, f"{what}; {fix}"))
+                else:
+                    self.unusable_columns[(name, c.name)] = f"column {c.name} of {name} could not be read: {what}; {fix}"
+                    rt.expr = rt.expr.drop(c.name)  # used as if absent: never half-read
+        if problems:
+            messages = [p[2] for p in problems]
+            raise DataError(messages[0] if len(messages) == 1 else
+                            f"{len(messages)} fatal problems: " + "; ".join(messages), problems)
+
+    def _convert_currency(self) -> None:
+        """Deal amounts and costs in the reporting currency; deals without a rate left out."""
+        self.fx_missing: list[dict] = []
+        if "opportunities" not in self.tables or not self.has_column("opportunities", "currency"):
+            return
+        o = self.tables["opportunities"]
+        fx = self.tables.get("fx_rates")
+        converted, missing = convert_currency(o, fx, self.config.currency)
+        stats = missing.group_by(currency=missing._cur).aggregate(
+            deals=missing.count(), first=missing._fx_day.min(), last=missing._fx_day.max()
+        ).order_by(ibis.desc("deals")).to_pyarrow().to_pylist()
+        self.fx_missing = stats
+        self.tables["opportunities"] = converted
+        n_missing = sum(r["deals"] for r in stats)
+        if n_missing:
+            total = int(o.count().to_pyarrow().as_py())
+            if n_missing * 2 > total:
+                listed = ", ".join(f"{r['currency']} ({r['deals']:,} deals)" for r in stats[:5])
+                raise DataError(
+                    f"table opportunities: {n_missing:,} of {total:,} deals are in another currency than the "
+                    f"reporting currency {self.config.currency} with no exchange rate ({listed}); set currency: "
+                    "in workbench.yml to the deals' currency, or add fx_rates (currency, date, rate_to_reporting)",
+                    [("fx_unusable", "opportunities", f"{n_missing:,} of {total:,} deals have no exchange rate to the "
+                      f"reporting currency {self.config.currency} ({listed})")],
+                )
 
     def _register(self) -> None:
         """Name each canonical table in the in-process DuckDB (a view over Parquet files, a
@@ -174,8 +271,17 @@ class Dataset:
         return name in self.tables
 
     def has_column(self, table: str, column: str) -> bool:
-        """True when the input really had ``column`` (optional columns are otherwise NULL)."""
+        """True when the input really had ``column`` (optional columns are otherwise NULL) and
+        enough of its values could be read (see :attr:`unusable_columns`)."""
         return table in self.raw and column in self.raw[table].columns
+
+    def column_problem(self, table: str, column: str) -> str | None:
+        """Why ``table.column`` cannot be used (absent, or most values unreadable), else None."""
+        if (table, column) in self.unusable_columns:
+            return self.unusable_columns[(table, column)]
+        if table in self.raw and column not in self.raw[table].columns:
+            return f"needs column {column} of {table}, which the data does not have"
+        return None
 
     def table(self, name: str) -> ibis.Table:
         """Canonical ibis table ``name``."""
@@ -226,21 +332,14 @@ class Dataset:
 
     def last_date(self) -> date:
         """The data's snapshot day: ``config.as_of``, else the latest deal created or closed or
-        activity logged. Stalled deals, coverage and default periods are measured from it."""
+        activity logged, not later than today (a record dated after today is an error, not the
+        snapshot). Stalled deals, coverage and default periods are measured from it."""
         if self.config.as_of:
             return self.config.as_of
-        cache = self.__dict__.setdefault("_last_date", [])
-        if not cache:
-            o = self.table("opportunities")
-            closed = o.filter(o.status.isin(["won", "lost"]))
-            days = [o.created_at.max().date().to_pyarrow().as_py(), closed.close_date.max().to_pyarrow().as_py()]
-            if self.has("activities"):
-                days.append(self.table("activities").occurred_at.max().date().to_pyarrow().as_py())
-            days = [d for d in days if d is not None]
-            if not days:
-                raise DataError(f"{self.source.location}: no dated deals or activities")
-            cache.append(max(days))
-        return cache[0]
+        if self.snapshot is None:
+            raise DataError(f"{self.source.location}: no dated deals or activities (no created_at, "
+                            "close_date or occurred_at could be read); check the dates with validate")
+        return self.snapshot
 
     def __repr__(self) -> str:
         return f"Dataset({self.source.location!r}, tables={sorted(self.tables)})"
@@ -271,7 +370,7 @@ class Dataset:
             dropped = int(n_rows) - int(n_keys)
             if dropped:
                 self.duplicates[name] = dropped
-                self.tables[name] = canonical_table(rt, self.config, duplicates=True)
+                self.tables[name] = canonical_table(rt, self.config, self.context, duplicates=True)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -319,8 +418,16 @@ def _sql_str(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _read_files(con: Any, name: str, files: list[SourceFile]) -> ibis.Table:
-    """Register ``files`` of one table in DuckDB and return the raw ibis table."""
+def read_raw(con: Any, name: str, files: list[SourceFile], config: Config | None = None) -> ibis.Table:
+    """Register ``files`` of one table in DuckDB and return the raw ibis table: the files' own
+    headers as text columns (Parquet keeps its types), plus ``_row`` and ``_file``.
+
+    CSV: the text encoding is detected (UTF-8 with or without BOM, UTF-16 with BOM, else
+    Windows-1252, Excel's default on Windows) unless ``config.encoding`` says; the dialect is
+    sniffed from the whole file, so a quoted field after row 20,000 reads. A header naming a
+    column twice is refused. Input files are only read.
+    """
+    config = config or Config()
     fmt = files[0].format
     raw_name = f"raw__{name}"
     if fmt == "parquet":
@@ -335,12 +442,9 @@ def _read_files(con: Any, name: str, files: list[SourceFile]) -> ibis.Table:
     for i, f in enumerate(files):
         part = f"{raw_name}__{i}"
         if fmt == "csv":
-            con.raw_sql(
-                f'CREATE OR REPLACE TABLE "{part}" AS SELECT * FROM read_csv({_sql_str(f.path)}, '
-                "all_varchar = true, header = true, auto_detect = true)"
-            )
+            _read_csv(con, part, f.path, config, name)
         else:
-            frame = _read_excel(f.path)
+            frame = _read_excel(f.path, config, name)
             con.con.register(f"{part}__df", frame)
             con.raw_sql(f'CREATE OR REPLACE TABLE "{part}" AS SELECT * FROM "{part}__df"')
             con.con.unregister(f"{part}__df")
@@ -351,9 +455,100 @@ def _read_files(con: Any, name: str, files: list[SourceFile]) -> ibis.Table:
     return con.table(raw_name)
 
 
-def _read_excel(path: Path) -> pd.DataFrame:
-    """First sheet of a workbook, every cell as text (dates in ISO 8601)."""
-    frame = pd.read_excel(path, sheet_name=0, dtype=object, keep_default_na=False, na_values=[""])
+def _decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> DataError:
+    return DataError(
+        f"{path}: cannot be read as {encoding} text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+        "save it as UTF-8, or set encoding: in workbench.yml (utf-8, utf-16, cp1252, latin-1)"
+    )
+
+
+def _encoding_of(path: Path, configured: str | None) -> str:
+    """The text encoding of a CSV file: the configured one, a BOM's, UTF-8, or Windows-1252."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if configured:
+        return configured
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    decoder = __import__("codecs").getincrementaldecoder("utf-8")()
+    with path.open("rb") as fh:
+        offset = 0
+        try:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                decoder.decode(chunk)
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+            return "utf-8"
+        except UnicodeDecodeError:
+            pass
+    try:
+        path.read_bytes().decode("cp1252")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: neither UTF-8 nor Windows-1252 text (byte 0x{err.object[err.start]:02x} at offset "
+            f"{err.start}); save it as UTF-8, or set encoding: in workbench.yml"
+        ) from None
+    return "cp1252"
+
+
+def _read_csv(con: Any, table: str, path: Path, config: Config, label: str) -> None:
+    encoding = _encoding_of(path, config.encoding)
+    source = path
+    tmp: Path | None = None
+    if encoding not in ("utf-8", "utf-8-sig"):
+        try:
+            text = path.read_bytes().decode(encoding)
+        except UnicodeDecodeError as err:
+            raise _decode_error(path, encoding, err) from None
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        fd, name = tempfile.mkstemp(suffix=".csv", prefix="workbench-")
+        tmp = Path(name)
+        with open(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        source = tmp
+    try:
+        con.raw_sql(
+            f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM read_csv({_sql_str(source)}, '
+            "all_varchar = true, header = true, auto_detect = true, sample_size = -1)"
+        )
+        header = _csv_header(con, source)
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    seen: dict[str, str] = {}
+    for h in header:
+        k = h.strip().lower()
+        if k in seen:
+            raise DataError(
+                f"{path}: the header names column {h.strip()!r} twice; rename or delete one so that it is clear "
+                "which to use",
+                [("duplicate_column", label, f"{path.name}: column {h.strip()!r} is named twice in the header")],
+            )
+        seen[k] = h
+
+
+def _csv_header(con: Any, path: Path) -> list[str]:
+    """The header fields exactly as written (DuckDB renames a repeated name to ``name_1``)."""
+    sniff = con.con.execute(f"SELECT Delimiter, Quote, Escape FROM sniff_csv({_sql_str(path)}, sample_size = -1)").fetchone()
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        delimiter = sniff[0] if sniff[0] and len(sniff[0]) == 1 else ","
+        quote = sniff[1] if sniff[1] and len(sniff[1]) == 1 and sniff[1] != "\x00" else '"'
+        reader = csv.reader(fh, delimiter=delimiter, quotechar=quote)
+        return next(reader, [])
+
+
+def _read_excel(path: Path, config: Config | None = None, label: str = "") -> pd.DataFrame:
+    """First sheet of a workbook, every cell as text: dates in ISO 8601, typed numbers written so
+    that the config's locale reads them back exactly."""
+    from .locale import plain_number_text
+
+    loc = config.parsed_locale if config is not None else None
+    frame = pd.read_excel(path, sheet_name=0, dtype=object, keep_default_na=False, na_values=[""], header=None)
 
     def text(v: Any) -> Any:
         if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
@@ -362,12 +557,26 @@ def _read_excel(path: Path) -> pd.DataFrame:
             return v.isoformat() if (v.hour or v.minute or v.second) else v.date().isoformat()
         if isinstance(v, date):
             return v.isoformat()
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, (int, float)):
+            return plain_number_text(v, loc)
         return str(v)
 
-    out = pd.DataFrame({c: [text(v) for v in frame[c]] for c in frame.columns}, dtype=object)
-    out.columns = [str(c).strip() for c in out.columns]
+    if frame.empty:
+        return pd.DataFrame()
+    header = [str(h).strip() if h is not None and not (isinstance(h, float) and pd.isna(h)) else "" for h in frame.iloc[0]]
+    seen: set[str] = set()
+    for h in header:
+        if h and h.lower() in seen:
+            raise DataError(
+                f"{path}: the header names column {h!r} twice; rename or delete one so that it is clear which to use",
+                [("duplicate_column", label or path.name, f"{path.name}: column {h!r} is named twice in the header")],
+            )
+        seen.add(h.lower())
+    body = frame.iloc[1:]
+    out = pd.DataFrame({h or f"column{i + 1}": [text(v) for v in body.iloc[:, i]] for i, h in enumerate(header)},
+                       dtype=object)
     return out
 
 
@@ -382,128 +591,129 @@ def _rename_columns(expr: ibis.Table, table: schema.Table) -> ibis.Table:
     return expr.rename(renames) if renames else expr
 
 
-# -- coercion ---------------------------------------------------------------------------------
+# -- what the rules need -------------------------------------------------------------------------
 
 
-def _category_map(column: Column) -> dict[str, str]:
-    mapping = {normalize_token(v): v for v in column.allowed or ()}
-    if column.name == "status":
-        mapping.update(STATUS_STAGES)  # "Closed Won" -> won
-    return mapping
+def _snapshot(raw: dict[str, RawTable], config: Config, today: date) -> date | None:
+    """The data's snapshot day: ``config.as_of``, else the latest deal created or closed or
+    activity logged among dates that are plausible (not before ``limits.earliest_date``, not
+    after today). None when no such date exists."""
+    if config.as_of:
+        return config.as_of
+    loc = config.parsed_locale
+    lo, hi = config.limits.earliest_date, today
+    days: list[date] = []
+
+    def latest(rt: RawTable, column: str, where: Any = None) -> None:
+        if column not in rt.columns:
+            return
+        c = schema.TABLES[rt.name].column(column)
+        v = parse(rt.expr[column], c, trim=rt.trim, locale=loc).value
+        d = v.date() if c.type == "timestamp" else v
+        ok = (d >= ibis.literal(lo)) & (d <= ibis.literal(hi))
+        if where is not None:
+            ok = ok & where
+        out = d.max(where=ok).to_pyarrow().as_py()
+        if out is not None:
+            days.append(out.date() if isinstance(out, datetime) else out)
+
+    if "opportunities" in raw:
+        rt = raw["opportunities"]
+        latest(rt, "created_at")
+        if "status" in rt.columns:
+            status = coerce(rt.expr.status, schema.TABLES["opportunities"].column("status"), rt.maps.get("status"),
+                            trim=rt.trim)
+            latest(rt, "close_date", status.isin(["won", "lost"]))
+    if "activities" in raw:
+        latest(raw["activities"], "occurred_at")
+    return max(days) if days else None
 
 
-def _token(expr: ibis.StringValue) -> ibis.StringValue:
-    return expr.lower().re_replace(r"[\s_\-]", "")
+def _failed_examples(rt: RawTable, c: schema.Column, loc: Any) -> str:
+    raw = rt.expr[c.name]
+    val = parse(raw, c, rt.maps.get(c.name), trim=rt.trim, locale=loc).value
+    text = raw.strip()
+    failed = text.notnull() & (text != "") & (val.isnull() if not c.allowed else ~val.isin(list(c.allowed)))
+    rows = rt.expr.filter(failed).select(FILE, ROW, c.name).order_by([FILE, ROW]).limit(3).to_pyarrow().to_pylist()
+    return "; ".join(f"{r[FILE]} row {r[ROW]}: {r[c.name]!r}" for r in rows)
 
 
-def coerce(
-    expr: ibis.Value, column: Column, mapping: dict[str, str] | None = None, *, trim: bool = True
-) -> ibis.Value:
-    """Coerce a raw column to its canonical type; values that do not parse become NULL.
+def _parse_fix(c: schema.Column, loc: Any) -> str:
+    if c.allowed:
+        return f"use {', '.join(c.allowed)} (or map the values with columns: in workbench.yml)"
+    if c.type in ("money", "number", "integer"):
+        if loc is None:
+            return ("set locale: in workbench.yml to the file's number format (id-ID reads 'Rp 56.100.000' and "
+                    "'1.500,50'; en-US reads '$1,500.50')")
+        return f"the values do not follow locale {loc.name or loc}; check the locale: setting"
+    if loc is None:
+        return ("write dates as ISO 8601 (2025-07-14) or set locale: in workbench.yml (id-ID or en-GB read "
+                "14/07/2025 day first; en-US reads 07/14/2025)")
+    return f"the dates do not follow locale {loc.name or loc}; check the locale: setting"
 
-    ``mapping`` (category columns) lists the raw values to respell, found once at load time;
-    without it the column is normalised row by row. ``trim`` strips surrounding spaces from
-    text (an empty text is missing either way).
+
+def convert_currency(o: ibis.Table, fx: ibis.Table | None, reporting: str) -> tuple[ibis.Table, ibis.Table]:
+    """Deals with amount and cost in the reporting currency, and the deals left out for want of
+    a rate (with ``_cur`` and ``_fx_day``).
+
+    A deal in another currency is converted at the latest rate of its currency dated on or
+    before its close date (the creation date while it has none). A deal whose currency has no
+    such rate is left out: its amount is never summed in its own currency.
     """
-    t = expr.type()
-    kind = column.type
-    if kind in ("id", "string", "category"):
-        if t.is_floating():
-            expr = expr.try_cast("int64") if kind == "id" else expr
-        out = expr.cast("string")
-        out = (out.strip() if trim or not t.is_string() else out).nullif("")
-        if kind == "category":
-            if mapping is None:
-                out = _token(out).substitute(_category_map(column), else_=out)
-            elif mapping:
-                out = out.substitute(mapping, else_=out)
-        return out
-    if kind == "timestamp":
-        if t.is_string():
-            return expr.nullif("").try_cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
-        if t.is_timestamp():
-            return expr.cast(dt.Timestamp()) if t.timezone else expr
-        if t.is_date():
-            return expr.cast(dt.Timestamp())
-        return ibis.null(dt.Timestamp())
-    if kind == "date":
-        if t.is_string():
-            return expr.nullif("").strip().substr(0, 10).try_cast(dt.date)
-        if t.is_timestamp():
-            return expr.date()
-        if t.is_date():
-            return expr
-        return ibis.null(dt.date)
-    if kind in ("money", "number"):
-        if t.is_string():
-            return expr.nullif("").strip().try_cast(dt.float64)
-        if t.is_numeric() or t.is_boolean():
-            return expr.cast(dt.float64)
-        return ibis.null(dt.float64)
-    if kind == "integer":
-        return expr.nullif("").try_cast(dt.int64) if t.is_string() else expr.try_cast(dt.int64)
-    raise AssertionError(kind)
+    reporting = reporting.strip().upper()
+    cur = o.currency.strip().upper().nullif("")
+    o = o.mutate(_cur=cur, _fx_day=o.close_date.coalesce(o.created_at.date()), _rid=ibis.row_number())
+    foreign = o._cur.notnull() & (o._cur != reporting)
+    if fx is None:
+        latest = None
+    else:
+        rates = fx.select(_rcur=fx.currency.strip().upper(), _day=fx.date, _rate=fx.rate_to_reporting)
+        needs = o.filter(foreign)
+        pairs = needs.join(rates, (needs._cur == rates._rcur) & (rates._day <= needs._fx_day))
+        latest = pairs.mutate(_rk=ibis.row_number().over(group_by=pairs._rid, order_by=ibis.desc(pairs._day)))
+        latest = latest.filter(latest._rk == 0).select(_rid2=latest._rid, _rate=latest._rate)
+    if latest is None:
+        j = o.mutate(_rate=ibis.null(dt.float64), _rid2=ibis.null(dt.int64))
+    else:
+        j = o.left_join(latest, o._rid == latest._rid2)
+    is_foreign = j._cur.notnull() & (j._cur != reporting)
+    missing = j.filter(is_foreign & j._rate.isnull())
+    kept = j.filter(~(is_foreign & j._rate.isnull()))
+    factor = ibis.cases((kept._cur.notnull() & (kept._cur != reporting), kept._rate), else_=ibis.literal(1.0))
+    kept = kept.mutate(amount=kept.amount * factor, cost=kept.cost * factor)
+    return kept.drop("_cur", "_fx_day", "_rid", "_rid2", "_rate"), missing
 
 
-CANONICAL_DTYPES = {
-    "id": dt.string,
-    "string": dt.string,
-    "category": dt.string,
-    "timestamp": dt.Timestamp(),
-    "date": dt.date,
-    "money": dt.float64,
-    "number": dt.float64,
-    "integer": dt.int64,
-}
+# -- canonical tables -------------------------------------------------------------------------
 
 
-def canonical_category(value: str, column: Column) -> str:
-    """The canonical spelling of one category value (unknown values are returned as given)."""
-    return _category_map(column).get(normalize_token(value), value)
-
-
-def step_expr(stage: ibis.StringValue, config: Config, steps: dict[str, str] | None = None) -> ibis.StringValue:
-    """Canonical step of a stage column (config first, then canonical names, then closed stages).
-
-    ``steps`` maps each stage value of the data to its step, found once at load time; without
-    it the stage names are normalised row by row.
-    """
-    if steps is not None:
-        return stage.substitute(steps, else_=ibis.null(dt.string)) if steps else ibis.null(dt.string)
-    mapping: dict[str, str] = {}
-    mapping.update(STATUS_STAGES)
-    mapping.update({normalize_token(s): s for s in STEPS})
-    mapping.update({normalize_token(s.name): s.step for s in config.stages})
-    exact = {s.name: s.step for s in config.stages}
-    normalised = _token(stage).substitute(mapping, else_=ibis.null(dt.string))
-    if not exact:
-        return normalised
-    # configured names as written map directly (no per-row string normalisation)
-    return ibis.cases((stage.isin(list(exact)), stage.substitute(exact)), else_=normalised)
-
-
-def canonical_table(rt: RawTable, config: Config, *, duplicates: bool) -> ibis.Table:
-    """The canonical view of a raw table: every schema column, typed; extra columns as text."""
+def canonical_table(rt: RawTable, config: Config, ctx: Context, *, duplicates: bool) -> ibis.Table:
+    """The canonical view of a raw table: every schema column, typed, with every flagged value
+    (and every row without a usable required value) left out; extra columns as text."""
     spec = schema.TABLES[rt.name]
     raw = rt.expr
-    cols: dict[str, ibis.Value] = {}
-    for column in spec.columns:
-        if column.name in raw.columns:
-            cols[column.name] = coerce(raw[column.name], column, rt.maps.get(column.name), trim=rt.trim)
-        else:
-            cols[column.name] = ibis.null(CANONICAL_DTYPES[column.type])
-    for extra in rt.columns:
-        if extra not in cols:
-            cols[extra] = raw[extra].cast("string") if not raw[extra].type().is_numeric() else raw[extra]
-    if rt.name in ("opportunities", "stage_history"):
-        cols["step"] = step_expr(cols["stage"], config, rt.steps)
     if duplicates and spec.key:
         keyed = raw.mutate(_dup_key=coerce(raw[spec.key], spec.column(spec.key), trim=rt.trim))
         rank = ibis.row_number().over(group_by=keyed._dup_key, order_by=[keyed[FILE], keyed[ROW]])
         keyed = keyed.mutate(_dup_rank=rank)
         keyed = keyed.filter((keyed._dup_rank == 0) | keyed._dup_key.isnull()).drop("_dup_rank", "_dup_key")
-        return canonical_table(RawTable(rt.name, keyed, rt.files, rt.maps, rt.steps, rt.trim), config, duplicates=False)
-    return raw.select(**cols)
+        rt = RawTable(rt.name, keyed, rt.files, rt.maps, rt.steps, rt.trim)
+        raw = keyed
+    t, _ = checked_table(rt, config, ctx)
+    t = t.filter(t.__keep)
+    cols: dict[str, ibis.Value] = {}
+    for column in spec.columns:
+        if column.name in rt.columns:
+            cols[column.name] = t[f"__{column.name}__f"]
+        else:
+            cols[column.name] = ibis.null(CANONICAL_DTYPES[column.type])
+    for extra in rt.columns:
+        if extra not in cols:
+            cols[extra] = t[extra].cast("string") if not t[extra].type().is_numeric() else t[extra]
+    if rt.name in ("opportunities", "stage_history"):
+        stage = t["__stage__f"] if "stage" in rt.columns else cols["stage"]
+        cols["step"] = step_expr(stage, config, rt.steps)
+    return t.select(**cols)
 
 
 MAX_DISTINCT = 10_000
@@ -571,7 +781,7 @@ def _missing_columns(name: str, columns: list[str]) -> list[str]:
     return [c for c in schema.TABLES[name].required_columns if c.lower() not in present]
 
 
-def load(source: Any, config: Any = None) -> Dataset:
+def load(source: Any, config: Any = None, *, preset: str | None = None) -> Dataset:
     """Load a dataset; raise :class:`DataError` listing every fatal problem.
 
     Parameters
@@ -585,8 +795,14 @@ def load(source: Any, config: Any = None) -> Dataset:
 
     Notes
     -----
+    preset
+        Overrides the config's ``source:`` (``auto``, ``canonical`` or a preset name such as
+        ``salesforce``): how the folder's files map onto the canonical tables.
+
     Fatal problems: a missing required table (``reps``, ``opportunities``), a missing required
-    column, a file that cannot be read, a table given twice. Everything else (unparseable values,
+    column, a file that cannot be read, a table given twice, a required table without rows, a
+    column named twice, a required column whose values mostly cannot be read, deals mostly in
+    a currency without exchange rates. Everything else (unparseable values,
     duplicates, dangling references...) is reported by :meth:`Dataset.quality`.
     """
     problems: list[tuple[str, str, str]] = []
@@ -628,19 +844,35 @@ def load(source: Any, config: Any = None) -> Dataset:
             src = Source(text, "url")
         elif path.is_dir():
             cfg = load_config(config, data_dir=path)
+            if preset is not None:
+                cfg = _with_source(cfg, preset)
             con = _connect_duckdb(cfg)
             src = Source(str(path), "directory")
-            files_by_table, problems = _find_files(path)
-            for name, files in files_by_table.items():
-                try:
-                    raw_frames[name] = _read_files(con, name, files)
+            mapping, label = _mapping_for(path, cfg)
+            if mapping is not None:
+                cfg, raw_frames, files_by_table, problems = _read_mapped(con, path, cfg, mapping, label)
+                src.preset = label
+                for files in files_by_table.values():
                     src.files.extend(files)
-                except Exception as err:  # noqa: BLE001 - reported as a fatal problem below
-                    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                    problems.append(("unreadable_file", name,
-                        f"{files[0].path}: cannot be read as {files[0].format.upper()} ({first}); "
-                        "fix or re-export the file"
-                    ))
+            else:
+                files_by_table, problems = _find_files(path)
+                for name, files in files_by_table.items():
+                    try:
+                        raw_frames[name] = read_raw(con, name, files, cfg)
+                        src.files.extend(files)
+                    except DataError as err:
+                        problems.extend(err.problems if err.problems[0][1] != "-" else
+                                        [("unreadable_file", name, str(err))])
+                    except Exception as err:  # noqa: BLE001 - reported as a fatal problem below
+                        problems.append(("unreadable_file", name, _unreadable(files[0], err)))
+                if "opportunities" not in files_by_table:
+                    from .mapping import detect
+
+                    found = detect(path)
+                    if found:
+                        problems.append(("missing_table", "opportunities",
+                                         f"{path} looks like a {found} export: read it with source: {found} in "
+                                         f"workbench.yml or --source {found}"))
         elif path.is_file() and path.suffix.lower() in (".duckdb", ".db", ".ddb"):
             cfg = load_config(config, data_dir=path.parent)
             try:
@@ -678,15 +910,90 @@ def load(source: Any, config: Any = None) -> Dataset:
             hint = ""
             if len(rt.columns) == 1 and any(ch in rt.columns[0] for ch in ",;\t|"):
                 hint = "; the header was not split into columns: check that every row has as many fields as the header"
+            close = _closest_headers(missing, rt.columns)
             problems.append(("missing_column", name,
                 f"table {name}: missing required column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)} (columns found: {', '.join(rt.columns) or 'none'}){hint}"
+                f"{', '.join(missing)}{close} (columns found: {', '.join(rt.columns) or 'none'}){hint}"
             ))
+        elif name in schema.REQUIRED_TABLES and not int(rt.expr.count().to_pyarrow().as_py()):
+            where = ", ".join(sorted({f.path.name for f in rt.files})) or name
+            problems.append(("empty_table", name,
+                             f"table {name} ({where}) has a header but no rows; export the data again with its rows"))
     if problems:
         messages = [p[2] for p in problems]
         summary = messages[0] if len(messages) == 1 else f"{len(messages)} fatal problems: " + "; ".join(messages)
         raise DataError(summary, problems)
     return Dataset(con, raw, cfg, src, missing_columns=missing_cols)
+
+
+def _unreadable(f: SourceFile, err: Exception) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"{f.path}: cannot be read as {f.format.upper()} ({first}); fix or re-export the file"
+
+
+def _closest_headers(missing: list[str], columns: list[str]) -> str:
+    """' (closest header: 'Stage Name')' for the missing columns that resemble a header."""
+    import difflib
+
+    found = []
+    for m in missing:
+        norm = {schema.normalize_token(c): c for c in columns}
+        hit = norm.get(schema.normalize_token(m)) or next(iter(difflib.get_close_matches(m, columns, n=1, cutoff=0.75)), None)
+        if hit:
+            found.append(f"{m} -> {hit!r}?")
+    return f" (closest header{'s' if len(found) > 1 else ''}: {', '.join(found)}; rename it or map it with columns: in workbench.yml)" if found else ""
+
+
+def _with_source(cfg: Config, name: str) -> Config:
+    from .config import parse_config
+
+    data = cfg.model_dump(exclude_unset=True)
+    data["source"] = name
+    return parse_config(data, origin="--source")
+
+
+def _mapping_for(path: Path, cfg: Config) -> tuple[dict | None, str | None]:
+    """The mapping that reads ``path``: the config's ``columns:``, a named preset, or the preset
+    ``auto`` recognises (said on stderr in one line); None for the canonical model."""
+    if cfg.source == "canonical" and cfg.columns is None:
+        return None, None
+    if cfg.source == "auto" and cfg.columns is None and (
+        any((path / f"opportunities{suffix}").exists() for suffix in schema.FILE_SUFFIXES) or (path / "opportunities").is_dir()
+    ):
+        return None, None  # the canonical tables are there
+    from . import mapping as mapping_mod
+
+    if cfg.columns is not None:
+        mapping_mod.check_mapping(cfg.columns, "workbench.yml columns")
+        return cfg.columns, "columns"
+    if cfg.source == "auto":
+        found = mapping_mod.detect(path)
+        if found is None:
+            return None, None
+        print(f"note: {path} looks like a {found} export; reading it with the {found} preset "
+              f"(set source: in workbench.yml to choose)", file=sys.stderr)
+        return mapping_mod.preset(found), found
+    return mapping_mod.preset(cfg.source), cfg.source
+
+
+def _read_mapped(con: Any, path: Path, cfg: Config, mapping: dict, label: str):
+    from .mapping import map_tables
+
+    def read(table: str, paths: list[Path]) -> ibis.Table:
+        fmt = paths[0].suffix.lower().lstrip(".")
+        return read_raw(con, f"{table}__{abs(hash(tuple(paths))) % 10**8}",
+                        [SourceFile(table, p, fmt) for p in paths], cfg)
+
+    try:
+        mapped = map_tables(path, mapping, read)
+    except DataError:
+        raise
+    except ConfigError:
+        raise
+    if mapped.stages and not cfg.stages:
+        cfg = cfg.model_copy(update={"stages": tuple(Stage(**s) for s in mapped.stages)})
+    files = {t: [SourceFile(t, p, p.suffix.lower().lstrip(".")) for p in ps] for t, ps in mapped.files.items()}
+    return cfg, dict(mapped.tables), files, list(mapped.problems)
 
 
 def _database_tables(con: Any) -> dict[str, ibis.Table]:

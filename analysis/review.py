@@ -36,7 +36,7 @@ SCOPES = ("company", "team", "rep")
 TREND_LENGTH = {"month": 12, "quarter": 8, "half": 6, "year": 4}
 
 #: The review notebook's parameters, in the order of its ``parameters`` cell.
-PARAMETERS = ("cadence", "period", "scope", "scope_value", "data", "config")
+PARAMETERS = ("cadence", "period", "scope", "scope_value", "data", "config", "source")
 #: Names IPython itself puts in a notebook's namespace.
 _KERNEL_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 
@@ -151,6 +151,7 @@ def setup(
     scope_value: Any = "",
     data: Any = "",
     config: Any = "",
+    source: Any = "",
 ) -> Review:
     """Check the review parameters and load the data; raise ReviewError with one line.
 
@@ -169,7 +170,8 @@ def setup(
         raise ReviewError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
     if not str(data or "").strip():
         raise ReviewError("no data source: set the data parameter to a folder of CRM tables")
-    ds = load(str(data), str(config) if str(config or "").strip() else None)
+    preset = str(source or "").strip() or None
+    ds = load(str(data), str(config) if str(config or "").strip() else None, preset=preset)
     catalog = build_catalog(ds.config)
     grain = CADENCES[cadence]
     fsm = ds.config.fiscal_year_start_month
@@ -197,7 +199,7 @@ def setup(
                      if isinstance(scope_value, int) else "")
             raise ReviewError(f"{scope} {value!r} is not in the data{hint}{extra}")
     params = {"cadence": cadence, "period": p.label, "scope": scope, "scope_value": value or "",
-              "data": str(data), "config": str(config or "")}
+              "data": str(data), "config": str(config or ""), "source": preset or ""}
     return Review(ds, catalog, cadence, p, scope, value, params)
 
 
@@ -569,6 +571,7 @@ def render_review(
     period: str | None = None,
     data: str | Path,
     config: str | Path | None = None,
+    source: str | None = None,
     out: str | Path = REPORTS,
     team: str | None = None,
     rep: str | None = None,
@@ -581,7 +584,7 @@ def render_review(
     scope, value = ("team", team) if team else (("rep", rep) if rep else ("company", ""))
     data = str(Path(data).resolve()) if Path(str(data)).exists() else str(data)
     r = setup(cadence=cadence, period=period or "", scope=scope, scope_value=value, data=data,
-              config=str(Path(config).resolve()) if config else "")
+              config=str(Path(config).resolve()) if config else "", source=source or "")
     params = dict(r.parameters)
     target = report_path(Path(out), r.cadence, r.period.label, scope, value)
     path = render(NOTEBOOKS / "review.ipynb", params, target, title=r.title, progress=progress, pdf=pdf,

@@ -21,7 +21,8 @@ import pandas as pd
 
 from . import schema
 from .errors import DataError
-from .loading import FILE, ROW, Dataset, coerce, load, step_expr
+from .loading import FILE, ROW, Dataset, load
+from .values import Rule, checked_table, required_missing
 
 #: Every check: id -> (title, severity, how to fix). Severity "fatal" stops a run; "problem"
 #: rows are excluded or may distort a figure; "note" is informational.
@@ -30,14 +31,38 @@ CHECKS: dict[str, tuple[str, str, str]] = {
     "missing_column": ("Missing required column", "fatal", "add the column (names are case-insensitive)"),
     "unreadable_file": ("Unreadable file", "fatal", "fix or re-export the file"),
     "ambiguous_table": ("Table given twice", "fatal", "keep one file per table"),
-    "unparseable": ("Unparseable values", "problem", "use ISO 8601 dates and plain numbers; the values are read as empty"),
+    "duplicate_column": ("Column named twice", "fatal", "rename or delete one of the two columns"),
+    "empty_table": ("Required table without rows", "fatal", "export the table again with its rows"),
+    "mostly_unparseable": ("Column mostly unreadable", "fatal",
+                           "set locale: (number and date format) or encoding: in workbench.yml, or fix the column"),
+    "fx_missing": ("Deals without an exchange rate", "problem",
+                   "add fx_rates rows (currency, date, rate_to_reporting) dated on or before the deals' close dates; "
+                   "the deals are left out of every figure until then"),
+    "fx_unusable": ("Most deals without an exchange rate", "fatal",
+                    "set currency: to the deals' currency, or add fx_rates (currency, date, rate_to_reporting)"),
+    "unusable_column": ("Column unreadable, treated as missing", "problem",
+                        "set locale: in workbench.yml or fix the values; metrics that need the column are n/a"),
+    "unparseable": ("Unparseable values", "problem",
+                    "use ISO 8601 dates and plain numbers, or set locale: in workbench.yml; the values are left out"),
+    "ambiguous": ("Ambiguous values", "problem",
+                  "set locale: in workbench.yml (id-ID: 1.200 = 1200, 14/07/2025 day first; en-US: 1.200 = 1.2, "
+                  "07/14/2025 month first); the values are left out until then"),
+    "non_finite": ("NaN or infinite values", "problem", "write a real number; the values are left out"),
+    "implausible_value": ("Implausibly large values", "problem",
+                          "correct the values (or raise limits.max_amount); they are left out"),
+    "implausible_date": ("Implausible dates", "problem",
+                         "correct the dates (or change limits.earliest_date / limits.years_ahead); they are left out"),
+    "closed_after_snapshot": ("Closed after the snapshot day", "problem",
+                              "a won or lost deal cannot close after the data was exported; correct the close date"),
+    "closed_without_date": ("Closed deals without close date", "problem",
+                            "fill close_date on won and lost deals; they are left out until then"),
     "missing_value": ("Empty required values", "problem", "fill the column; rows without it are left out of figures that need it"),
     "duplicate_id": ("Duplicate IDs", "problem", "make IDs unique; the first row per ID is kept"),
     "dangling_reference": ("Dangling references", "problem", "add the referenced rows or correct the IDs"),
     "negative_amount": ("Negative amounts", "problem", "amounts must be zero or more; record refunds separately"),
     "out_of_range": ("Values out of range", "problem", "correct the values"),
     "date_order": ("Dates out of order", "problem", "correct the dates (e.g. close_date must not be before created_at)"),
-    "won_without_amount": ("Won deals without amount", "problem", "fill amount on won deals; they count as deals but add no revenue"),
+    "won_without_amount": ("Won deals with amount 0", "note", "check the amounts; they count as deals and add no revenue"),
     "unknown_stage": ("Unknown stages", "problem", "map the stage to a funnel step in workbench.yml (stages:)"),
     "unknown_status": ("Unknown statuses", "problem", "use open, won or lost"),
     "unknown_value": ("Unknown category values", "problem", "use one of the allowed values"),
@@ -173,115 +198,30 @@ def _example_text(e: dict) -> str:
 # -- the rules ---------------------------------------------------------------------------------
 
 
-def _as_of_bounds(ds: Dataset, as_of: date | datetime | None) -> tuple[date, datetime]:
+def _as_of_date(ds: Dataset, as_of: date | datetime | None) -> date:
     if as_of is None:
-        as_of = ds.config.as_of or datetime.now(ds.config.tz).date()
-    if isinstance(as_of, datetime):
-        as_of = as_of.date()
-    return as_of, datetime.combine(as_of + timedelta(days=1), time())
+        return ds.today
+    return as_of.date() if isinstance(as_of, datetime) else as_of
 
 
-def _rules(
-    ds: Dataset, name: str, t: ibis.Table, as_of_end: datetime, *, fast: bool = False
-) -> list[tuple[str, str | None, Any, str]]:
-    """(check, column, boolean condition on the checked view, message) for one table.
-
-    ``fast`` (large tables in the light check) compares raw text without trimming spaces:
-    a whitespace-only ID then passes as present and a padded category value is flagged.
-    """
-    spec = schema.TABLES[name]
+def _rules(ds: Dataset, name: str, as_of: date) -> tuple[ibis.Table, list]:
+    """The checked view of one table and every rule on it (see :mod:`analysis.values`), plus
+    the informative ones: empty required values, unknown stages, won deals with amount 0."""
     rt = ds.raw[name]
-    rules: list[tuple[str, str | None, Any, str]] = []
-    for c in spec.columns:
-        if c.name not in rt.columns:
-            continue
-        raw, val = t[c.name], t[f"__{c.name}"]
-        can_fail = c.type in ("timestamp", "date", "money", "number", "integer") and raw.type().is_string()
-        if can_fail:
-            text = raw.strip()
-            rules.append(
-                ("unparseable", c.name, text.notnull() & (text != "") & val.isnull(),
-                 f"{c.name} values that are not {_type_words(c.type)}")
-            )
-        if c.required:
-            if not raw.type().is_string():
-                empty = raw.isnull()  # a typed value is never blank
-            elif fast or not rt.trim:
-                empty = raw.isnull() | (raw == "")
-            else:
-                empty = raw.isnull() | (raw.strip() == "")
-            rules.append(("missing_value", c.name, empty, f"{c.name} is empty"))
-        if c.nonnegative:
-            rules.append(("negative_amount", c.name, val < 0, f"{c.name} below zero"))
-        if c.min_value is not None or c.max_value is not None:
-            cond = ibis.literal(False)
-            if c.min_value is not None:
-                cond = cond | (val < c.min_value)
-            if c.max_value is not None:
-                cond = cond | (val > c.max_value)
-            rules.append(("out_of_range", c.name, cond, f"{c.name} outside {c.min_value}..{c.max_value}"))
-        if c.allowed:
-            check = "unknown_status" if c.name == "status" and name == "opportunities" else "unknown_value"
-            if fast and raw.type().is_string():  # raw text against the values that map to allowed ones
-                unknown = raw.notnull() & (raw != "") & ~raw.isin([*c.allowed, *rt.maps.get(c.name, {})])
-            else:
-                unknown = val.notnull() & ~val.isin(list(c.allowed))
-            rules.append((check, c.name, unknown, f"{c.name} not one of {', '.join(c.allowed)}"))
-        if c.name in spec.not_future:
-            rules.append(
-                ("future_dated", c.name, val >= ibis.literal(as_of_end),
-                 f"{c.name} after the data's as-of date")
-            )
-    for earlier, later in spec.ordered:
-        if earlier in rt.columns and later in rt.columns:
-            e, l = t[f"__{earlier}"], t[f"__{later}"]
-            if spec.column(earlier).type != spec.column(later).type:
-                e = e.date() if spec.column(earlier).type == "timestamp" else e
-                l = l.date() if spec.column(later).type == "timestamp" else l
-            rules.append(("date_order", later, l < e, f"{later} before {earlier}"))
+    ctx = ds.context
+    if as_of != ds.today:
+        from .values import context
+
+        ctx = context(ds.config, ds.snapshot or as_of, as_of)
+    t, rules = checked_table(rt, ds.config, ctx)
+    rules = [*rules, *required_missing(name, t, rt.columns, trim=rt.trim)]
     if name in ("opportunities", "stage_history") and "stage" in rt.columns:
-        stage = t["__stage"]
-        rules.append(
-            ("unknown_stage", "stage", stage.notnull() & t["__step"].isnull(),
-             "stage names that map to no funnel step")
-        )
-    if name == "opportunities":
-        status, step, amount = t["__status"], t["__step"], t["__amount"]
-        rules.append(
-            ("won_without_amount", "amount", (status == "won") & (amount.isnull() | (amount == 0)),
-             "won deals whose amount is empty or 0")
-        )
-        rules.append(
-            ("stage_status_mismatch", "stage",
-             ((status == "open") & step.isin(["won", "lost"]))
-             | ((status == "won") & (step == "lost"))
-             | ((status == "lost") & (step == "won")),
-             "a Closed Won/Lost stage on a deal of another status")
-        )
-    return rules
-
-
-def _type_words(kind: str) -> str:
-    return {
-        "timestamp": "ISO 8601 date-times",
-        "date": "ISO 8601 dates",
-        "money": "numbers",
-        "number": "numbers",
-        "integer": "whole numbers",
-    }[kind]
-
-
-def _checked_view(ds: Dataset, name: str) -> ibis.Table:
-    """Raw rows with every canonical value beside them as ``__<column>``."""
-    spec = schema.TABLES[name]
-    raw = ds.raw[name].expr
-    extra = {}
-    for c in spec.columns:
-        if c.name in raw.columns:
-            extra[f"__{c.name}"] = coerce(raw[c.name], c, ds.raw[name].maps.get(c.name), trim=ds.raw[name].trim)
-    if name in ("opportunities", "stage_history") and "__stage" in extra:
-        extra["__step"] = step_expr(extra["__stage"], ds.config, ds.raw[name].steps)
-    return raw.mutate(**extra)
+        rules.append(Rule("unknown_stage", "stage", t["__stage"].notnull() & t["__step"].isnull(),
+                          "stage names that map to no funnel step", None))
+    if name == "opportunities" and "amount" in rt.columns:
+        rules.append(Rule("won_without_amount", "amount", (t["__status__f"] == "won") & (t["__amount__f"] == 0),
+                          "won deals whose amount is 0", None))
+    return t, rules
 
 
 def _examples(t: ibis.Table, cond: Any, name: str, column: str | None) -> list[dict]:
@@ -314,28 +254,37 @@ def check(ds: Dataset, *, as_of: date | datetime | None = None, thorough: bool =
         When False, the duplicate and reference checks of tables larger than
         ``config.duplicate_check_max_rows`` are skipped, with a note saying so.
     """
-    as_of_date, as_of_end = _as_of_bounds(ds, as_of)
+    as_of_date = _as_of_date(ds, as_of)
     findings: list[Finding] = []
     rows: dict[str, int] = {}
     for name in ds.raw:
-        t = _checked_view(ds, name)
+        t, rules = _rules(ds, name, as_of_date)
         big = not thorough and ds.rows_read(name) > ds.config.duplicate_check_max_rows
-        rules = _rules(ds, name, t, as_of_end, fast=big)
         aggs = {"__rows": t.count()}
-        for i, (_, _, cond, _) in enumerate(rules):
-            aggs[f"r{i}"] = cond.fill_null(False).cast("int64").sum()
+        for i, r in enumerate(rules):
+            aggs[f"r{i}"] = r.cond.fill_null(False).cast("int64").sum()
         counts = t.aggregate(**aggs).to_pyarrow().to_pylist()[0]
         rows[name] = int(counts["__rows"])
-        for i, (check_id, column, cond, message) in enumerate(rules):
+        for i, r in enumerate(rules):
             n = int(counts[f"r{i}"] or 0)
             if n:
                 findings.append(
-                    Finding(name, check_id, n, message, column, _examples(t, cond.fill_null(False), name, column))
+                    Finding(name, r.check, n, r.message, r.column, _examples(t, r.cond.fill_null(False), name, r.column))
                 )
+        for (table, column), reason in ds.unusable_columns.items():
+            if table == name:
+                findings.append(Finding(name, "unusable_column", 1, reason, column))
+        if name == "opportunities" and ds.fx_missing:
+            n = sum(r["deals"] for r in ds.fx_missing)
+            listed = "; ".join(f"{r['currency']}: {r['deals']:,} deals closing {r['first']} to {r['last']}"
+                               for r in ds.fx_missing)
+            findings.append(Finding(name, "fx_missing", n,
+                                    f"deals in a currency other than {ds.config.currency} with no rate on their "
+                                    f"close date are left out of every figure ({listed})", "currency"))
         if big:
             findings.append(Finding(name, "not_checked", rows[name],
-                                    "duplicate IDs and references of this large table were not checked here, and "
-                                    "values were not trimmed; python -m analysis validate checks everything"))
+                                    "duplicate IDs and references of this large table were not checked here; "
+                                    "python -m analysis validate checks everything"))
             continue
         findings.extend(_duplicates(t, name))
         findings.extend(_references(ds, name, t))

@@ -134,7 +134,8 @@ def test_categories_are_normalised(tmp_path):
     reps = "rep_id,name,role\nR1,A,ae\nR2,B, sdr \nR3,C,Manager\nR4,D,intern\n"
     folder = write_tables(tmp_path / "cat", reps=reps, opportunities=OPPS_CSV.replace("007", "R1").replace("008", "R2"))
     df = analysis.load(folder).df("reps").set_index("rep_id")
-    assert df.role.to_dict() == {"R1": "AE", "R2": "SDR", "R3": "manager", "R4": "intern"}
+    assert df.role.to_dict() == {"R1": "AE", "R2": "SDR", "R3": "manager", "R4": None} | {"R4": df.role["R4"]}
+    assert pd.isna(df.role["R4"])  # an unknown role is flagged by validate and left out (empty)
 
 
 def test_duplicate_keys_keep_the_first_row(tmp_path):
