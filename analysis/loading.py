@@ -97,6 +97,8 @@ class Source:
     frames: Mapping[str, pd.DataFrame] | None = None
     #: the preset (or "columns") that mapped a CRM export onto the canonical tables
     preset: str | None = None
+    #: what the mapping wants the user to know (e.g. rep ids derived from owner names)
+    notes: list[str] = field(default_factory=list)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -497,7 +499,12 @@ def _read_csv(con: Any, table: str, path: Path, config: Config, label: str) -> N
     encoding = _encoding_of(path, config.encoding)
     source = path
     tmp: Path | None = None
-    if encoding not in ("utf-8", "utf-8-sig"):
+    if config.encoding and encoding in ("utf-8", "utf-8-sig"):
+        try:
+            path.read_bytes().decode(encoding)
+        except UnicodeDecodeError as err:
+            raise _decode_error(path, encoding, err) from None
+    elif encoding not in ("utf-8", "utf-8-sig"):
         try:
             text = path.read_bytes().decode(encoding)
         except UnicodeDecodeError as err:
@@ -850,8 +857,9 @@ def load(source: Any, config: Any = None, *, preset: str | None = None) -> Datas
             src = Source(str(path), "directory")
             mapping, label = _mapping_for(path, cfg)
             if mapping is not None:
-                cfg, raw_frames, files_by_table, problems = _read_mapped(con, path, cfg, mapping, label)
+                cfg, raw_frames, files_by_table, problems, notes = _read_mapped(con, path, cfg, mapping, label)
                 src.preset = label
+                src.notes = list(notes)
                 for files in files_by_table.values():
                     src.files.extend(files)
             else:
@@ -993,7 +1001,7 @@ def _read_mapped(con: Any, path: Path, cfg: Config, mapping: dict, label: str):
     if mapped.stages and not cfg.stages:
         cfg = cfg.model_copy(update={"stages": tuple(Stage(**s) for s in mapped.stages)})
     files = {t: [SourceFile(t, p, p.suffix.lower().lstrip(".")) for p in ps] for t, ps in mapped.files.items()}
-    return cfg, dict(mapped.tables), files, list(mapped.problems)
+    return cfg, dict(mapped.tables), files, list(mapped.problems), list(mapped.notes)
 
 
 def _database_tables(con: Any) -> dict[str, ibis.Table]:

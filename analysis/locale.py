@@ -461,7 +461,7 @@ def _time_text(s: ibis.StringValue, date_pattern: str) -> ibis.StringValue:
         .re_replace(r"^(\d{1,2}:\d{2}:\d{2})[.,]", r"\1.")
     )
     h = tail.re_extract(r"^(\d{1,2})", 1).nullif("").cast(dt.int64)
-    hour = (h % 12 + ibis.cases((half == "P", 0), else_=0)).cast(dt.string)
+    hour = (h % 12 + ibis.cases((half == "P", 12), else_=0)).cast(dt.string)
     return ibis.cases(
         (tail == "", "0:00"),
         (half == "", t),
@@ -471,7 +471,7 @@ def _time_text(s: ibis.StringValue, date_pattern: str) -> ibis.StringValue:
 
 def _dmy(s: ibis.StringValue, day_first: bool | None) -> _DateParts:
     ok = s.re_search(_DMY) & s.re_search(_SAME_SEP)
-    date_part = _DMY_DATE + ".*$"
+    date_part = "(?s)" + _DMY_DATE + ".*$"
     day_text = s.re_replace(date_part, r"\3-\2-\1")
     month_text = s.re_replace(date_part, r"\3-\1-\2")
     if day_first is True:
@@ -493,7 +493,7 @@ def _dmy(s: ibis.StringValue, day_first: bool | None) -> _DateParts:
 
 def _ymd(s: ibis.StringValue) -> _DateParts:
     ok = s.re_search(_YMD) & s.re_search(_SAME_SEP)
-    return _DateParts(ok, s.re_replace(_YMD_DATE + ".*$", r"\1-\2-\3"), ibis.literal(False))
+    return _DateParts(ok, s.re_replace("(?s)" + _YMD_DATE + ".*$", r"\1-\2-\3"), ibis.literal(False))
 
 
 def _day_first(loc: Locale | None) -> bool | None:

@@ -68,6 +68,7 @@ CHECKS: dict[str, tuple[str, str, str]] = {
     "unknown_value": ("Unknown category values", "problem", "use one of the allowed values"),
     "stage_status_mismatch": ("Stage contradicts status", "problem", "a Closed Won/Lost stage must match the deal's status"),
     "future_dated": ("Future-dated records", "problem", "check the dates or the data's time zone"),
+    "import_note": ("How the export was read", "note", "see the preset with python -m analysis presets show NAME"),
     "unchecked_reference": ("References not checked", "note", "add the referenced table to check these IDs"),
     "not_checked": ("Checks skipped for size", "note", "run python -m analysis validate for every check"),
 }
@@ -175,9 +176,15 @@ class QualityReport:
             lines.append(f"FATAL {f.message}")
         if self.fatal:
             lines.append("")
-        for t in dict.fromkeys([*self.rows, *(f.table for f in self.findings if f.severity != "fatal")]):
+        imported = [f for f in self.findings if f.check == "import_note"]
+        for f in imported:
+            lines.append(f"note: {f.message}")
+        if imported:
+            lines.append("")
+        for t in dict.fromkeys([*self.rows, *(f.table for f in self.findings
+                                              if f.severity != "fatal" and f.check != "import_note")]):
             n = self.rows.get(t)
-            fs = [f for f in self.findings if f.table == t and f.severity != "fatal"]
+            fs = [f for f in self.findings if f.table == t and f.severity != "fatal" and f.check != "import_note"]
             status = "ok" if not [f for f in fs if f.severity == "problem"] else "problems"
             lines.append(f"{t}: {n if n is not None else '-'} rows read, {status}")
             for f in fs:
@@ -288,6 +295,8 @@ def check(ds: Dataset, *, as_of: date | datetime | None = None, thorough: bool =
             continue
         findings.extend(_duplicates(t, name))
         findings.extend(_references(ds, name, t))
+    for note in ds.source.notes:
+        findings.append(Finding("-", "import_note", 0, f"{ds.source.preset}: {note}"))
     return QualityReport(ds.source.location, as_of_date, rows, findings)
 
 
