@@ -162,7 +162,9 @@ class Dataset:
         self._missing_columns = missing_columns or {}
         for rt in raw.values():
             _value_maps(rt, config)
-        self.today = config.as_of or datetime.now(config.tz).date()
+        #: today in the company time zone: records dated later are errors
+        self.today = datetime.now(config.tz).date()
+        #: the day the data was taken (the latest plausible record), whatever ``config.as_of`` says
         self.snapshot = _snapshot(raw, config, self.today)
         self.context: Context = context(config, self.snapshot or self.today, self.today)
         #: (table, column) -> why the column cannot be used (most of its values did not parse)
@@ -602,11 +604,10 @@ def _rename_columns(expr: ibis.Table, table: schema.Table) -> ibis.Table:
 
 
 def _snapshot(raw: dict[str, RawTable], config: Config, today: date) -> date | None:
-    """The data's snapshot day: ``config.as_of``, else the latest deal created or closed or
-    activity logged among dates that are plausible (not before ``limits.earliest_date``, not
-    after today). None when no such date exists."""
-    if config.as_of:
-        return config.as_of
+    """The data's snapshot day: the latest deal created or closed or activity logged among
+    dates that are plausible (not before ``limits.earliest_date``, not after today). None when
+    no such date exists. ``config.as_of`` (the day the analysis looks from) does not change it:
+    a deal closed after that day is real, one closed after the data was taken is not."""
     loc = config.parsed_locale
     lo, hi = config.limits.earliest_date, today
     days: list[date] = []

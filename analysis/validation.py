@@ -207,7 +207,7 @@ def _example_text(e: dict) -> str:
 
 def _as_of_date(ds: Dataset, as_of: date | datetime | None) -> date:
     if as_of is None:
-        return ds.today
+        return ds.config.as_of or ds.today
     return as_of.date() if isinstance(as_of, datetime) else as_of
 
 

@@ -8,6 +8,7 @@ deals won 3, win rate 3/4 and average deal size 200 unless a bad row sneaks in.
 from __future__ import annotations
 
 import math
+from datetime import date, timedelta
 import subprocess
 import sys
 from pathlib import Path
@@ -101,8 +102,9 @@ def test_bad_amounts_in_parquet_are_left_out_too(tmp_path):
         ("B1,007,2025-07-05T10:00:00,won,Closed Won,1000,10000-01-01", "unparseable"),
         ("B1,007,0044-03-15 BC,won,Closed Won,1000,2025-08-15", "unparseable"),
         ("B1,007,1900-01-01T10:00:00,won,Closed Won,1000,2025-08-15", "implausible_date"),
-        # won after the data's snapshot day (as_of 2025-09-30): it cannot have closed yet
-        ("B1,007,2025-07-05T10:00:00,won,Closed Won,1000,2025-10-15", "closed_after_snapshot"),
+        # won after the data was taken (its latest record, 2025-09-01, and today): it cannot have closed yet
+        ("B1,007,2025-07-05T10:00:00,won,Closed Won,1000," + (date.today() + timedelta(days=60)).isoformat(),
+         "closed_after_snapshot"),
         ("B1,007,2025-07-05T10:00:00,won,Closed Won,1000,", "closed_without_date"),
     ],
 )
