@@ -65,6 +65,7 @@ from .values import (
     canonical_category,
     checked_table,
     coerce,
+    parsed_columns,
     context,
     parse,
     step_expr,
@@ -132,10 +133,14 @@ class RawTable:
     #: trim spaces from text values (files of text: CSV, Excel); typed Parquet and database
     #: strings are taken as stored, which keeps scans of large tables cheap
     trim: bool = True
+    #: what is known of typed columns before any rule runs (see :func:`_facts`): rules that these
+    #: facts prove cannot fire are left out of every scan
+    facts: dict[str, dict] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
-        return [c for c in self.expr.columns if c not in (ROW, FILE)]
+        """The input's own columns (not ``_row``, ``_file`` or the parsed ``__c`` values)."""
+        return [c for c in self.expr.columns if c not in (ROW, FILE) and not c.startswith("__")]
 
 
 class Dataset:
@@ -162,6 +167,7 @@ class Dataset:
         self._missing_columns = missing_columns or {}
         for rt in raw.values():
             _value_maps(rt, config)
+            self._parse(rt)
         #: today in the company time zone: records dated later are errors
         self.today = datetime.now(config.tz).date()
         #: the day the data was taken (the latest plausible record), whatever ``config.as_of`` says
@@ -176,6 +182,20 @@ class Dataset:
         self._dedupe()
         self._convert_currency()
         self._register()
+
+    def _parse(self, rt: RawTable) -> None:
+        """Parse every canonical column once (``__c`` beside the raw text; see
+        :func:`analysis.values.parsed_columns`): a table in DuckDB for files that are read into
+        it, a view over Parquet and databases. Rules, checks and canonical tables read it."""
+        expr = rt.expr.mutate(**parsed_columns(rt, self.config))
+        if getattr(self.con, "name", "") != "duckdb":
+            rt.expr = expr
+            return
+        lazy = any(f.format == "parquet" for f in rt.files) or self.source.kind in ("duckdb", "url") or not rt.trim
+        kind = "VIEW" if lazy else "TABLE"
+        name = f"parsed__{rt.name}"
+        self.con.raw_sql(f'CREATE OR REPLACE TEMP {kind} "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
+        rt.expr = self.con.table(name)
 
     def _check_parse_shares(self) -> None:
         """A column whose values mostly fail to read is unusable: fatal for a required column,
@@ -194,7 +214,7 @@ class Dataset:
                 raw = rt.expr[c.name]
                 text = raw.strip()
                 given = text.notnull() & (text != "")
-                val = parse(raw, c, rt.maps.get(c.name), trim=rt.trim, locale=loc).value
+                val = rt.expr[f"__{c.name}"]
                 failed = given & (val.isnull() if not c.allowed else ~val.isin(list(c.allowed)))
                 aggs[f"g{i}"] = given.cast("int64").sum()
                 aggs[f"f{i}"] = failed.fill_null(False).cast("int64").sum()
@@ -211,7 +231,8 @@ class Dataset:
                     problems.append(("mostly_unparseable", name, f"{what}; {fix}"))
                 else:
                     self.unusable_columns[(name, c.name)] = f"column {c.name} of {name} could not be read: {what}; {fix}"
-                    rt.expr = rt.expr.drop(c.name)  # used as if absent: never half-read
+                    drop = [x for x in (c.name, f"__{c.name}", f"__{c.name}__amb") if x in rt.expr.columns]
+                    rt.expr = rt.expr.drop(*drop)  # used as if absent: never half-read
         if problems:
             messages = [p[2] for p in problems]
             raise DataError(messages[0] if len(messages) == 1 else
@@ -616,7 +637,11 @@ def _snapshot(raw: dict[str, RawTable], config: Config, today: date) -> date | N
         if column not in rt.columns:
             return
         c = schema.TABLES[rt.name].column(column)
-        v = parse(rt.expr[column], c, trim=rt.trim, locale=loc).value
+        f = rt.facts.get(column, {})
+        if where is None and f.get("max") is not None and _as_day(f["min"]) >= lo and _as_day(f["max"]) <= hi:
+            days.append(_as_day(f["max"]))  # known from the load's facts: no scan
+            return
+        v = rt.expr[f"__{column}"]
         d = v.date() if c.type == "timestamp" else v
         ok = (d >= ibis.literal(lo)) & (d <= ibis.literal(hi))
         if where is not None:
@@ -629,17 +654,19 @@ def _snapshot(raw: dict[str, RawTable], config: Config, today: date) -> date | N
         rt = raw["opportunities"]
         latest(rt, "created_at")
         if "status" in rt.columns:
-            status = coerce(rt.expr.status, schema.TABLES["opportunities"].column("status"), rt.maps.get("status"),
-                            trim=rt.trim)
-            latest(rt, "close_date", status.isin(["won", "lost"]))
+            latest(rt, "close_date", rt.expr["__status"].isin(["won", "lost"]))
     if "activities" in raw:
         latest(raw["activities"], "occurred_at")
     return max(days) if days else None
 
 
+def _as_day(v: Any) -> date:
+    return v.date() if isinstance(v, datetime) else v
+
+
 def _failed_examples(rt: RawTable, c: schema.Column, loc: Any) -> str:
     raw = rt.expr[c.name]
-    val = parse(raw, c, rt.maps.get(c.name), trim=rt.trim, locale=loc).value
+    val = rt.expr[f"__{c.name}"]
     text = raw.strip()
     failed = text.notnull() & (text != "") & (val.isnull() if not c.allowed else ~val.isin(list(c.allowed)))
     rows = rt.expr.filter(failed).select(FILE, ROW, c.name).order_by([FILE, ROW]).limit(3).to_pyarrow().to_pylist()
@@ -705,7 +732,7 @@ def canonical_table(rt: RawTable, config: Config, ctx: Context, *, duplicates: b
         rank = ibis.row_number().over(group_by=keyed._dup_key, order_by=[keyed[FILE], keyed[ROW]])
         keyed = keyed.mutate(_dup_rank=rank)
         keyed = keyed.filter((keyed._dup_rank == 0) | keyed._dup_key.isnull()).drop("_dup_rank", "_dup_key")
-        rt = RawTable(rt.name, keyed, rt.files, rt.maps, rt.steps, rt.trim)
+        rt = RawTable(rt.name, keyed, rt.files, rt.maps, rt.steps, rt.trim, rt.facts)
         raw = keyed
     t, _ = checked_table(rt, config, ctx)
     t = t.filter(t.__keep)
@@ -743,6 +770,48 @@ def _value_maps(rt: RawTable, config: Config) -> None:
             rt.steps = {v: st for v in distinct if (st := config.step_of(v)) is not None}
         else:
             rt.maps[c.name] = {v: canonical_category(v, c) for v in distinct if canonical_category(v, c) != v}
+            rt.facts[c.name] = {"values": {rt.maps[c.name].get(v, v) for v in distinct}}
+    _facts(rt)
+
+
+def _facts(rt: RawTable) -> None:
+    """Range and non-finite count of each typed number, date and timestamp column, in one scan:
+    a rule that they prove cannot fire (no negative amount when the minimum is 0) costs nothing
+    on the scans of large Parquet tables."""
+    spec = schema.TABLES[rt.name]
+    aggs: dict[str, Any] = {}
+    cols = []
+    for c in spec.columns:
+        if c.name not in rt.columns or c.type not in PARSED_TYPES:
+            continue
+        raw = rt.expr[c.name]
+        t = raw.type()
+        if t.is_string():
+            continue
+        if c.type in ("money", "number") and not (t.is_numeric() or t.is_boolean()):
+            continue
+        if c.type in ("date", "timestamp") and not (t.is_date() or t.is_timestamp()):
+            continue
+        v = coerce(raw, c, trim=rt.trim)
+        i = len(cols)
+        cols.append(c)
+        if c.type in ("money", "number"):
+            bad = v.isnan() | v.isinf()
+            aggs[f"n{i}"] = bad.fill_null(False).cast("int64").sum()
+            v = ibis.cases((bad, ibis.null(dt.float64)), else_=v)
+        aggs[f"lo{i}"] = v.min()
+        aggs[f"hi{i}"] = v.max()
+    if not cols:
+        return
+    try:
+        row = rt.expr.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+    except Exception:  # noqa: BLE001 - facts only save work; without them every rule runs
+        return
+    for i, c in enumerate(cols):
+        f = rt.facts.setdefault(c.name, {})
+        f["min"], f["max"] = row[f"lo{i}"], row[f"hi{i}"]
+        if f"n{i}" in row:
+            f["nonfinite"] = int(row[f"n{i}"] or 0)
 
 
 # -- entry point -------------------------------------------------------------------------------

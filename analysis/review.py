@@ -26,7 +26,7 @@ import pandas as pd
 from . import charts
 from .catalog import Catalog, build_catalog, catalog_version
 from .engine import compare, employed, metrics
-from .errors import WorkbenchError
+from .errors import DataError, WorkbenchError
 from .loading import Dataset, load
 from .periods import Period, grain_of, last_complete, parse_period, periods_between
 from .paths import NOTEBOOKS, REPORTS
@@ -172,6 +172,10 @@ def setup(
         raise ReviewError("no data source: set the data parameter to a folder of CRM tables")
     preset = str(source or "").strip() or None
     ds = load(str(data), str(config) if str(config or "").strip() else None, preset=preset)
+    for column in ("close_date",):  # revenue, win rate and cycle, the review's headline, hang on it
+        problem = ds.column_problem("opportunities", column)
+        if problem:
+            raise DataError(f"a review needs opportunities.{column}: {problem}")
     catalog = build_catalog(ds.config)
     grain = CADENCES[cadence]
     fsm = ds.config.fiscal_year_start_month

@@ -221,17 +221,27 @@ def _type_words(kind: str) -> str:
     }[kind]
 
 
+def _day(v: Any) -> date:
+    return v.date() if isinstance(v, datetime) else v
+
+
 def _as_date(v: Any, kind: str) -> Any:
     return v.date() if kind == "timestamp" else v
 
 
-def column_rules(name: str, t: ibis.Table, present: list[str], ctx: Context, locale: Locale | None) -> list[Rule]:
-    """Rules on each column alone, as conditions on :func:`checked_table`'s first stage."""
+def column_rules(name: str, t: ibis.Table, present: list[str], ctx: Context, locale: Locale | None,
+                 facts: dict[str, dict] | None = None) -> list[Rule]:
+    """Rules on each column alone, as conditions on :func:`checked_table`'s first stage.
+
+    ``facts`` (per column: ``min``, ``max``, ``nonfinite`` of typed values, ``values`` of a
+    category) leave out the rules they prove cannot fire.
+    """
     spec = schema.TABLES[name]
     rules: list[Rule] = []
     for c in spec.columns:
         if c.name not in present:
             continue
+        f = (facts or {}).get(c.name, {})
         raw, val = t[c.name], t[f"__{c.name}"]
         if c.type in PARSED_TYPES and raw.type().is_string():
             text = raw.strip()
@@ -241,12 +251,19 @@ def column_rules(name: str, t: ibis.Table, present: list[str], ctx: Context, loc
             words = _type_words(c.type) if locale is None else f"{_type_words(c.type)} or {locale.name or 'locale'} values"
             rules.append(Rule("unparseable", c.name, text.notnull() & (text != "") & val.isnull() & ~amb,
                               f"{c.name} values that are not {words}"))
+        lo, hi = f.get("min"), f.get("max")
+        known = "min" in f
         if c.type in ("money", "number"):
-            rules.append(Rule("non_finite", c.name, val.isnan() | val.isinf(), f"{c.name} is NaN or infinite"))
+            if f.get("nonfinite", 1):
+                rules.append(Rule("non_finite", c.name, val.isnan() | val.isinf(), f"{c.name} is NaN or infinite"))
             finite = ~(val.isnan() | val.isinf())
-            if c.nonnegative:
+            if c.nonnegative and not (known and (lo is None or lo >= 0)):
                 rules.append(Rule("negative_amount", c.name, finite & (val < 0), f"{c.name} below zero"))
-            if c.min_value is not None or c.max_value is not None:
+            if known and (lo is None or (
+                    (c.min_value is None or lo >= c.min_value) and (c.max_value is None or hi <= c.max_value)
+                    and max(abs(lo), abs(hi)) <= ctx.max_amount)):
+                pass  # every value is within its bounds
+            elif c.min_value is not None or c.max_value is not None:
                 cond = ibis.literal(False)
                 if c.min_value is not None:
                     cond = cond | (val < c.min_value)
@@ -256,17 +273,18 @@ def column_rules(name: str, t: ibis.Table, present: list[str], ctx: Context, loc
             else:
                 rules.append(Rule("implausible_value", c.name, finite & (val.abs() > ctx.max_amount),
                                   f"{c.name} above {ctx.max_amount:,.0f} (limits.max_amount)"))
-        if c.type in ("date", "timestamp"):
+        if c.type in ("date", "timestamp") and not (known and (lo is None or (
+                _day(lo) >= ctx.earliest and _day(hi) <= ctx.latest))):
             d = _as_date(val, c.type)
             rules.append(Rule("implausible_date", c.name,
                               (d < ibis.literal(ctx.earliest)) | (d > ibis.literal(ctx.latest)),
                               f"{c.name} before {ctx.earliest} or after {ctx.latest} (limits.earliest_date, "
                               "limits.years_ahead)"))
-        if c.allowed:
+        if c.allowed and not ("values" in f and f["values"] <= set(c.allowed)):
             check = "unknown_status" if c.name == "status" and name == "opportunities" else "unknown_value"
             rules.append(Rule(check, c.name, val.notnull() & ~val.isin(list(c.allowed)),
                               f"{c.name} not one of {', '.join(c.allowed)}"))
-        if c.name in spec.not_future:
+        if c.name in spec.not_future and not (known and (hi is None or _day(hi) < ctx.today_end.date())):
             rules.append(Rule("future_dated", c.name, val >= ibis.literal(ctx.today_end),
                               f"{c.name} after the data's as-of date"))
     return rules
@@ -298,6 +316,23 @@ def row_rules(name: str, t: ibis.Table, present: list[str], ctx: Context) -> lis
     return rules
 
 
+def parsed_columns(rt: Any, config: Config) -> dict[str, Any]:
+    """The first stage of :func:`checked_table`: ``__c`` (parsed) and ``__c__amb`` (ambiguous)
+    for each canonical column of the raw table. The loader computes them once per load."""
+    spec = schema.TABLES[rt.name]
+    raw = rt.expr
+    loc = config.parsed_locale
+    first: dict[str, Any] = {}
+    for c in spec.columns:
+        if c.name not in rt.columns:
+            continue
+        p = parse(raw[c.name], c, rt.maps.get(c.name), trim=rt.trim, locale=loc)
+        first[f"__{c.name}"] = p.value
+        if c.type in PARSED_TYPES and raw[c.name].type().is_string():
+            first[f"__{c.name}__amb"] = (p.ambiguous if p.ambiguous is not None else ibis.literal(False)).fill_null(False)
+    return first
+
+
 def checked_table(rt: Any, config: Config, ctx: Context) -> tuple[ibis.Table, list[Rule]]:
     """Raw rows with parsed, checked and final values beside them, and every rule (see module)."""
     name = rt.name
@@ -305,16 +340,11 @@ def checked_table(rt: Any, config: Config, ctx: Context) -> tuple[ibis.Table, li
     raw = rt.expr
     present = [c.name for c in spec.columns if c.name in rt.columns]
     loc = config.parsed_locale
-    first: dict[str, Any] = {}
-    for c in spec.columns:
-        if c.name not in present:
-            continue
-        p = parse(raw[c.name], c, rt.maps.get(c.name), trim=rt.trim, locale=loc)
-        first[f"__{c.name}"] = p.value
-        if c.type in PARSED_TYPES and raw[c.name].type().is_string():
-            first[f"__{c.name}__amb"] = (p.ambiguous if p.ambiguous is not None else ibis.literal(False)).fill_null(False)
-    t = raw.mutate(**first)
-    rules = column_rules(name, t, present, ctx, loc)
+    if all(f"__{c}" in raw.columns for c in present):
+        t = raw  # parsed once at load
+    else:
+        t = raw.mutate(**parsed_columns(rt, config))
+    rules = column_rules(name, t, present, ctx, loc, getattr(rt, "facts", None))
     second: dict[str, Any] = {}
     for col in present:
         bad = [r.cond for r in rules if r.column == col and r.excludes == "value"]

@@ -286,3 +286,13 @@ def test_every_flagged_row_is_left_out_of_the_canonical_tables(tmp_path):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "analysis", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_a_review_refuses_data_whose_close_dates_cannot_be_read(tmp_path):
+    """Revenue, win rate and cycle all hang on close_date: no headline is built on unreadable dates."""
+    from analysis import review
+
+    rows = "".join(f"X{i},007,2025-07-0{i}T10:00:00,won,Closed Won,100,Aug {i} 2025\n" for i in range(1, 6))
+    folder = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=HEADER + rows)
+    with pytest.raises(DataError, match=r"a review needs opportunities.close_date: .*'Aug 1 2025'"):
+        review.setup(data=str(folder))

@@ -221,7 +221,7 @@ def test_parquet_is_scanned_not_copied(tiny, tmp_path):
         ).fetchall()
     )
     # views over read_parquet, not table copies
-    assert kinds == {"raw__opportunities": "VIEW", "canon__opportunities": "VIEW"}
+    assert kinds == {"raw__opportunities": "VIEW", "parsed__opportunities": "VIEW", "canon__opportunities": "VIEW"}
     sql = ds.con.con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'raw__opportunities'").fetchone()[0]
     assert "read_parquet" in sql
 
