@@ -384,13 +384,13 @@ class Dataset:
             key = schema.TABLES[name].key
             if key is None or key not in rt.columns:
                 continue
-            t = self.tables[name]
             limit = self.config.duplicate_check_max_rows
             if self.rows_read(name) > limit:
                 self.unchecked_duplicates.append(name)
                 continue
+            k = rt.expr[f"__{key}"]  # the parsed key of every row read, as the first-row-wins rule ranks them
             n_rows, n_keys = (
-                t.aggregate(n=t[key].count(), k=t[key].nunique()).to_pyarrow().to_pylist()[0].values()
+                rt.expr.aggregate(n=k.count(), k=k.nunique()).to_pyarrow().to_pylist()[0].values()
             )
             dropped = int(n_rows) - int(n_keys)
             if dropped:

@@ -269,6 +269,11 @@ def validate_parameters(notebook_path: str | os.PathLike, parameters: Mapping[st
     return declared
 
 
+#: seconds one notebook cell may run before the run stops (a review's slowest cell at 5,000 reps
+#: takes about a minute)
+CELL_TIMEOUT = 900.0
+
+
 def execute_notebook(
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
@@ -276,7 +281,7 @@ def execute_notebook(
     *,
     cwd: str | os.PathLike | None = None,
     progress: bool = False,
-    timeout: float | None = None,
+    timeout: float | None = CELL_TIMEOUT,
 ) -> Path:
     """Run a notebook with papermill on this interpreter's ``python3`` kernel.
 
@@ -291,7 +296,9 @@ def execute_notebook(
     progress : bool, default False
         Show papermill's progress bar on stderr.
     timeout : float, optional
-        Seconds a single cell may run (default: no limit).
+        Seconds a single cell may run (default :data:`CELL_TIMEOUT`; None: no limit), so that a
+        hung cell (or a kernel message lost under load) ends the run with an error instead of
+        holding a scheduled review for ever.
 
     Raises
     ------
@@ -550,7 +557,7 @@ def render(
     pdf: bool = False,
     meta: Mapping[str, Any] | None = None,
     cwd: str | os.PathLike | None = None,
-    timeout: float | None = None,
+    timeout: float | None = CELL_TIMEOUT,
 ) -> Path:
     """Execute a notebook and publish it as ``target_html``, all or nothing.
 

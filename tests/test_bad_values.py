@@ -296,3 +296,28 @@ def test_a_review_refuses_data_whose_close_dates_cannot_be_read(tmp_path):
     folder = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=HEADER + rows)
     with pytest.raises(DataError, match=r"a review needs opportunities.close_date: .*'Aug 1 2025'"):
         review.setup(data=str(folder))
+
+
+def test_every_flagged_value_of_the_other_tables_is_left_out(tmp_path):
+    history = ("opportunity_id,stage,entered_at\nG1,Prospecting,2025-07-01T10:00:00\nG1,Demo,1850-07-05T10:00:00\n"
+               "G2,Demo,2025-07-02T11:00:00\n")
+    subs = ("contract_id,account_id,start_date,end_date,annual_value\nC1,A1,2025-01-01,2025-12-31,1200\n"
+            "C2,A1,2025-01-01,2025-12-31,-5\nC3,A1,2025-01-01,2025-12-31,inf\n")
+    fx = "currency,date,rate_to_reporting\nEUR,2025-01-01,1.1\nGBP,2025-01-01,nan\n"
+    accounts = "account_id,name,created_at\nA1,Acme,2025-01-01T00:00:00\nA2,Beta,1700-01-01T00:00:00\n"
+    reps = REPS_CSV.replace("2021-03-01", "1066-10-14")
+    folder = write_tables(tmp_path / "data", reps=reps, opportunities=HEADER + GOOD, stage_history=history,
+                          subscriptions=subs, fx_rates=fx, accounts=accounts)
+    (folder / "workbench.yml").write_text(CONFIG)
+    ds = analysis.load(folder)
+    assert len(ds.df("stage_history")) == 2  # the 1850 entry is left out (entered_at is required)
+    assert list(ds.df("subscriptions").contract_id) == ["C1"]  # negative and infinite values: required, left out
+    assert list(ds.df("fx_rates").currency) == ["EUR"]
+    a = ds.df("accounts").set_index("account_id")
+    assert pd.isna(a.loc["A2", "created_at"])  # optional: emptied, the account stays
+    r = ds.df("reps").set_index("rep_id")
+    assert pd.isna(r.loc["007", "hire_date"])
+    found = {(f.table, f.check) for f in validate(folder).findings if f.severity == "problem"}
+    assert found == {("stage_history", "implausible_date"), ("subscriptions", "negative_amount"),
+                     ("subscriptions", "non_finite"), ("fx_rates", "non_finite"), ("accounts", "implausible_date"),
+                     ("reps", "implausible_date")}

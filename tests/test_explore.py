@@ -45,7 +45,7 @@ def test_notebook_runs_headless(tmp_path: Path):
     from analysis.render import execute_notebook
 
     out = execute_notebook(NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb", {"data": str(SAMPLE_DATA)},
-                           cwd=NOTEBOOKS)
+                           cwd=NOTEBOOKS, timeout=240)
     nb = json.loads(Path(out).read_text())
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert html.count("<svg") >= 2  # the static views were kept outside any widget

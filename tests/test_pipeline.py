@@ -220,10 +220,11 @@ def test_created_vs_closed_uses_the_metric_engine(ds):
     m = analysis.metrics(ds, ["pipeline_created", "revenue", "lost_amount", "opportunities_created"],
                          grain="quarter", periods=["2025-Q3"], by="team")
     east = _row(df, team="East")
-    assert east.pipeline_created == _row(m, team="East").pipeline_created == 505.5
-    assert east.revenue == 620.0  # D2 + D4 + D7 (close_date in Q3); D14's close_date is in Q2
+    # D7, D12 and D14 close before they were created: flagged by validate and left out of every figure
+    assert east.pipeline_created == _row(m, team="East").pipeline_created == 385.5
+    assert east.revenue == 500.0  # D2 + D4 (close_date in Q3)
     assert east.lost_amount == 125.75
-    assert east.net_created == pytest.approx(505.5 - 620 - 125.75)
+    assert east.net_created == pytest.approx(385.5 - 500 - 125.75)
     assert "pipeline_coverage" in df.attrs["unavailable"]  # no revenue quotas in the fixture
     assert list(df.columns[:3]) == ["team", "period", "opportunities_created"]
 
@@ -236,10 +237,11 @@ def test_waterfall_hand_worked(ds):
     assert len(w) == 1
     r = w.iloc[0]
     assert r.period == "2025-Q3"
-    assert (r.start, r.created, r.won, r.lost, r.end) == (417.25, 935.5, 650.0, 125.75, 577.0)
+    # D7 (120) and D14 (30), created in Q3, closed before they were created: left out at load
+    assert (r.start, r.created, r.won, r.lost, r.end) == (417.25, 785.5, 500.0, 125.75, 577.0)
     assert (r.moved_in, r.moved_out, r.amount_change, r.reopened) == (0, 0, 0, 0)
     counts = (r.start_deals, r.created_deals, r.won_deals, r.lost_deals, r.reopened_deals, r.end_deals)
-    assert counts == (5, 6, 4, 2, 0, 5)
+    assert counts == (5, 4, 2, 2, 0, 5)
     assert list(w.columns) == ["period", "start", "created", "won", "lost", "moved_in", "moved_out",
                                "amount_change", "reopened", "end", "start_deals", "created_deals", "won_deals",
                                "lost_deals", "moved_in_deals", "moved_out_deals", "reopened_deals", "end_deals"]
@@ -249,23 +251,23 @@ def test_waterfall_by_team_hand_worked(ds):
     w = pl.pipeline_waterfall(ds, "2025-Q3", by="team")
     assert list(w.team) == ["East", "West"]
     east, west = _row(w, team="East"), _row(w, team="West")
-    assert (east.start, east.created, east.won, east.lost, east.end) == (357.25, 505.5, 620.0, 125.75, 117.0)
-    assert (west.start, west.created, west.won, west.lost, west.end) == (60.0, 430.0, 30.0, 0.0, 460.0)
-    assert (west.start_deals, west.created_deals, west.won_deals, west.end_deals) == (1, 2, 1, 2)
+    assert (east.start, east.created, east.won, east.lost, east.end) == (357.25, 385.5, 500.0, 125.75, 117.0)
+    assert (west.start, west.created, west.won, west.lost, west.end) == (60.0, 400.0, 0.0, 0.0, 460.0)
+    assert (west.start_deals, west.created_deals, west.won_deals, west.end_deals) == (1, 1, 0, 2)
 
 
 def test_waterfall_edge_cases_one_by_one(ds):
     """Each edge case of the fixture, as a one-deal group (by=rep is too coarse: use the deal)."""
-    # month of September 2025: D4 closes on the last day, D7 (bad) created and closed, D11 created late
+    # month of September 2025: D4 closes on the last day, D7 (closed before created: left out), D11 late
     w = pl.pipeline_waterfall(ds, "2025-09", by="rep_id")
     r2 = _row(w, rep_id="R2")
-    # R2: start D4 300 (created 07-05, open); created D7 120 + D11 10; won D4 300 (on 09-30) + D7 120
-    assert (r2.start, r2.created, r2.won, r2.lost, r2.end) == (300.0, 130.0, 420.0, 0.0, 10.0)
-    # August: D6 created and lost within the month; D2 won; D5 created and still open; D14 bad
+    # R2: start D4 300 (created 07-05, open); created D11 10; won D4 300 (on 09-30)
+    assert (r2.start, r2.created, r2.won, r2.lost, r2.end) == (300.0, 10.0, 300.0, 0.0, 10.0)
+    # August: D6 created and lost within the month; D2 won; D5 created and still open; D14 left out
     aug = pl.pipeline_waterfall(ds, "2025-08", by="team")
     east, west = _row(aug, team="East"), _row(aug, team="West")
     assert (east.created, east.won, east.lost) == (75.5, 200.0, 75.5)
-    assert (west.created, west.won, west.end) == (430.0, 30.0, 460.0)
+    assert (west.created, west.won, west.end) == (400.0, 0.0, 460.0)
     # the quarter after: start equals the previous end; D9 won on its first day
     q4 = pl.pipeline_waterfall(ds, "2025-Q4").iloc[0]
     assert q4.start == 577.0 and q4.won == 60.0 and q4.created == 100.0  # D10 80 + D15 20
@@ -333,7 +335,9 @@ def _reference(deals: list[dict], p) -> dict[str, tuple[Decimal, int]]:
         created = d["created_at"].date()
         closed_on = None
         if d["status"] in ("won", "lost"):
-            closed_on = d["close_date"] if d["close_date"] is not None and d["close_date"] >= created else created
+            if d["close_date"] is None or d["close_date"] < created:
+                continue  # flagged (no close date / closed before created) and left out of every figure
+            closed_on = d["close_date"]
         start = created < p.start and (closed_on is None or closed_on >= p.start)
         new = p.start <= created < p.end
         end = created < p.end and (closed_on is None or closed_on >= p.end)

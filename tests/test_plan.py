@@ -421,7 +421,8 @@ def test_notebook_runs_headless(tmp_path: Path):
     from analysis.render import execute_notebook
 
     out = execute_notebook(NOTEBOOKS / "plan.ipynb", tmp_path / "plan.ipynb",
-                           {"data": str(SAMPLE_DATA), "target": 5_000_000, "period": 2026}, cwd=NOTEBOOKS)
+                           {"data": str(SAMPLE_DATA), "target": 5_000_000, "period": 2026}, cwd=NOTEBOOKS,
+                           timeout=240)  # a cell hung once under load: fail in minutes, never hang CI
     nb = json.loads(Path(out).read_text())
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert html.count("<svg") >= 1 and "wb-table" in html
