@@ -63,7 +63,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from .validation import validate
 
-    report = validate(args.data, args.config, as_of=args.as_of)
+    report = validate(args.data, args.config, as_of=args.as_of, preset=args.source)
     if args.format == "json":
         print(report.to_json())
     elif args.format == "csv":

@@ -1012,11 +1012,17 @@ def _unreadable(f: SourceFile, err: Exception) -> str:
 def _closest_headers(missing: list[str], columns: list[str]) -> str:
     """' (closest header: 'Stage Name')' for the missing columns that resemble a header."""
     import difflib
+    import re
+
+    def alnum(text: str) -> str:
+        return re.sub(r"[^0-9a-z]", "", text.lower())
 
     found = []
     for m in missing:
-        norm = {schema.normalize_token(c): c for c in columns}
-        hit = norm.get(schema.normalize_token(m)) or next(iter(difflib.get_close_matches(m, columns, n=1, cutoff=0.75)), None)
+        key = alnum(m)
+        hit = next((c for c in columns if alnum(c) == key), None) or next(
+            (c for c in columns if len(key) >= 4 and key in alnum(c)), None
+        ) or next(iter(difflib.get_close_matches(m, columns, n=1, cutoff=0.75)), None)
         if hit:
             found.append(f"{m} -> {hit!r}?")
     return f" (closest header{'s' if len(found) > 1 else ''}: {', '.join(found)}; rename it or map it with columns: in workbench.yml)" if found else ""

@@ -353,10 +353,12 @@ def _references(ds: Dataset, name: str, t: ibis.Table) -> list[Finding]:
     return out
 
 
-def validate(source: Any, config: Any = None, *, as_of: date | datetime | None = None) -> QualityReport:
-    """Load ``source`` and check it; fatal load problems become fatal findings (no exception)."""
+def validate(source: Any, config: Any = None, *, as_of: date | datetime | None = None,
+             preset: str | None = None) -> QualityReport:
+    """Load ``source`` (``preset`` as in :func:`analysis.load`) and check it; fatal load problems
+    become fatal findings (no exception)."""
     try:
-        ds = load(source, config)
+        ds = load(source, config, preset=preset)
     except DataError as err:
         findings = [Finding(table, check_id, 1, message) for check_id, table, message in err.problems]
         as_of_date = as_of.date() if isinstance(as_of, datetime) else (as_of or date.today())

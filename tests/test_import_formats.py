@@ -192,3 +192,12 @@ def test_excel_text_amounts_without_a_locale_are_refused_not_misread(tmp_path):
     _excel(folder, [["X1", "007", datetime(2025, 7, 1, 10), "won", "Closed Won", "1.500", datetime(2025, 7, 14)]])
     with pytest.raises(DataError, match="locale"):
         analysis.load(folder)
+
+
+def test_a_missing_column_is_answered_with_the_closest_header(tmp_path):
+    folder = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=OPPS_CSV.replace(",amount,", ",Amount ($),")
+                          .replace("created_at", "Created At"))
+    with pytest.raises(DataError) as err:
+        analysis.load(folder)
+    assert "missing required columns created_at, amount" in str(err.value)
+    assert "created_at -> 'Created At'?, amount -> 'Amount ($)'?" in str(err.value)

@@ -805,3 +805,74 @@ def test_end_to_end_a_users_columns_mapping_reads_the_same_as_the_preset(tmp_pat
     assert ds.rows_read("opportunities") == len(truth.deals)
     got = analysis.metrics(ds, ["deals_won"], grain="quarter", periods=["2025-Q3"])
     assert int(got["deals_won"].iloc[0]) == expected_figures(truth, *Q3)["deals_won"]
+
+
+# -- (e) the command line: --source, auto detection, presets ----------------------------------------
+
+
+def _cli(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "analysis", *args], capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def hubspot_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hs") / "export"
+    truth = ce.hubspot_export(folder)
+    (folder / "workbench.yml").write_text("timezone: UTC\ncurrency: USD\n")  # no source: auto
+    return folder, truth
+
+
+def test_cli_auto_detects_the_export_and_says_so_in_one_line(hubspot_folder):
+    folder, truth = hubspot_folder
+    result = _cli("metrics", str(folder), "--metrics", "revenue,deals_won", "--period", "2025-Q3", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "hubspot" in line]
+    assert len(notes) == 1 and "hubspot preset" in notes[0]
+    want = expected_figures(truth, *Q3)
+    row = result.stdout.splitlines()[1].split(",")
+    assert float(row[1]) == pytest.approx(want["revenue"], abs=0.005) and int(row[2]) == want["deals_won"]
+
+
+def test_cli_source_option_overrides_the_config(hubspot_folder, tmp_path):
+    folder, _ = hubspot_folder
+    assert _cli("validate", str(folder), "--source", "hubspot").returncode == 0
+    # read as canonical tables, the export has none: the message names the preset to use
+    result = _cli("validate", str(folder), "--source", "canonical")
+    assert result.returncode == 1 and "source: hubspot" in result.stdout + result.stderr
+    # the wrong preset: the missing file is named with how to export it
+    result = _cli("metrics", str(folder), "--metrics", "revenue", "--source", "salesforce")
+    assert result.returncode == 1 and "Opportunity.csv" in result.stderr and "Traceback" not in result.stderr
+    result = _cli("metrics", str(folder), "--metrics", "revenue", "--source", "hubspto")
+    assert result.returncode == 2 and "did you mean 'hubspot'" in result.stderr
+
+
+def test_cli_presets_list_and_show(tmp_path):
+    import yaml
+
+    listed = _cli("presets")
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()[:3]] == ["hubspot", "pipedrive", "salesforce"]
+    shown = _cli("presets", "show", "salesforce")
+    assert shown.returncode == 0 and shown.stdout == mapping.preset_text("salesforce")
+    mapping.check_mapping(yaml.safe_load(shown.stdout), "presets show")  # a mapping a user can copy
+    assert _cli("presets", "show", "salesfroce").returncode == 2
+
+
+def test_a_copied_preset_under_columns_reads_the_same(hubspot_folder, tmp_path):
+    import shutil
+
+    import yaml
+
+    folder, truth = hubspot_folder
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    columns = yaml.safe_load(mapping.preset_text("hubspot"))
+    (copy / "workbench.yml").write_text(yaml.safe_dump({"timezone": "UTC", "currency": "USD", "columns": columns}))
+    ds = analysis.load(copy)
+    assert ds.source.preset == "columns"
+    got = analysis.metrics(ds, ["revenue", "deals_won"], grain="quarter", periods=["2025-Q3"]).iloc[0]
+    want = expected_figures(truth, *Q3)
+    assert got.deals_won == want["deals_won"] and got.revenue == pytest.approx(want["revenue"], abs=0.005)
