@@ -23,7 +23,7 @@ Rules (tested in tests/test_metrics.py)
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Iterable, Sequence
 
 import ibis

@@ -55,7 +55,7 @@ import pandas as pd
 
 from . import schema
 from .config import Config, Stage, load_config
-from .errors import ConfigError, DataError, UnknownNameError
+from .errors import DataError, UnknownNameError
 from .values import (
     CANONICAL_DTYPES,
     FILE,
@@ -67,7 +67,6 @@ from .values import (
     coerce,
     parsed_columns,
     context,
-    parse,
     step_expr,
 )
 
@@ -629,7 +628,6 @@ def _snapshot(raw: dict[str, RawTable], config: Config, today: date) -> date | N
     dates that are plausible (not before ``limits.earliest_date``, not after today). None when
     no such date exists. ``config.as_of`` (the day the analysis looks from) does not change it:
     a deal closed after that day is real, one closed after the data was taken is not."""
-    loc = config.parsed_locale
     lo, hi = config.limits.earliest_date, today
     days: list[date] = []
 
@@ -1061,19 +1059,18 @@ def _mapping_for(path: Path, cfg: Config) -> tuple[dict | None, str | None]:
 
 
 def _read_mapped(con: Any, path: Path, cfg: Config, mapping: dict, label: str):
+    """Read a CRM export through a mapping (:func:`analysis.mapping.map_tables`): the config
+    with the mapping's stages (unless the config has its own), the canonical raw tables, their
+    files, fatal problems and notes for the user."""
     from .mapping import map_tables
+
+    count = iter(range(1_000_000))
 
     def read(table: str, paths: list[Path]) -> ibis.Table:
         fmt = paths[0].suffix.lower().lstrip(".")
-        return read_raw(con, f"{table}__{abs(hash(tuple(paths))) % 10**8}",
-                        [SourceFile(table, p, fmt) for p in paths], cfg)
+        return read_raw(con, f"{table}__{next(count)}", [SourceFile(table, p, fmt) for p in paths], cfg)
 
-    try:
-        mapped = map_tables(path, mapping, read)
-    except DataError:
-        raise
-    except ConfigError:
-        raise
+    mapped = map_tables(path, mapping, read)
     if mapped.stages and not cfg.stages:
         cfg = cfg.model_copy(update={"stages": tuple(Stage(**s) for s in mapped.stages)})
     files = {t: [SourceFile(t, p, p.suffix.lower().lstrip(".")) for p in ps] for t, ps in mapped.files.items()}
