@@ -385,6 +385,25 @@ def number(text: ibis.StringValue, loc: Locale | None) -> Parsed:
         ``ambiguous``: the text reads as different numbers under different locales
         (``1.200`` without a locale).
     """
+    slow = _number(text, loc)
+    # fast path, same reading: digits alone read under every locale; digits with a point and a
+    # fraction of 1, 2 or 4+ digits read as a decimal without a locale or with decimal "."
+    raw = text.cast(dt.string)
+    fast = raw.re_search(_FAST_INTEGER)
+    if loc is None or (loc.decimal == "." and loc.thousands != "."):
+        fast = fast | raw.re_search(_FAST_DECIMAL)
+    return Parsed(ibis.cases((fast, raw.try_cast(dt.float64)), else_=slow.value),
+                  ibis.cases((fast, False), else_=slow.ambiguous))
+
+
+#: texts that every reading gives the same value (checked against the full rules by the tests)
+_FAST_INTEGER = r"^[+\-]?\d{1,15}$"
+_FAST_DECIMAL = r"^[+\-]?\d{1,15}\.(?:\d{1,2}|\d{4,15})$"
+_FAST_ISO = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+\-]\d{2}(?::?\d{2})?)?)?$"
+
+
+def _number(text: ibis.StringValue, loc: Locale | None) -> Parsed:
+    """:func:`number` by the full rules."""
     r = _number_rules(loc)
     s = _normalise(text.cast(dt.string)).replace(MINUS, "-")
     unparseable = ibis.literal(False)
@@ -517,6 +536,15 @@ def date_value(text: ibis.StringValue, loc: Locale | None) -> Parsed:
         ``ambiguous``: a day/month text such as ``03/04/2025`` that the locale does not decide.
         ISO texts give the date as written (their time and offset are ignored).
     """
+    raw = text.cast(dt.string)
+    fast = raw.re_search(_FAST_ISO)  # ISO 8601: the date as written, as the full rules read it
+    slow = _date_value(text, loc)
+    return Parsed(ibis.cases((fast, raw.substr(0, 10).try_cast(dt.date)), else_=slow.value),
+                  ibis.cases((fast, False), else_=slow.ambiguous))
+
+
+def _date_value(text: ibis.StringValue, loc: Locale | None) -> Parsed:
+    """:func:`date_value` by the full rules."""
     s = _normalise(text.cast(dt.string))
     dmy = _dmy(s, _day_first(loc))
     ymd = _ymd(s)
@@ -556,6 +584,15 @@ def timestamp_value(text: ibis.StringValue, loc: Locale | None) -> Parsed:
         time read through the same cast. NULL when empty, unparseable, invalid or ambiguous.
         ``ambiguous``: as for :func:`date_value`.
     """
+    raw = text.cast(dt.string)
+    iso = _iso_timestamp(raw)
+    fast = raw.re_search(_FAST_ISO) & raw.try_cast(dt.Timestamp(timezone="UTC")).notnull()
+    slow = _timestamp_value(text, loc)
+    return Parsed(ibis.cases((fast, iso), else_=slow.value), ibis.cases((fast, False), else_=slow.ambiguous))
+
+
+def _timestamp_value(text: ibis.StringValue, loc: Locale | None) -> Parsed:
+    """:func:`timestamp_value` by the full rules."""
     s = _normalise(text.cast(dt.string))
     dmy = _dmy(s, _day_first(loc))
     ymd = _ymd(s)

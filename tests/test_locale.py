@@ -610,3 +610,31 @@ def test_expressions_compile_to_plain_sql():
             p = fn(t.s, loc)
             sql = ibis.to_sql(t.select(v=p.value, a=p.ambiguous), dialect="duckdb")
             assert "REGEXP" in sql and "udf" not in sql.lower()
+
+
+# -- the fast paths read exactly what the full rules read ---------------------------------------
+
+from analysis.locale import _date_value, _number, _timestamp_value  # noqa: E402 - the module's own rules
+
+FAST_TEXTS = [
+    "0", "7", "007", "-3", "+12", "123456789012345", "1234567890123456", "1.5", "12.25", "-0.5", "1.2345",
+    "1.200", "0.500", "1,5", "1.20", "2025-07-14", "2025-07-14T09:30:00", "2025-07-14 09:30",
+    "2025-07-14T09:30:00.000+0000", "2025-07-14T09:30:00Z", "2025-07-14T09:30:00+07:00", "2025-02-30",
+    "2025-13-01T00:00:00", "0000-01-01", "9999-12-31T23:59:59-14:00", "2025-07-14T25:00:00", "14/07/2025", "",
+]
+
+
+@pytest.mark.parametrize("tz", ["Asia/Jakarta", "America/New_York"])
+@pytest.mark.parametrize("fast, full", [(number, _number), (date_value, _date_value),
+                                        (timestamp_value, _timestamp_value)])
+def test_fast_paths_equal_the_full_rules(fast, full, tz):
+    locs = [None, *sorted(LOCALES)]
+    assert read_all(fast, FAST_TEXTS, locs, tz=tz, as_text=True) == read_all(full, FAST_TEXTS, locs, tz=tz,
+                                                                             as_text=True)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.from_regex(r"\A[+\-]?\d{1,16}(\.\d{1,6})?\Z"), min_size=1, max_size=20))
+def test_fast_number_path_equals_the_full_rules_on_digit_texts(texts):
+    locs = [None, "en-US", "id-ID", "de-CH"]
+    assert read_all(number, texts, locs, as_text=True) == read_all(_number, texts, locs, as_text=True)
