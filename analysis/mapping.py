@@ -320,25 +320,32 @@ def _check_files(sel: Any, path: str) -> None:
         names(sel, path)
 
 
+def _exactly_one(spec: dict, known: Any, kinds: Any, path: str, words: str) -> str:
+    """The one key of ``kinds`` that ``spec`` gives; unknown keys and zero or several kinds are
+    errors naming ``path``."""
+    for key in spec:
+        if key not in known:
+            raise _unknown(path, key, known)
+    given = [k for k in kinds if k in spec]
+    if len(given) != 1:
+        got = f" (got {' and '.join(given)})" if given else ""
+        raise _Invalid(path, f"give exactly one of {words}{got}")
+    return given[0]
+
+
 def _check_table(spec: Any, table: schema.Table, path: str, *, top: bool) -> None:
     if not isinstance(spec, dict):
         raise _Invalid(path, "must be a mapping with from:, union: or one_of:")
-    for key in spec:
-        if key not in TABLE_KEYS:
-            raise _unknown(path, key, TABLE_KEYS)
-    sources = [k for k in SOURCE_KEYS if k in spec]
-    if len(sources) != 1:
-        got = f" (got {' and '.join(sources)})" if sources else ""
-        raise _Invalid(path, f"give exactly one of from:, union: or one_of:{got}")
-    if sources[0] != "from":
+    source = _exactly_one(spec, TABLE_KEYS, SOURCE_KEYS, path, "from:, union: or one_of:")
+    if source != "from":
         for key in FROM_ONLY:
             if key in spec:
-                raise _Invalid(_join(path, key), f"goes with from:, inside each part of {sources[0]}:")
-        parts = spec[sources[0]]
+                raise _Invalid(_join(path, key), f"goes with from:, inside each part of {source}:")
+        parts = spec[source]
         if not isinstance(parts, list) or not parts:
-            raise _Invalid(_join(path, sources[0]), "must be a list of tables ({from: ..., columns: ...})")
+            raise _Invalid(_join(path, source), "must be a list of tables ({from: ..., columns: ...})")
         for i, part in enumerate(parts):
-            _check_table(part, table, _join(_join(path, sources[0]), i), top=False)
+            _check_table(part, table, _join(_join(path, source), i), top=False)
     else:
         _check_files(spec["from"], _join(path, "from"))
         if "where" in spec:
@@ -410,14 +417,7 @@ def _check_value(v: Any, path: str) -> None:
         return
     if not isinstance(v, dict):
         raise _Invalid(path, f"give a header name or one of {', '.join('{' + o + ': ...}' for o in OPERATORS)}, got {v!r}")
-    for key in v:
-        if key not in VALUE_KEYS:
-            raise _unknown(path, key, VALUE_KEYS)
-    ops = [k for k in OPERATORS if k in v]
-    if len(ops) != 1:
-        got = f" (got {' and '.join(ops)})" if ops else ""
-        raise _Invalid(path, f"give exactly one of {', '.join(OPERATORS)}{got}")
-    op = ops[0]
+    op = _exactly_one(v, VALUE_KEYS, OPERATORS, path, ", ".join(OPERATORS))
     arg = v[op]
     if op == "col":
         if not isinstance(arg, str) or not arg.strip():
