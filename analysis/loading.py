@@ -55,7 +55,7 @@ import pandas as pd
 
 from . import schema
 from .config import Config, Stage, load_config
-from .errors import DataError, UnknownNameError
+from .errors import ConfigError, DataError, UnknownNameError
 from .values import (
     CANONICAL_DTYPES,
     FILE,
@@ -884,6 +884,9 @@ def load(source: Any, config: Any = None, *, preset: str | None = None) -> Datas
     raw_frames: dict[str, ibis.Table] = {}
     files_by_table: dict[str, list[SourceFile]] = {}
 
+    is_folder = not isinstance(source, Mapping) and Path(str(source)).expanduser().is_dir()
+    if preset not in (None, "", "auto", "canonical") and not is_folder:
+        raise ConfigError(f"--source {preset}: a preset reads a folder of export files; {source} is not a folder")
     if isinstance(source, Mapping):
         cfg = load_config(config)
         con = _connect_duckdb(cfg)

@@ -876,3 +876,8 @@ def test_a_copied_preset_under_columns_reads_the_same(hubspot_folder, tmp_path):
     got = analysis.metrics(ds, ["revenue", "deals_won"], grain="quarter", periods=["2025-Q3"]).iloc[0]
     want = expected_figures(truth, *Q3)
     assert got.deals_won == want["deals_won"] and got.revenue == pytest.approx(want["revenue"], abs=0.005)
+
+
+def test_a_preset_for_something_that_is_not_a_folder_is_refused(tmp_path):
+    result = _cli("metrics", str(SAMPLE_DATA / "opportunities.csv"), "--metrics", "revenue", "--source", "hubspot")
+    assert result.returncode == 2 and "is not a folder" in result.stderr
