@@ -212,7 +212,7 @@ class Config(_Model):
     #: a user-written mapping of files and columns onto canonical tables (see analysis.mapping)
     columns: dict[str, Any] | None = None
     #: number and date conventions of the files: a name (``id-ID``) or explicit separators
-    locale: str | dict[str, Any] | None = None
+    locale: Any = None
     #: text encoding of CSV files (default: detected; UTF-8, UTF-16 and Windows-1252)
     encoding: str | None = None
     limits: Limits = Field(default_factory=Limits)
@@ -266,6 +266,9 @@ class Config(_Model):
     def _locale(cls, v: Any) -> Any:
         from .locale import resolve_locale
 
+        if v is not None and not isinstance(v, (str, dict)):
+            raise ValueError("give a locale name such as id-ID or en-US, or a mapping of decimal, thousands, "
+                             "day_first and currency_prefixes")
         resolve_locale(v)  # raises ValueError with the fix
         return v
 

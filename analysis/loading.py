@@ -240,11 +240,28 @@ class Dataset:
     def _convert_currency(self) -> None:
         """Deal amounts and costs in the reporting currency; deals without a rate left out."""
         self.fx_missing: list[dict] = []
+        #: (currency, date) given two different rates: neither is used
+        self.fx_conflicts: list[dict] = []
+        #: deals whose converted amount is above limits.max_amount (left out)
+        self.fx_implausible = 0
         if "opportunities" not in self.tables or not self.has_column("opportunities", "currency"):
             return
         o = self.tables["opportunities"]
         fx = self.tables.get("fx_rates")
+        if fx is not None:
+            key = fx.select(_c=fx.currency.strip().upper(), _d=fx.date, _r=fx.rate_to_reporting)
+            per_day = key.group_by(["_c", "_d"]).aggregate(_n=key._r.nunique())
+            clash = per_day.filter(per_day._n > 1)
+            self.fx_conflicts = [{"currency": r["_c"], "date": r["_d"], "rates": int(r["_n"])}
+                                 for r in clash.order_by(["_c", "_d"]).to_pyarrow().to_pylist()]
+            if self.fx_conflicts:
+                fx = fx.anti_join(clash, (fx.currency.strip().upper() == clash._c) & (fx.date == clash._d))
         converted, missing = convert_currency(o, fx, self.config.currency)
+        limit = self.config.limits.max_amount
+        too_big = (converted.amount.abs() > limit) | (converted.cost.abs() > limit)
+        self.fx_implausible = int(converted.filter(too_big.fill_null(False)).count().to_pyarrow().as_py())
+        if self.fx_implausible:
+            converted = converted.filter(~too_big.fill_null(False))
         stats = missing.group_by(currency=missing._cur).aggregate(
             deals=missing.count(), first=missing._fx_day.min(), last=missing._fx_day.max()
         ).order_by(ibis.desc("deals")).to_pyarrow().to_pylist()
@@ -521,6 +538,12 @@ def _read_csv(con: Any, table: str, path: Path, config: Config, label: str) -> N
     encoding = _encoding_of(path, config.encoding)
     source = path
     tmp: Path | None = None
+    if encoding.startswith("utf-16") and config.encoding:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+        if not head.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" not in head:
+            raise DataError(f"{path}: does not look like {encoding} text (no byte order mark, no zero bytes); "
+                            "remove encoding: from workbench.yml (UTF-8 is read by default) or set the right one")
     if config.encoding and encoding in ("utf-8", "utf-8-sig"):
         try:
             path.read_bytes().decode(encoding)

@@ -59,7 +59,8 @@ user when this part is used) and ``hint:`` (how to export the file, said when it
 * ``{first: [<value>, ...]}``: the first non-empty value; alternatives whose headers are absent
   are skipped;
 * ``{case: [{when: <condition>, then: <value>}, ...], else: <value>}``: the value of the first
-  branch whose condition holds (no ``else``: empty);
+  branch whose condition holds (no ``else``: empty); a branch with ``optional: true`` is skipped
+  when a header it needs is absent;
 * ``{id_of: <value>}``: a stable id made from a name: ``id_`` + 10 hex digits of the MD5 of the
   name trimmed, inner spaces collapsed, lower-cased; empty stays empty. ``owner_id`` and
   ``reps.rep_id`` made from the same owner names get the same ids.
@@ -438,8 +439,8 @@ def _check_value(v: Any, path: str) -> None:
             if not isinstance(branch, dict):
                 raise _Invalid(p, "must be {when: {Header: value}, then: <value>}")
             for key in branch:
-                if key not in ("when", "then"):
-                    raise _unknown(p, key, ("when", "then"))
+                if key not in ("when", "then", "optional"):
+                    raise _unknown(p, key, ("when", "then", "optional"))
             if "when" not in branch or "then" not in branch:
                 raise _Invalid(p, "needs both when: and then:")
             _check_condition(branch["when"], _join(p, "when"))
@@ -755,6 +756,8 @@ def _value(spec: Any, src: _Source) -> ibis.StringValue:
             try:
                 branches.append((_condition(branch["when"], src), _value(branch["then"], src)))
             except _MissingHeaders as m:
+                if branch.get("optional"):
+                    continue  # a branch marked optional is skipped when its headers are absent
                 missing += m.headers
         other = ibis.null(dt.string)
         if "else" in spec:

@@ -53,6 +53,8 @@ class Column:
     nonnegative: bool = False
     min_value: float | None = None
     max_value: float | None = None
+    #: the value must be above ``min_value``, not equal to it (an exchange rate of 0)
+    exclusive_min: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
@@ -294,7 +296,8 @@ TABLES: dict[str, Table] = {
             (
                 C("currency", "string", True, "Currency code."),
                 C("date", "date", True, "Day the rate applies from."),
-                C("rate_to_reporting", "number", True, "Reporting-currency units per unit.", min_value=0),
+                C("rate_to_reporting", "number", True, "Reporting-currency units per unit.", min_value=0,
+                  exclusive_min=True),
             ),
         ),
     ]

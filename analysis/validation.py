@@ -31,6 +31,9 @@ CHECKS: dict[str, tuple[str, str, str]] = {
     "missing_column": ("Missing required column", "fatal", "add the column (names are case-insensitive)"),
     "unreadable_file": ("Unreadable file", "fatal", "fix or re-export the file"),
     "ambiguous_table": ("Table given twice", "fatal", "keep one file per table"),
+    "bad_mapping": ("Mapping does not fit the files", "fatal", "correct columns: in workbench.yml (see presets show)"),
+    "fx_conflict": ("Conflicting exchange rates", "problem",
+                    "keep one rate per currency and day; deals needing that rate are left out until then"),
     "duplicate_column": ("Column named twice", "fatal", "rename or delete one of the two columns"),
     "empty_table": ("Required table without rows", "fatal", "export the table again with its rows"),
     "mostly_unparseable": ("Column mostly unreadable", "fatal",
@@ -211,12 +214,12 @@ def _as_of_date(ds: Dataset, as_of: date | datetime | None) -> date:
     return as_of.date() if isinstance(as_of, datetime) else as_of
 
 
-def _rules(ds: Dataset, name: str, as_of: date) -> tuple[ibis.Table, list]:
+def _rules(ds: Dataset, name: str, as_of: date | None) -> tuple[ibis.Table, list]:
     """The checked view of one table and every rule on it (see :mod:`analysis.values`), plus
     the informative ones: empty required values, unknown stages, won deals with amount 0."""
     rt = ds.raw[name]
     ctx = ds.context
-    if as_of != ds.today:
+    if as_of is not None and as_of != ds.today:  # an explicit --as-of: the future-dated check from that day
         from .values import context
 
         ctx = context(ds.config, ds.snapshot or as_of, as_of)
@@ -265,7 +268,7 @@ def check(ds: Dataset, *, as_of: date | datetime | None = None, thorough: bool =
     findings: list[Finding] = []
     rows: dict[str, int] = {}
     for name in ds.raw:
-        t, rules = _rules(ds, name, as_of_date)
+        t, rules = _rules(ds, name, None if as_of is None else as_of_date)
         big = not thorough and ds.rows_read(name) > ds.config.duplicate_check_max_rows
         aggs = {"__rows": t.count()}
         for i, r in enumerate(rules):
@@ -281,6 +284,15 @@ def check(ds: Dataset, *, as_of: date | datetime | None = None, thorough: bool =
         for (table, column), reason in ds.unusable_columns.items():
             if table == name:
                 findings.append(Finding(name, "unusable_column", 1, reason, column))
+        if name == "opportunities" and ds.fx_implausible:
+            findings.append(Finding(name, "implausible_value", ds.fx_implausible,
+                                    f"amount or cost above {ds.config.limits.max_amount:,.0f} (limits.max_amount) "
+                                    f"once converted to {ds.config.currency}", "amount"))
+        if name == "fx_rates" and ds.fx_conflicts:
+            listed = "; ".join(f"{r['currency']} on {r['date']}: {r['rates']} rates" for r in ds.fx_conflicts[:5])
+            findings.append(Finding(name, "fx_conflict", len(ds.fx_conflicts),
+                                    f"a currency has different rates on the same day, so neither is used ({listed})",
+                                    "rate_to_reporting"))
         if name == "opportunities" and ds.fx_missing:
             n = sum(r["deals"] for r in ds.fx_missing)
             listed = "; ".join(f"{r['currency']}: {r['deals']:,} deals closing {r['first']} to {r['last']}"

@@ -259,17 +259,20 @@ def column_rules(name: str, t: ibis.Table, present: list[str], ctx: Context, loc
             finite = ~(val.isnan() | val.isinf())
             if c.nonnegative and not (known and (lo is None or lo >= 0)):
                 rules.append(Rule("negative_amount", c.name, finite & (val < 0), f"{c.name} below zero"))
+            above_min = (lambda v: v > c.min_value) if c.exclusive_min else (lambda v: v >= c.min_value)
             if known and (lo is None or (
-                    (c.min_value is None or lo >= c.min_value) and (c.max_value is None or hi <= c.max_value)
+                    (c.min_value is None or above_min(lo)) and (c.max_value is None or hi <= c.max_value)
                     and max(abs(lo), abs(hi)) <= ctx.max_amount)):
                 pass  # every value is within its bounds
             elif c.min_value is not None or c.max_value is not None:
                 cond = ibis.literal(False)
                 if c.min_value is not None:
-                    cond = cond | (val < c.min_value)
+                    cond = cond | ~above_min(val)
                 if c.max_value is not None:
                     cond = cond | (val > c.max_value)
-                rules.append(Rule("out_of_range", c.name, finite & cond, f"{c.name} outside {c.min_value}..{c.max_value}"))
+                bounds = (f"not above {c.min_value}" if c.exclusive_min and c.max_value is None
+                          else f"outside {c.min_value}..{c.max_value}")
+                rules.append(Rule("out_of_range", c.name, finite & cond, f"{c.name} {bounds}"))
             else:
                 rules.append(Rule("implausible_value", c.name, finite & (val.abs() > ctx.max_amount),
                                   f"{c.name} above {ctx.max_amount:,.0f} (limits.max_amount)"))

@@ -321,3 +321,74 @@ def test_every_flagged_value_of_the_other_tables_is_left_out(tmp_path):
     assert found == {("stage_history", "implausible_date"), ("subscriptions", "negative_amount"),
                      ("subscriptions", "non_finite"), ("fx_rates", "non_finite"), ("accounts", "implausible_date"),
                      ("reps", "implausible_date")}
+
+
+# -- found in review: each a figure that was silently wrong, or a crash ------------------------------
+
+
+def test_open_pipeline_without_usable_close_dates_is_not_available(tmp_path):
+    """Whether a won deal was still open at a period end depends on its close date."""
+    folder = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=(HEADER + GOOD).replace(",close_date", "")
+                          .replace(",2025-07-20", "").replace(",2025-08-10", "").replace(",2025-09-01", "")
+                          .replace(",2025-08-01", ""))
+    out = analysis.metrics(analysis.load(folder), ["open_pipeline", "open_deals", "pipeline_velocity",
+                                                   "opportunities_created"], grain="month", periods=["2025-07"])
+    for m in ("open_pipeline", "open_deals", "pipeline_velocity"):
+        assert m in out.attrs["unavailable"] and "close_date" in out.attrs["unavailable"][m], m
+        assert out[m].isna().all(), m
+    assert out.opportunities_created.iloc[0] == 4
+
+
+def test_exchange_rates_of_zero_conflicting_or_giving_absurd_amounts_are_not_used(tmp_path):
+    rows = GOOD.replace("\n", ",USD\n") + (
+        "J1,007,2025-07-05T10:00:00,won,Closed Won,1000,2025-08-15,JPY\n"  # rate 0: no rate
+        "P1,007,2025-07-05T10:00:00,won,Closed Won,1000,2025-08-15,GBP\n"  # two rates that day: no rate
+        "C1,007,2025-07-05T10:00:00,won,Closed Won,900000000000,2025-08-15,CHF\n"  # 4.5e13 once converted
+    )
+    fx = ("currency,date,rate_to_reporting\nJPY,2025-01-01,0\nGBP,2025-08-01,1.3\nGBP,2025-08-01,1.2\n"
+          "CHF,2025-01-01,50\n")
+    folder = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=CUR_HEADER + rows, fx_rates=fx)
+    (folder / "workbench.yml").write_text(CONFIG)
+    found = {(f.table, f.check): f.count for f in validate(folder).findings if f.severity == "problem"}
+    assert found == {("fx_rates", "out_of_range"): 1, ("fx_rates", "fx_conflict"): 1,
+                     ("opportunities", "fx_missing"): 2, ("opportunities", "implausible_value"): 1}
+    assert_good_figures(folder)
+
+
+def test_records_after_a_configured_as_of_are_real_and_not_flagged(tmp_path):
+    folder = dataset(tmp_path, "L1,007,2025-07-25T10:00:00,won,Closed Won,1000,2025-08-15\n",
+                     config="as_of: 2025-07-10\n")
+    assert checks(folder) == {}
+    out = analysis.metrics(analysis.load(folder), ["deals_won"], grain="quarter", periods=["2025-Q3"])
+    assert out.deals_won.iloc[0] == 4
+
+
+def test_a_mapping_that_does_not_fit_the_files_is_one_line_exit_1(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "pipeline.csv").write_text(
+        "Deal ID,Salesperson,Opened,Result,Phase,Net Value,Date entered Demo (Main),stage\n"
+        "D1,Ann,2025-07-01,won,Demo,100,2025-07-02,x\n")
+    (folder / "workbench.yml").write_text(
+        "columns:\n  tables:\n"
+        "    opportunities:\n      from: pipeline.csv\n      columns: {opportunity_id: Deal ID, owner_id: Salesperson,"
+        " created_at: Opened, status: Result, stage: Phase, amount: Net Value}\n"
+        "    reps:\n      from: pipeline.csv\n      distinct: true\n"
+        "      columns: {rep_id: Salesperson, name: Salesperson}\n"
+        "    stage_history:\n      from: pipeline.csv\n"
+        "      unpivot: {headers: 'Date entered (?P<stage>.+) \\((?P<p>[^()]+)\\)', value: entered_at}\n"
+        "      columns: {opportunity_id: Deal ID, stage: stage, entered_at: entered_at}\n")
+    result = _cli("validate", str(folder))
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_wrong_utf16_encoding_setting_is_named(tmp_path):
+    folder = dataset(tmp_path, "", config="encoding: utf-16\n")
+    with pytest.raises(DataError, match="does not look like utf-16"):
+        analysis.load(folder)
+
+
+def test_a_locale_that_is_neither_a_name_nor_a_mapping_is_one_clear_line(tmp_path):
+    folder = dataset(tmp_path, "", config="locale: 5\n")
+    with pytest.raises(ConfigError, match="give a locale name such as id-ID"):
+        analysis.load(folder)

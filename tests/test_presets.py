@@ -881,3 +881,30 @@ def test_a_copied_preset_under_columns_reads_the_same(hubspot_folder, tmp_path):
 def test_a_preset_for_something_that_is_not_a_folder_is_refused(tmp_path):
     result = _cli("metrics", str(SAMPLE_DATA / "opportunities.csv"), "--metrics", "revenue", "--source", "hubspot")
     assert result.returncode == 2 and "is not a folder" in result.stderr
+
+
+def test_hubspot_deals_in_another_currency_are_never_summed_as_company_currency(tmp_path):
+    """A multi-currency portal exports "Amount in company currency"; where it is empty, the deal's
+    own amount is in "Deal currency code" and needs a rate."""
+    import csv as csv_mod
+
+    folder = tmp_path / "hs"
+    truth = ce.hubspot_export(folder)
+    path = next(folder.glob("hubspot-*.csv"))
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv_mod.reader(fh))
+    header, body = rows[0], rows[1:]
+    amount = header.index("Amount")
+    eur = {r[0] for i, r in enumerate(body) if i % 5 == 0}
+    header += ["Deal currency code", "Amount in company currency"]
+    for r in body:
+        r += ["EUR", ""] if r[0] in eur else ["USD", r[amount]]
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv_mod.writer(fh).writerows([header, *body])
+    ds = analysis.load(folder, {"source": "hubspot", "timezone": "UTC", "currency": "USD"})
+    fx = [f for f in ds.quality().findings if f.check == "fx_missing"]
+    assert len(fx) == 1 and fx[0].count == len(eur) and "EUR" in fx[0].message
+    kept = ce.Truth(deals=[d for d in truth.deals if d.id not in eur], reps=truth.reps)
+    want = expected_figures(kept, *Q3)
+    got = analysis.metrics(ds, ["revenue", "deals_won"], grain="quarter", periods=["2025-Q3"]).iloc[0]
+    assert got.deals_won == want["deals_won"] and got.revenue == pytest.approx(want["revenue"], abs=0.005)
