@@ -214,7 +214,7 @@ class HTMLBlock:
         return f"HTMLBlock({self.text!r})"
 
 
-def _esc(value: Any) -> str:
+def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
@@ -368,7 +368,7 @@ def to_svg(chart: Any, *, alt_text: str | None = None, draw_title: bool = True) 
     open_tag = match.group(0)
     new_open = open_tag.replace('class="marks"', 'class="marks wb-chart"')
     new_open = new_open[:-1] + f' role="img" aria-labelledby="{prefix}-title"' + ">"
-    title_el = f'<title id="{prefix}-title">{_esc(name)}</title>'
+    title_el = f'<title id="{prefix}-title">{esc(name)}</title>'
     return svg[: match.start()] + new_open + title_el + svg[match.end():]
 
 
@@ -395,11 +395,11 @@ def show(chart: Any, *, caption: str | None = None, alt_text: str | None = None)
     svg = to_svg(spec, alt_text=alt_text, draw_title=False)
     parts = []
     if title:
-        parts.append(f'<span class="wb-fig-title">{_esc(title)}</span>')
+        parts.append(f'<span class="wb-fig-title">{esc(title)}</span>')
     if subtitle:
-        parts.append(f'<span class="wb-fig-sub">{_esc(subtitle)}</span>')
+        parts.append(f'<span class="wb-fig-sub">{esc(subtitle)}</span>')
     if caption:
-        parts.append(f'<span class="wb-fig-note">{_esc(caption)}</span>')
+        parts.append(f'<span class="wb-fig-note">{esc(caption)}</span>')
     figcaption = f"<figcaption>{''.join(parts)}</figcaption>" if parts else ""
     body = f'{_STYLE_TAG}<figure class="wb-figure">{figcaption}{svg}</figure>'
     return HTMLBlock(body, text=f"[chart] {title or alt_text or ''}".strip())
@@ -498,7 +498,7 @@ def _is_missing(value: Any) -> bool:
 def _comparison_html(comp: Comparison, direction: str) -> str:
     change = comp.change
     if _is_missing(change):
-        return f'<li class="wb-flat">{_esc(comp.text)}</li>'
+        return f'<li class="wb-flat">{esc(comp.text)}</li>'
     try:
         change = float(change)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -513,7 +513,7 @@ def _comparison_html(comp: Comparison, direction: str) -> str:
         verdict = ("up" if up else "down") + (", better" if good else ", worse")
     return (
         f'<li class="{cls}"><span class="wb-arrow" aria-hidden="true">{arrow}</span> '
-        f'{_esc(comp.text)}<span class="wb-sr"> ({verdict})</span></li>'
+        f'{esc(comp.text)}<span class="wb-sr"> ({verdict})</span></li>'
     )
 
 
@@ -545,12 +545,12 @@ def kpi_cards(items: Iterable[KPI | Mapping[str, Any]]) -> HTMLBlock:
     for item in items:
         kpi = _as_kpi(item)
         comps = "".join(_comparison_html(_as_comparison(c), kpi.direction) for c in kpi.comparisons)
-        note = f'<div class="wb-kpi-cmp wb-flat">{_esc(kpi.note)}</div>' if kpi.note else ""
+        note = f'<div class="wb-kpi-cmp wb-flat">{esc(kpi.note)}</div>' if kpi.note else ""
         value = "n/a" if _is_missing(kpi.value) else kpi.value
         cards.append(
             '<li class="wb-kpi">'
-            f'<div class="wb-kpi-label">{_esc(kpi.label)}</div>'
-            f'<div class="wb-kpi-value">{_esc(value)}</div>'
+            f'<div class="wb-kpi-label">{esc(kpi.label)}</div>'
+            f'<div class="wb-kpi-value">{esc(value)}</div>'
             + (f'<ul class="wb-kpi-cmp">{comps}</ul>' if comps else "")
             + note
             + "</li>"
@@ -666,10 +666,10 @@ def table(
     head = []
     if index:
         names = [n for n in df.index.names]
-        head.append("".join(f'<th scope="col">{_esc("" if n is None else n)}</th>' for n in names))
+        head.append("".join(f'<th scope="col">{esc("" if n is None else n)}</th>' for n in names))
     for c in df.columns:
         cls = ' class="num"' if numeric[c] else ""
-        head.append(f'<th scope="col"{cls}>{_esc(_label(c))}</th>')
+        head.append(f'<th scope="col"{cls}>{esc(_label(c))}</th>')
 
     rows = []
     columns = list(df.columns)
@@ -677,17 +677,17 @@ def table(
         cells = []
         if index:
             parts = idx if isinstance(idx, tuple) else (idx,)
-            cells.extend(f'<th scope="row">{_esc(_default_text(p))}</th>' for p in parts)
+            cells.extend(f'<th scope="row">{esc(_default_text(p))}</th>' for p in parts)
         for c, v in zip(columns, values):
             if _is_missing(v):
                 cells.append('<td class="na" title="not available">n/a</td>')
                 continue
             text = fmts[c](v) if c in fmts else _default_text(v)
             cls = ' class="num"' if numeric[c] else ""
-            cells.append(f"<td{cls}>{_esc(text)}</td>")
+            cells.append(f"<td{cls}>{esc(text)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
 
-    cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
     body = (
         f'{_STYLE_TAG}<div class="wb-table-wrap"><table class="wb-table">{cap}'
         f"<thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"

@@ -116,13 +116,13 @@ def metrics(
     ids = [metric_ids] if isinstance(metric_ids, str) else list(dict.fromkeys(metric_ids))
     for mid in ids:
         catalog.get(mid)
-    by = _dims(ds, by)
+    by = resolve_dims(ds, by)
     grain = grain_of(grain)
     if grain not in GRAINS:
         raise MetricError(f"grain {grain!r} is not one of {', '.join(GRAINS)}")
     fsm = ds.config.fiscal_year_start_month
     wanted = _periods(ds, periods, grain, fsm)
-    engine = _Engine(ds, catalog, by, grain, fsm, filters or {})
+    engine = Engine(ds, catalog, by, grain, fsm, filters or {})
     return engine.run(ids, wanted)
 
 
@@ -146,7 +146,7 @@ def compare(
     fsm = ds.config.fiscal_year_start_month
     p = _parse(period, fsm)
     prev, ago = p.previous(), p.year_ago()
-    by = _dims(ds, by)
+    by = resolve_dims(ds, by)
     frame = metrics(ds, ids, by=by, grain=p.grain, periods=[p, prev, ago], filters=filters, catalog=catalog)
     long = frame[[*by, PERIOD, *ids]].melt(id_vars=[*by, PERIOD], var_name="metric", value_name="v")
     keys = [*by, "metric"]
@@ -165,7 +165,7 @@ def compare(
     for name in ("value", "previous", "year_ago"):
         fill = out["metric"].isin(additive) & out[name].isna()
         out.loc[fill, name] = 0
-    engine = _Engine(ds, catalog, by, p.grain, fsm, filters or {})
+    engine = Engine(ds, catalog, by, p.grain, fsm, filters or {})
     quota_metrics = set()
     if ds.has("quotas"):
         q = ds.table("quotas")
@@ -257,7 +257,7 @@ def _parse(p: str | Period, fsm: int) -> Period:
     return p if isinstance(p, Period) else parse_period(p, fiscal_start_month=fsm)
 
 
-def _dims(ds: Dataset, by: Sequence[str] | str | None) -> list[str]:
+def resolve_dims(ds: Dataset, by: Sequence[str] | str | None) -> list[str]:
     if by is None:
         return []
     by = [by] if isinstance(by, str) else list(by)
@@ -288,7 +288,7 @@ def _periods(ds: Dataset, periods: Any, grain: str, fsm: int) -> list[Period] | 
     return sorted(set(out))
 
 
-def _where(t: ibis.Table, where: dict[str, Any]) -> Any:
+def where_condition(t: ibis.Table, where: dict[str, Any]) -> Any:
     cond = ibis.literal(True)
     for col, want in where.items():
         c = t[col]
@@ -320,7 +320,7 @@ def _keep(frame: pd.DataFrame, filters: dict[str, Any]) -> pd.DataFrame:
 
 
 def _where_frame(frame: pd.DataFrame, where: dict[str, Any]) -> pd.Series:
-    """The pandas twin of :func:`_where` (SQL semantics: a NULL never matches)."""
+    """The pandas twin of :func:`where_condition` (SQL semantics: a NULL never matches)."""
     keep = pd.Series(True, index=frame.index)
     for col, want in where.items():
         c = frame[col]
@@ -358,7 +358,7 @@ def _lit(value: date, like: Any) -> Any:
     return ibis.literal(value)
 
 
-class _Engine:
+class Engine:
     """One metrics request: the dataset, catalog, grouping and grain."""
 
     def __init__(self, ds: Dataset, catalog: Catalog, by: list[str], grain: str, fsm: int, filters: dict):
@@ -370,7 +370,7 @@ class _Engine:
         self.filters = filters
         self.unavailable: dict[str, str] = {}
         for d in filters:
-            _dims(ds, [d])
+            resolve_dims(ds, [d])
 
     # -- availability ---------------------------------------------------------------------
 
@@ -540,7 +540,7 @@ class _Engine:
         table = spec["table"]
         t = self.base(table)
         if spec["where"]:
-            t = t.filter(_where(t, spec["where"]))
+            t = t.filter(where_condition(t, spec["where"]))
         t = self.with_dims(t, table, [*self.by, *self.filters])
         return self.filtered(t, table), spec["time"]
 
@@ -687,7 +687,7 @@ class _Engine:
         if direct:
             aggs = {}
             for m in direct:
-                cond = _where(t, m.where) if m.where else None
+                cond = where_condition(t, m.where) if m.where else None
                 col = t[m.column] if m.column else None
                 if m.type == "count":
                     aggs[m.id] = t.count(where=cond) if cond is not None else t.count()
@@ -898,7 +898,7 @@ def _periods_table(periods: list[Period]) -> ibis.Table:
     )
 
 
-def _with_periods(eng: _Engine, t: ibis.Table, periods: list[Period], cond) -> ibis.Table:
+def _with_periods(eng: Engine, t: ibis.Table, periods: list[Period], cond) -> ibis.Table:
     """Cross ``t`` with the periods table, keep pairs where ``cond(row, periods)`` holds."""
     pt = _periods_table(periods)
     j = t.cross_join(pt)
@@ -918,11 +918,11 @@ def outer_merge(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> pd.DataFra
     return a.merge(b, on=keys, how="outer")
 
 
-def _agg(eng: _Engine, t: ibis.Table, **aggs: Any) -> pd.DataFrame:
+def _agg(eng: Engine, t: ibis.Table, **aggs: Any) -> pd.DataFrame:
     return t.group_by([*eng.by, PERIOD]).aggregate(**aggs).to_pandas()
 
 
-def _fn_open(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+def _fn_open(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
     j = _with_periods(
         eng, o, periods,
@@ -931,7 +931,7 @@ def _fn_open(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     return _agg(eng, j, open_deals=j.count(), open_pipeline=_money(j.amount))
 
 
-def _fn_new_customers(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+def _fn_new_customers(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     o = eng.opportunities()
     won = o.filter((o.status == "won") & o.account_id.notnull() & o.close_date.notnull())
     rank = ibis.row_number().over(group_by=won.account_id, order_by=[won.close_date, won.opportunity_id])
@@ -941,12 +941,12 @@ def _fn_new_customers(eng: _Engine, m: Metric, periods: list[Period]) -> pd.Data
     return _agg(eng, j, new_customers=j.count())
 
 
-def _subs(eng: _Engine) -> ibis.Table:
+def _subs(eng: Engine) -> ibis.Table:
     s = eng.ds.table("subscriptions")
     return eng.filtered(eng.with_dims(s, "subscriptions", [*eng.by, *eng.filters]), "subscriptions")
 
 
-def _fn_arr(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+def _fn_arr(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     if eng.ds.has("subscriptions"):
         s = _subs(eng)
         j = _with_periods(eng, s, periods, lambda j: (j.start_date <= j._last) & (j.end_date >= j._last))
@@ -960,7 +960,7 @@ def _fn_arr(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     return _agg(eng, j, arr=_money(j._annual))
 
 
-def _fn_churn(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+def _fn_churn(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     s = _subs(eng)
     keys = [*eng.by]
     start = _with_periods(eng, s, periods, lambda j: (j.start_date <= j._start) & (j.end_date >= j._start))
@@ -982,7 +982,7 @@ def _fn_churn(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     return out.drop(columns=["_n", "_churned", "_v", "_vc"])
 
 
-def _fn_velocity(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+def _fn_velocity(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     window = eng.ds.config.velocity_window_months
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
     pt = _periods_table(periods)
@@ -1006,7 +1006,7 @@ def _fn_velocity(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame
     return j[[*keys, "pipeline_velocity"]]
 
 
-def _fn_coverage(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+def _fn_coverage(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     as_of = eng.ds.config.as_of or date.today()
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
     rows = []
@@ -1032,7 +1032,7 @@ def _fn_coverage(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame
     return f[[*keys, "pipeline_coverage"]]
 
 
-def _fn_working_days(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+def _fn_working_days(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     reps = eng.ds.table("reps")
     dims = [d for d in [*eng.by, *eng.filters] if d != "rep_id"]
     cols = {d: reps[eng._custom_col(d) or d].cast("string") for d in dims}
@@ -1062,7 +1062,7 @@ def _fn_working_days(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataF
     return out[[*eng.by, PERIOD, "rep_working_days", "rep_working_weeks"]]
 
 
-def _deal_activity_counts(eng: _Engine) -> ibis.Table:
+def _deal_activity_counts(eng: Engine) -> ibis.Table:
     """Activities linked to each closed deal and logged on or before its close date."""
     o = eng.ds.table("opportunities")
     o = o.filter(o.status.isin(["won", "lost"]) & o.close_date.notnull())
@@ -1074,7 +1074,7 @@ def _deal_activity_counts(eng: _Engine) -> ibis.Table:
     return counts.group_by(counts._oid.name("_cid")).aggregate(_n=lambda s: s.count())
 
 
-def _fn_activities_per_deal(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+def _fn_activities_per_deal(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     """Mean activities linked to each deal closed in P and logged up to its close date,
     for won (``activities_per_won_deal``) and lost (``activities_per_lost_deal``) deals."""
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
@@ -1091,7 +1091,7 @@ def _fn_activities_per_deal(eng: _Engine, m: Metric, periods: list[Period]) -> p
     ))
 
 
-def _fn_revenue_target(eng: _Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+def _fn_revenue_target(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     t = eng.targets("revenue", periods)
     return t.rename(columns={"target": "revenue_target"})
 
@@ -1121,8 +1121,8 @@ def with_dimensions(ds: Dataset, table: ibis.Table, table_name: str, dims: Seque
     (owner_id / rep_id, account_id, opportunity_id). Dimensions the table cannot reach come
     back as NULL; :func:`dimension_reachable` tells which.
     """
-    eng = _Engine(ds, build_catalog(ds.config), list(dims), "month", ds.config.fiscal_year_start_month, {})
-    dims = _dims(ds, dims)
+    eng = Engine(ds, build_catalog(ds.config), list(dims), "month", ds.config.fiscal_year_start_month, {})
+    dims = resolve_dims(ds, dims)
     if table_name == "opportunities" and "customer_type" in dims and "customer_type" not in table.columns:
         enriched = eng.opportunities()
         ct = enriched.select(_ct_id=enriched.opportunity_id, customer_type=enriched.customer_type)
@@ -1132,7 +1132,7 @@ def with_dimensions(ds: Dataset, table: ibis.Table, table_name: str, dims: Seque
 
 def dimension_reachable(ds: Dataset, table_name: str, dim: str) -> bool:
     """True when rows of ``table_name`` link to dimension ``dim``."""
-    eng = _Engine(ds, build_catalog(ds.config), [], "month", ds.config.fiscal_year_start_month, {})
+    eng = Engine(ds, build_catalog(ds.config), [], "month", ds.config.fiscal_year_start_month, {})
     return eng.reachable(table_name, dim)
 
 
@@ -1140,4 +1140,4 @@ def enriched_opportunities(ds: Dataset) -> ibis.Table:
     """Opportunities as the metric engine sees them: amounts and costs in the reporting
     currency, ``cycle_days`` (close_date - created_at date) and ``customer_type``; computed once
     per dataset."""
-    return _Engine(ds, build_catalog(ds.config), [], "month", ds.config.fiscal_year_start_month, {}).opportunities()
+    return Engine(ds, build_catalog(ds.config), [], "month", ds.config.fiscal_year_start_month, {}).opportunities()

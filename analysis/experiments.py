@@ -43,7 +43,7 @@ from scipy import stats
 
 from .catalog import Catalog, build_catalog
 from .config import Experiment
-from .engine import Z95, _Engine, _where, metrics, wilson_interval
+from .engine import Z95, Engine, metrics, where_condition, wilson_interval
 from .errors import WorkbenchError
 from .loading import Dataset
 from .periods import periods_between
@@ -383,11 +383,11 @@ def _per_deal(ds: Dataset, catalog: Catalog, m, arms) -> dict[str, Any]:
         source, column, where = num.source, num.column, num.where or {}
     values = []
     for label, s, e, reps in arms:
-        eng = _Engine(ds, catalog, ["rep_id"], "day", ds.config.fiscal_year_start_month,
+        eng = Engine(ds, catalog, ["rep_id"], "day", ds.config.fiscal_year_start_month,
                       {"rep_id": reps} if reps is not None else {})
         t, time_col = eng.source_table(source)
         if where:
-            t = t.filter(_where(t, where))
+            t = t.filter(where_condition(t, where))
         col = t[time_col]
         lo_, hi_ = _bound(s, col), _bound(e, col)
         t = t.filter((col >= lo_) & (col < hi_) & t[column].notnull())

@@ -79,7 +79,7 @@ class Explorer:
         out: list[Any] = [charts.show(chart), charts.table(df[cols], formats=formats, index=False,
                                                             caption=f"Computed in {self.seconds:.2f} s")]
         for mid, why in notes.items():
-            out.append(charts.HTMLBlock(f"<p><em>{charts._esc(mid)}: {charts._esc(why)}</em></p>", text=why))
+            out.append(charts.HTMLBlock(f"<p><em>{charts.esc(mid)}: {charts.esc(why)}</em></p>", text=why))
         return out
 
     def widget(self) -> Any:

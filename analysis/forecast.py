@@ -55,9 +55,9 @@ import pandas as pd
 
 from . import pipeline as pl
 from .catalog import build_catalog
-from .engine import _dims, metrics, with_dimensions
+from .engine import metrics, resolve_dims, with_dimensions
 from .errors import WorkbenchError
-from .funnel import FUNNEL_STEPS, NURTURING_K, PARKING_STEP, _passes
+from .funnel import FUNNEL_STEPS, NURTURING_K, PARKING_STEP, first_passes
 from .loading import Dataset
 from .periods import Period, grain_of, parse_period, period_of
 from .schema import STEPS
@@ -100,7 +100,7 @@ def _as_of(ds: Dataset, as_of: Any) -> Any:
 def _day(ds: Dataset, when: Any) -> date:
     """The calendar day of an as-of value (raises ForecastError for a bad value)."""
     try:
-        return pl._moment(ds, when, "as_of").day
+        return pl.as_moment(ds, when, "as_of").day
     except pl.PipelineError as err:
         raise ForecastError(str(err)) from None
 
@@ -192,12 +192,12 @@ def _query_snapshots(ds: Dataset, snapshots: Sequence[date]) -> pd.DataFrame:
         "_snap": pd.to_datetime(list(snapshots)).date,
         "_bound": pd.to_datetime([s + timedelta(days=1) for s in snapshots]),
     })).cast({"_snap": "date", "_bound": "timestamp"})
-    o = pl._deals(ds)
+    o = pl.deal_table(ds)
     o = o.select(_oid=o.opportunity_id, _created_at=o.created_at, _amount=o.amount, _status=o.status,
                  _closed_on=o._closed_on)
     d = o.cross_join(snaps)
     d = d.filter((d._created_at < d._bound) & (d._closed_on.isnull() | (d._closed_on > d._snap)))
-    h = pl._open_entries(ds)
+    h = pl.open_entries(ds)
     rank = h.step.substitute({s: i for i, s in enumerate(STEPS)}, else_=-1)
     h = h.mutate(_rank=rank)
     # the deal's earliest entry (used when nothing was entered by the snapshot)
@@ -324,7 +324,7 @@ def win_probabilities(ds: Dataset, *, as_of: Any = None) -> pd.DataFrame:
     day = _day(ds, when)
     cfg = ds.config.forecast
     since = _months_before(day, cfg.history_months)
-    o = pl._deals(ds)
+    o = pl.deal_table(ds)
     closed = o.filter(
         o.status.isin(list(pl.CLOSED)) & (o._closed_on <= ibis.literal(day)) & (o._closed_on > ibis.literal(since))
     )
@@ -411,7 +411,7 @@ def open_deals_forecast(
     """
     when = _as_of(ds, as_of)
     day = _day(ds, when)
-    by_list = _dims(ds, by)
+    by_list = resolve_dims(ds, by)
     grain = grain_of(grain)
     probs = win_probabilities(ds, as_of=when) if probabilities is None else probabilities
     deals = pl.pipeline_as_of(ds, when, by=by_list)
@@ -488,7 +488,7 @@ def weighted_pipeline(
     ("not available") for a group holding a deal of unknown probability (no closed deal in the
     history window at all).
     """
-    by_list = _dims(ds, by)
+    by_list = resolve_dims(ds, by)
     d = open_deals_forecast(ds, as_of=as_of, by=by_list, grain=grain) if deals is None else deals
     keys = ["close_period", *by_list, "category"]
     if d.empty:
@@ -967,7 +967,7 @@ def _analogous_windows(ds: Dataset, p: Period, day: date) -> list[Period]:
     older deals only when they were still open then, so the periods before it would see no
     wins); at most :data:`PERIODS_PER_YEAR` of them."""
     since = _months_before(day, ds.config.forecast.history_months)
-    o = pl._deals(ds)
+    o = pl.deal_table(ds)
     lo = o.aggregate(created=o._created.min(), closed=o._closed_on.min()).to_pyarrow().to_pylist()[0]
     first, first_close = lo["created"], lo["closed"]
     if first is None or first_close is None:
@@ -1139,7 +1139,7 @@ def simulate_outcome(
     if not isinstance(n_sims, int) or n_sims < 1:
         raise ForecastError(f"n={n!r} must be a whole number of simulations, at least 1")
     seed = cfg.seed if seed is None else seed
-    by_list = _dims(ds, by)
+    by_list = resolve_dims(ds, by)
     when = _default_outcome_as_of(ds, p) if as_of is None else as_of
     day = _day(ds, when)
     if day >= p.last_day:
@@ -1185,7 +1185,7 @@ def simulate_outcome(
         p_win = d_prob[None, :]
 
     # won to date
-    o = pl._deals(ds)
+    o = pl.deal_table(ds)
     won = o.filter((o.status == "won") & (o._closed_on >= ibis.literal(p.start)) & (o._closed_on <= ibis.literal(day)))
     won = with_dimensions(ds, won, "opportunities", by_list)
     won_df = won.select("amount", *by_list).to_pandas()
@@ -1335,7 +1335,7 @@ def _new_business_pool(ds: Dataset, p: Period, day: date, by: list[str]) -> tupl
     windows = _analogous_windows(ds, p, day)
     if not windows:
         return pd.DataFrame(columns=cols), []
-    o = pl._deals(ds)
+    o = pl.deal_table(ds)
     cond = ibis.literal(False)
     for q in windows:
         cond |= ((o._created >= ibis.literal(q.start + offset)) & (o._closed_on >= ibis.literal(q.start))
@@ -1437,7 +1437,7 @@ def outcome_backtest(
         need.update(w.start - timedelta(days=1) for w in _analogous_windows(ds, q, day))
     if ds.has("stage_history"):
         _snapshot_deals(ds, sorted(need))
-    o = pl._deals(ds)
+    o = pl.deal_table(ds)
     won = o.filter(o.status == "won").select("_created", "_closed_on", "amount").to_pandas()
     closed = pd.to_datetime(won._closed_on)
     created = pd.to_datetime(won._created)

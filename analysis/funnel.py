@@ -5,7 +5,7 @@ Every function takes a :class:`~analysis.loading.Dataset` and returns a tidy pan
 The row-level work over ``stage_history`` (millions of rows at scale) is done by the engine
 (ibis expressions run by DuckDB); only aggregated rows reach pandas. Two derived tables are
 computed once per dataset and reused: the ordered stage history (:func:`_history`) and each
-deal's first pass of each funnel step (:func:`_passes`).
+deal's first pass of each funnel step (:func:`first_passes`).
 
 Vocabulary
 ----------
@@ -35,7 +35,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 
-from .engine import _dims, with_dimensions, wilson_interval
+from .engine import resolve_dims, with_dimensions, wilson_interval
 from .errors import UnknownNameError, WorkbenchError
 from .loading import Dataset
 from .periods import Period, parse_period
@@ -145,7 +145,7 @@ def stage_funnel(
     by = _by(ds, by)
     shown = _steps(steps)
     p = _period(ds, period)
-    j = _passes(ds)
+    j = first_passes(ds)
     if p:
         j = j.filter(_within(j.pass_at, p))
     if by:
@@ -528,7 +528,7 @@ def _history(ds: Dataset) -> ibis.Table:
     return ds.cached("funnel__history", build)
 
 
-def _passes(ds: Dataset) -> ibis.Table:
+def first_passes(ds: Dataset) -> ibis.Table:
     """Each deal's first pass of each chain step, and its first entry into nurturing.
 
     Columns: opportunity_id, k (chain position 0-6, or 7 for nurturing), pass_at, advanced,
@@ -609,7 +609,7 @@ def _step_of(code: Any) -> Any:
 
 def _by(ds: Dataset, by: Sequence[str] | str | None) -> list[str]:
     """The ``by`` dimensions as a list, checked against the known dimensions."""
-    return _dims(ds, by)
+    return resolve_dims(ds, by)
 
 
 def _steps(steps: Sequence[str] | None) -> list[str]:

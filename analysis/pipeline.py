@@ -76,7 +76,7 @@ class PipelineError(WorkbenchError):
 
 
 @dataclass(frozen=True)
-class _Moment:
+class Moment:
     """A point in company-local time: rows at or before it (``bound`` exclusive for whole days)."""
 
     bound: datetime
@@ -92,8 +92,8 @@ class _Moment:
         return self.day.isoformat() if self.exclusive else self.bound.isoformat()
 
 
-def _moment(ds: Dataset, when: Any, what: str = "when") -> _Moment:
-    """``when`` (date, datetime, pandas Timestamp or ISO string) as a :class:`_Moment`.
+def as_moment(ds: Dataset, when: Any, what: str = "when") -> Moment:
+    """``when`` (date, datetime, pandas Timestamp or ISO string) as a :class:`Moment`.
 
     A date is the end of that day; a naive datetime is company-local wall time; an aware one is
     converted to the company time zone.
@@ -112,9 +112,9 @@ def _moment(ds: Dataset, when: Any, what: str = "when") -> _Moment:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(ZoneInfo(ds.config.timezone)).replace(tzinfo=None)
-        return _Moment(value, False, value.date())
+        return Moment(value, False, value.date())
     if isinstance(value, date):
-        return _Moment(datetime.combine(value + timedelta(days=1), datetime.min.time()), True, value)
+        return Moment(datetime.combine(value + timedelta(days=1), datetime.min.time()), True, value)
     raise PipelineError(f"{what}={when!r} is not a date or datetime; pass datetime.date(2025, 6, 30) or '2025-06-30'")
 
 
@@ -130,7 +130,7 @@ def _by(by: Sequence[str] | str | None) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
 
 
-def _deals(ds: Dataset) -> ibis.Table:
+def deal_table(ds: Dataset) -> ibis.Table:
     """Opportunities as the metric engine sees them (reporting-currency amounts, ``cycle_days``),
     restricted to placeable deals, with ``_created`` (creation date) and ``_closed_on`` (the
     effective close date; NULL while open)."""
@@ -146,7 +146,7 @@ def _deals(ds: Dataset) -> ibis.Table:
     return o.mutate(_created=created, _closed_on=closed_on)
 
 
-def _open_at(o: ibis.Table, m: _Moment) -> Any:
+def _open_at(o: ibis.Table, m: Moment) -> Any:
     """Open as of moment ``m``: created at or before it, not closed on or before its day."""
     return m.at_or_before(o.created_at) & (o._closed_on.isnull() | (o._closed_on > ibis.literal(m.day)))
 
@@ -174,7 +174,7 @@ def _execute(t: ibis.Table, keys: list[str], **aggs: Any) -> pd.DataFrame:
 # -- pipeline as of a past moment ------------------------------------------------------------------
 
 
-def _open_entries(ds: Dataset) -> ibis.Table:
+def open_entries(ds: Dataset) -> ibis.Table:
     """stage_history entries into open stages (closed stages skipped), with a known time.
 
     Materialized once per dataset: the canonical view re-derives every column from the files on
@@ -189,13 +189,13 @@ def _open_entries(ds: Dataset) -> ibis.Table:
     return ds.cached("pipeline_open_entries", build)
 
 
-def _as_of_table(ds: Dataset, when: Any, by: list[str]) -> tuple[ibis.Table, _Moment]:
-    m = _moment(ds, when)
-    o = _deals(ds)
+def _as_of_table(ds: Dataset, when: Any, by: list[str]) -> tuple[ibis.Table, Moment]:
+    m = as_moment(ds, when)
+    o = deal_table(ds)
     o = o.filter(_open_at(o, m))
     cols: dict[str, Any] = {}
     if ds.has("stage_history"):
-        h = _open_entries(ds)
+        h = open_entries(ds)
         ids = o.select(_hid=o.opportunity_id)
         h = h.semi_join(ids, h.opportunity_id == ids._hid)
         before = m.at_or_before(h.entered_at)
@@ -334,7 +334,7 @@ def open_pipeline_by_close_period(
     grain = grain_of(grain)
     if as_of is None:
         day = ds.last_date()
-        o = _deals(ds)
+        o = deal_table(ds)
         o = o.filter(o.status == "open")
         o = with_dimensions(ds, o, "opportunities", by)
     else:
@@ -474,9 +474,9 @@ def pipeline_waterfall(ds: Dataset, period: str | Period, *, by: Sequence[str] |
     """
     p = _period(ds, period)
     by = _by(by)
-    o = _deals(ds)
-    before_start = _moment(ds, p.start - timedelta(days=1))
-    at_end = _moment(ds, p.last_day)
+    o = deal_table(ds)
+    before_start = as_moment(ds, p.start - timedelta(days=1))
+    at_end = as_moment(ds, p.last_day)
     start = _open_at(o, before_start)
     end = _open_at(o, at_end)
     created = (o._created >= ibis.literal(p.start)) & (o._created < ibis.literal(p.end))
@@ -554,8 +554,8 @@ def _assert_reconciles(frame: pd.DataFrame, by: list[str], label: str) -> None:
 def _cycle_counts(ds: Dataset, period: str | Period | None, by: list[str], as_of: Any) -> pd.DataFrame:
     """Deals of the cohort counted per group and observed duration: ``_days``, ``_n``, ``events``
     (won by the as-of day), ``_lost`` (lost by then). One aggregate query."""
-    day = _moment(ds, as_of, "as_of").day if as_of is not None else ds.last_date()
-    o = _deals(ds)
+    day = as_moment(ds, as_of, "as_of").day if as_of is not None else ds.last_date()
+    o = deal_table(ds)
     o = o.filter(o._created <= ibis.literal(day))
     if period is not None:
         p = _period(ds, period)

@@ -745,10 +745,10 @@ def plan_view(frame: pd.DataFrame) -> list[Any]:
     """Static display objects of a plan: the summary sentence, the chart and the table."""
     from . import charts
 
-    out: list[Any] = [charts.HTMLBlock(f"<p>{charts._esc(summary(frame))}</p>", text=summary(frame)),
+    out: list[Any] = [charts.HTMLBlock(f"<p>{charts.esc(summary(frame))}</p>", text=summary(frame)),
                       charts.show(plan_chart(frame)), plan_table(frame)]
     for step, why in frame.attrs.get("unavailable", {}).items():
-        out.append(charts.HTMLBlock(f"<p><em>{charts._esc(step)}: {charts._esc(why)}</em></p>", text=why))
+        out.append(charts.HTMLBlock(f"<p><em>{charts.esc(step)}: {charts.esc(why)}</em></p>", text=why))
     return out
 
 

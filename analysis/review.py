@@ -89,7 +89,7 @@ class Review:
             return self.ds.config.name or "Company"
         if self.scope == "team":
             return f"Team {self.scope_value}"
-        return f"Rep {self._rep_name(self.scope_value)}"
+        return f"Rep {self.rep_name(self.scope_value)}"
 
     @property
     def title(self) -> str:
@@ -104,7 +104,7 @@ class Review:
     def rep_names(self) -> dict[str, str]:
         return dict(zip(self.reps.rep_id, self.reps.name))
 
-    def _rep_name(self, rep_id: str | None) -> str:
+    def rep_name(self, rep_id: str | None) -> str:
         return str(self.rep_names.get(rep_id, rep_id))
 
     def fmt(self, metric_id: str, value: Any) -> str:
@@ -210,12 +210,12 @@ def setup(
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _p(text: str) -> charts.HTMLBlock:
+def paragraph(text: str) -> charts.HTMLBlock:
     """A paragraph of generated narrative (escaped)."""
     return charts.HTMLBlock(f'<p class="narrative">{html.escape(text)}</p>', text=text)
 
 
-def _table(df: pd.DataFrame, **kw: Any) -> charts.HTMLBlock:
+def html_table(df: pd.DataFrame, **kw: Any) -> charts.HTMLBlock:
     return charts.table(df.reset_index(drop=True), index=False, **kw)
 
 
@@ -226,7 +226,7 @@ def cover(r: Review) -> list[Any]:
     return [charts.HTMLBlock(f'<p class="subtitle"><strong>{html.escape(text)}</strong></p>', text=text)]
 
 
-def _note(text: str) -> charts.HTMLBlock:
+def note_block(text: str) -> charts.HTMLBlock:
     return charts.HTMLBlock(f'<p class="note"><em>{html.escape(text)}</em></p>', text=text)
 
 
@@ -290,8 +290,8 @@ def headline(r: Review) -> list[Any]:
     )
     if "quota_attainment" in c.index and not pd.isna(c.loc["quota_attainment", "value"]):
         sentence += f" That is {r.fmt('quota_attainment', c.loc['quota_attainment', 'value'])} of the revenue target."
-    out.append(_p(sentence))
-    out.append(_p(_win_rate_sentence(r, c.loc["win_rate"])))
+    out.append(paragraph(sentence))
+    out.append(paragraph(_win_rate_sentence(r, c.loc["win_rate"])))
     return out
 
 
@@ -319,7 +319,7 @@ def _win_rate_sentence(r: Review, row: pd.Series) -> str:
     return text + "."
 
 
-def _heading(text: str) -> charts.HTMLBlock:
+def heading_block(text: str) -> charts.HTMLBlock:
     """A section heading emitted by a section that appears only in some scopes."""
     anchor = html.escape("-".join(text.split()), quote=True)  # the id nbconvert gives a Markdown heading
     return charts.HTMLBlock(f'<h2 id="{anchor}">{html.escape(text)}</h2>', text=text)
@@ -340,13 +340,13 @@ def peer_benchmarks(r: Review) -> list[Any]:
     """
     if r.scope != "rep":
         return []
-    out: list[Any] = [_heading("You against your peers")]
+    out: list[Any] = [heading_block("You against your peers")]
     reps = active_reps(r)
     me = r.reps[r.reps.rep_id == r.scope_value].iloc[0]
     role = me.role if "role" in r.reps and not pd.isna(me.role) else None
     peers = reps[(reps.rep_id != r.scope_value) & ((reps.role == role) if role is not None else True)]
     if len(peers) < 3:
-        return out + [_note(f"Fewer than 3 peers{' with role ' + str(role) if role else ''} in {r.period.label}: "
+        return out + [note_block(f"Fewer than 3 peers{' with role ' + str(role) if role else ''} in {r.period.label}: "
                             "no benchmark is shown, so no one can be identified.")]
     ids = [m for m in PEER_METRICS if m in r.catalog]
     df = metrics(r.ds, ids, by="rep_id", grain=r.period.grain, periods=[r.period],
@@ -375,13 +375,13 @@ def peer_benchmarks(r: Review) -> list[Any]:
         rows.append({"Metric": m.label, "You": m.fmt(you), "Peer median": m.fmt(median),
                      "Top quartile": m.fmt(top), "Where you stand": stand})
     if not rows:
-        return out + [_note(f"No figures to compare in {r.period.label}.")]
+        return out + [note_block(f"No figures to compare in {r.period.label}.")]
     table = pd.DataFrame(rows)
     ahead = int(table["Where you stand"].isin(["top quartile", "above median"]).sum())
     who = f"the {len(peers)} other {role}s" if role else f"the {len(peers)} other reps"
-    out.append(_p(f"{r._rep_name(r.scope_value)} is at or above the peer median on {ahead} of {len(table)} "
+    out.append(paragraph(f"{r.rep_name(r.scope_value)} is at or above the peer median on {ahead} of {len(table)} "
                   f"measures in {r.period.label}, against {who} employed in the period."))
-    out.append(_table(table, caption="Peers are anonymous: median and top quartile (the best 25%; for cycle "
+    out.append(html_table(table, caption="Peers are anonymous: median and top quartile (the best 25%; for cycle "
                                      "length, the shortest) of reps in the same role."))
     return out
 
@@ -412,21 +412,21 @@ def revenue_trend(r: Review) -> list[Any]:
 def attainment(r: Review) -> list[Any]:
     """Quota attainment by rep (company and team scope) or the rep's own."""
     if not r.ds.has("quotas"):
-        return [_note("No quotas table: attainment is not available.")]
+        return [note_block("No quotas table: attainment is not available.")]
     by = "rep_id"
     df = metrics(r.ds, ["revenue", "revenue_target", "quota_attainment", "deals_won"], by=by,
                  grain=r.period.grain, periods=[r.period], filters=r.filters, catalog=r.catalog)
     df = df[df.revenue_target.notna()].copy()
     if df.empty:
-        return [_note(f"No revenue quotas for {r.period.label}.")]
+        return [note_block(f"No revenue quotas for {r.period.label}.")]
     reps = r.reps[["rep_id", "name", "team"]]
     df = df.merge(reps, on="rep_id", how="left").sort_values("quota_attainment", ascending=False)
     hit = int((df.quota_attainment >= 1).sum())
-    out = [_p(f"{hit} of {len(df)} reps with a quota reached it in {r.period.label}.")]
+    out = [paragraph(f"{hit} of {len(df)} reps with a quota reached it in {r.period.label}.")]
     table = df[["name", "team", "revenue", "revenue_target", "quota_attainment", "deals_won"]].rename(
         columns={"name": "Rep", "team": "Team", "revenue": "Revenue", "revenue_target": "Target",
                  "quota_attainment": "Attainment", "deals_won": "Deals won"})
-    out.append(_table(table, formats={"Revenue": "{:,.0f}", "Target": "{:,.0f}", "Attainment": "{:.0%}"},
+    out.append(html_table(table, formats={"Revenue": "{:,.0f}", "Target": "{:,.0f}", "Attainment": "{:.0%}"},
                             caption=f"Revenue quota attainment by rep, {r.period.label}"))
     if r.scope != "rep" and len(df) > 1:
         chart = alt.Chart(df.assign(att=df.quota_attainment.astype(float), rep=df.name)).mark_bar().encode(
@@ -447,10 +447,10 @@ def breakdown(r: Review, dim: str) -> list[Any]:
                  catalog=r.catalog)
     gone = [m for m in BREAKDOWN if m in df.attrs.get("unavailable", {})]
     if len(gone) == len(BREAKDOWN):
-        return [_note(f"Not available by {dim}: {df.attrs['unavailable'][BREAKDOWN[0]]}.")]
+        return [note_block(f"Not available by {dim}: {df.attrs['unavailable'][BREAKDOWN[0]]}.")]
     df = df[df.deals_won.fillna(0) + df.win_rate_denominator.fillna(0) > 0].copy()
     if df.empty:
-        return [_note(f"No deals closed in {r.period.label}.")]
+        return [note_block(f"No deals closed in {r.period.label}.")]
     df[dim] = df[dim].fillna("(none)")
     df = df.sort_values("revenue", ascending=False)
     df["win_rate_ci"] = [
@@ -465,9 +465,9 @@ def breakdown(r: Review, dim: str) -> list[Any]:
         "win_rate": "Win rate", "win_rate_ci": "95% interval", "win_rate_denominator": "Closed",
         "avg_deal_size": "Avg deal", "sales_cycle_days": "Cycle (d)"})
     top = df.iloc[0]
-    out = [_p(f"{top[dim]} brought the most revenue ({r.fmt('revenue', top.revenue)}), "
+    out = [paragraph(f"{top[dim]} brought the most revenue ({r.fmt('revenue', top.revenue)}), "
               f"with a win rate of {r.fmt('win_rate', top.win_rate)} over {int(top.win_rate_denominator)} closed deals.")]
-    out.append(_table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
+    out.append(html_table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
                                             "Cycle (d)": "{:.0f}", "Closed": "{:,.0f}"},
                             caption=f"Outcomes by {dim.replace('_', ' ')}, {r.period.label}"))
     return out
@@ -480,7 +480,7 @@ def activity(r: Review) -> list[Any]:
                  catalog=r.catalog)
     why = df.attrs.get("unavailable", {})
     if all(m in why for m in ACTIVITY):
-        return [_note(f"Activity metrics are not available: {why[ACTIVITY[0]]}.")]
+        return [note_block(f"Activity metrics are not available: {why[ACTIVITY[0]]}.")]
     df = df[df[by].notna()]
     if by == "rep_id":
         df = df.assign(rep_id=df.rep_id.map(lambda x: r.rep_names.get(x, x)))
@@ -488,12 +488,12 @@ def activity(r: Review) -> list[Any]:
     labels = {m: r.catalog.get(m).label for m in cols}
     table = df[[by, *cols]].rename(columns={by: by.replace("_id", "").capitalize(), **labels})
     formats = {labels[m]: r.catalog.get(m).display_format for m in cols}
-    out = [_table(table, formats=formats, caption=f"Activity per rep, {r.period.label}")]
+    out = [html_table(table, formats=formats, caption=f"Activity per rep, {r.period.label}")]
     bench = {**r.ds.config.benchmarks}
     if bench:
         rows = [(r.catalog.get(k).label, v) for k, v in bench.items() if k in r.catalog]
         if rows:
-            out.append(_table(pd.DataFrame(rows, columns=["Metric", "Benchmark"]), caption="Benchmarks (config)"))
+            out.append(html_table(pd.DataFrame(rows, columns=["Metric", "Benchmark"]), caption="Benchmarks (config)"))
     return out
 
 
@@ -504,14 +504,14 @@ def customers(r: Review) -> list[Any]:
                  catalog=r.catalog)
     df = df[df.customer_type.notna()]
     if df.empty or df.revenue.sum() == 0:
-        return [_note("No won deals with an account in this period.")]
+        return [note_block("No won deals with an account in this period.")]
     total = df.revenue.sum()
     new = df[df.customer_type == "new"].revenue.sum()
-    out = [_p(f"New customers brought {new / total:.0%} of revenue; existing customers {1 - new / total:.0%}.")]
+    out = [paragraph(f"New customers brought {new / total:.0%} of revenue; existing customers {1 - new / total:.0%}.")]
     table = df[["customer_type", *ids]].rename(columns={
         "customer_type": "Customer", "revenue": "Revenue", "deals_won": "Won", "win_rate": "Win rate",
         "avg_deal_size": "Avg deal", "sales_cycle_days": "Cycle (d)"})
-    out.append(_table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
+    out.append(html_table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
                                             "Cycle (d)": "{:.0f}"},
                             caption="A deal is from an existing customer when its account had won a deal before the deal was created."))
     return out
@@ -520,12 +520,12 @@ def customers(r: Review) -> list[Any]:
 def data_quality(r: Review) -> list[Any]:
     """The data-quality appendix: rows read and every finding."""
     report = r.ds.quality(thorough=False)
-    out = [_p(f"{sum(report.rows.values()):,} rows read from {len(report.rows)} tables; "
+    out = [paragraph(f"{sum(report.rows.values()):,} rows read from {len(report.rows)} tables; "
               f"{sum(f.count for f in report.findings if f.severity == 'problem'):,} problem rows flagged.")]
-    out.append(_table(report.summary(), caption="Rows read and problems per table"))
+    out.append(html_table(report.summary(), caption="Rows read and problems per table"))
     if report.findings:
         f = report.to_frame()[["table", "title", "column", "severity", "count", "message", "examples"]]
-        out.append(_table(f, caption="Findings (see python -m analysis validate for details)"))
+        out.append(html_table(f, caption="Findings (see python -m analysis validate for details)"))
     return out
 
 
@@ -534,7 +534,7 @@ def glossary(r: Review) -> list[Any]:
     g = r.catalog.to_frame()[["label", "id", "formula", "unit", "direction", "kind"]]
     g = g.rename(columns={"label": "Metric", "id": "Id", "formula": "Definition", "unit": "Unit",
                           "direction": "Better", "kind": "Kind"})
-    return [_table(g, caption=f"Metric catalog version {r.catalog.version}")]
+    return [html_table(g, caption=f"Metric catalog version {r.catalog.version}")]
 
 
 def provenance(r: Review) -> list[Any]:
@@ -555,7 +555,7 @@ def provenance(r: Review) -> list[Any]:
         ("Computed at", datetime.now().astimezone().isoformat(timespec="seconds")),
         ("Computation time", f"{time.time() - r.started:.1f} s"),
     ]
-    return [_table(pd.DataFrame(rows, columns=["", "Value"]), caption="How this report was made")]
+    return [html_table(pd.DataFrame(rows, columns=["", "Value"]), caption="How this report was made")]
 
 
 # -- rendering ---------------------------------------------------------------------------------------
@@ -620,8 +620,8 @@ def losses_section(r: Review) -> list[Any]:
 
     la = _in_scope(losses.loss_analysis(r.ds, r.period, by=_scope_by(r)), r)
     if la.empty or la.lost_deals.sum() == 0:
-        return [_note(f"No deals were lost in {r.period.label}.")]
-    out: list[Any] = [_p(losses.top_loss_pattern(la))]
+        return [note_block(f"No deals were lost in {r.period.label}.")]
+    out: list[Any] = [paragraph(losses.top_loss_pattern(la))]
     out.append(charts.show(figures.loss_reasons_chart(la), caption="A missing loss reason is its own category."))
     by_step = (_in_scope(losses.loss_analysis(r.ds, r.period, by=["step", *(_scope_by(r) or [])]), r)
                if r.ds.has("stage_history") else None)
@@ -631,7 +631,7 @@ def losses_section(r: Review) -> list[Any]:
         pivot = pivot.loc[pivot.sum(axis=1) > 0]
         pivot.index = [figures.step_label(s) for s in pivot.index]
         pivot.columns = [str(c).replace("_", " ") for c in pivot.columns]
-        out.append(_table(pivot.reset_index().rename(columns={"index": "Lost at step"}),
+        out.append(html_table(pivot.reset_index().rename(columns={"index": "Lost at step"}),
                           caption="Lost deals by the furthest step they reached and the reason given"))
     return out
 
@@ -642,20 +642,20 @@ def engagement_section(r: Review) -> list[Any]:
 
     why = _missing(r, "activities")
     if why:
-        return [_note(why)]
+        return [note_block(why)]
     eng = _in_scope(losses.engagement(r.ds, r.period, by=_scope_by(r)), r)
     if eng.empty:
-        return [_note(f"No deals closed in {r.period.label}.")]
+        return [note_block(f"No deals closed in {r.period.label}.")]
     cmp = losses.won_vs_lost(eng)
     out: list[Any] = []
     head = cmp[(cmp.activity_type == "all")]
     for _, row in head.iterrows():
-        out.append(_p(str(row.verdict)))
+        out.append(paragraph(str(row.verdict)))
     out.append(charts.show(figures.engagement_chart(eng), caption="Activities linked to the deal, logged up to its close date."))
     table = cmp[["activity_type", "measure", "won_mean", "lost_mean", "difference", "ci_low", "ci_high"]].rename(columns={
         "activity_type": "Type", "measure": "Measure", "won_mean": "Won", "lost_mean": "Lost",
         "difference": "Difference", "ci_low": "95% CI low", "ci_high": "95% CI high"})
-    out.append(_table(table, formats={c: "{:,.2f}" for c in ("Won", "Lost", "Difference", "95% CI low", "95% CI high")},
+    out.append(html_table(table, formats={c: "{:,.2f}" for c in ("Won", "Lost", "Difference", "95% CI low", "95% CI high")},
                       caption="Won vs lost deals: mean per deal, difference and its 95% interval (Welch)"))
     return out
 
@@ -666,13 +666,13 @@ def lead_funnel_section(r: Review) -> list[Any]:
 
     why = _missing(r, "leads")
     if why:
-        return [_note(why)]
+        return [note_block(why)]
     lf = _in_scope(losses.lead_funnel(r.ds, r.period, by=_scope_by(r)), r)
     if lf.empty or lf.leads.max() == 0:
-        return [_note(f"No leads arrived in {r.period.label}.")]
+        return [note_block(f"No leads arrived in {r.period.label}.")]
     total = lf[lf.stage == "lead"].leads.sum()
     won = lf[lf.stage == "won"].leads.sum()
-    out: list[Any] = [_p(f"{int(total):,} leads arrived in {r.period.label}; {int(won):,} of them "
+    out: list[Any] = [paragraph(f"{int(total):,} leads arrived in {r.period.label}; {int(won):,} of them "
                          f"({won / total:.1%}) have become won deals so far.")]
     by_source = _in_scope(losses.lead_funnel(r.ds, r.period, by=["source", *(_scope_by(r) or [])]), r)
     wide = by_source.pivot_table(index="source", columns="stage", values="leads", aggfunc="sum")
@@ -681,7 +681,7 @@ def lead_funnel_section(r: Review) -> list[Any]:
     wide["to opportunity"] = wide["opportunity"] / wide["lead"]
     wide["median response (min)"] = resp.median_response_minutes
     wide["never answered"] = resp.unanswered
-    out.append(_table(wide.reset_index(), formats={"to opportunity": "{:.0%}", "median response (min)": "{:,.0f}"},
+    out.append(html_table(wide.reset_index(), formats={"to opportunity": "{:.0%}", "median response (min)": "{:,.0f}"},
                       caption="Lead funnel by source (cohort of leads created in the period)"))
     return out
 
@@ -704,18 +704,18 @@ def pipeline_section(r: Review) -> list[Any]:
 
     wf = _in_scope(pipeline.pipeline_waterfall(r.ds, r.period, by=_scope_by(r)), r)
     if wf.empty:
-        return [_note("No pipeline in this period.")]
+        return [note_block("No pipeline in this period.")]
     row = wf.iloc[0]
     cur = r.ds.config.currency
     text = (f"Open pipeline went from {row.start:,.0f} ({int(row.start_deals):,} deals) to {row.end:,.0f} "
             f"({int(row.end_deals):,} deals): {row.created:,.0f} was created, {row.won:,.0f} won and "
             f"{row['lost']:,.0f} lost.")
-    out: list[Any] = [_p(text), charts.show(figures.waterfall_chart(wf, currency=cur),
+    out: list[Any] = [paragraph(text), charts.show(figures.waterfall_chart(wf, currency=cur),
                                             caption="Start + created - won - lost = end; checked to the cent.")]
     snap = pipeline.pipeline_by_step(r.ds, min(r.period.last_day, r.ds.last_date()), by=_scope_by(r))
     snap = _in_scope(snap, r)
     snap = snap[snap.deals > 0].assign(step=lambda d: d.step.map(figures.step_label))
-    out.append(_table(snap.rename(columns={"step": "Step", "deals": "Open deals", "amount": "Amount"}),
+    out.append(html_table(snap.rename(columns={"step": "Step", "deals": "Open deals", "amount": "Amount"}),
                       formats={"Amount": "{:,.0f}"},
                       caption=f"Open pipeline by step at the end of {r.period.label} (reconstructed from stage history)"))
     return out
@@ -727,7 +727,7 @@ def cycle_section(r: Review) -> list[Any]:
 
     summary = _in_scope(pipeline.cycle_summary(r.ds, period=r.period, by=_scope_by(r)), r)
     if summary.empty or not summary.won_deals.fillna(0).sum():
-        return [_note(f"No deals were won in {r.period.label}.")]
+        return [note_block(f"No deals were won in {r.period.label}.")]
     s = summary.iloc[0]
     text = (f"Deals won in {r.period.label} took {s.mean_days:.0f} days on average (median {s.median_days:.0f}). "
             f"Of the {int(s.cohort_deals):,} deals created in the period, {s.share_won:.0%} are won so far; "
@@ -735,7 +735,7 @@ def cycle_section(r: Review) -> list[Any]:
             f"{s.km_median_days:.0f} days." if pd.notna(s.km_median_days) else
             f"Deals won in {r.period.label} took {s.mean_days:.0f} days on average (median {s.median_days:.0f}).")
     km = _in_scope(pipeline.cycle_survival(r.ds, period=r.period, by=_scope_by(r)), r)
-    out: list[Any] = [_p(text)]
+    out: list[Any] = [paragraph(text)]
     if not km.empty:
         out.append(charts.show(figures.survival_chart(km), caption="Kaplan-Meier: share of deals created in the "
                                                                    "period not yet won after N days; lost and open deals are censored."))
@@ -748,12 +748,12 @@ def funnel_section(r: Review) -> list[Any]:
 
     why = _missing(r, "stage_history")
     if why:
-        return [_note(why)]
+        return [note_block(why)]
     f = _in_scope(funnel.stage_funnel(r.ds, r.period, by=_scope_by(r)), r)
     if f.empty or f.entered.fillna(0).sum() == 0:
-        return [_note(f"No deal entered a funnel step in {r.period.label}.")]
+        return [note_block(f"No deal entered a funnel step in {r.period.label}.")]
     leak = funnel.biggest_leak(f)
-    out: list[Any] = [_p(f"{leak['text']}.")]
+    out: list[Any] = [paragraph(f"{leak['text']}.")]
     out.append(charts.show(figures.funnel_chart(f), caption="Cohort: deals that entered (or skipped past) each step "
                                                            "in the period; advanced = reached a later step at any time."))
     table = f.assign(step=f.step.map(figures.step_label))[
@@ -761,18 +761,18 @@ def funnel_section(r: Review) -> list[Any]:
     ].rename(columns={"step": "Step", "entered": "Entered", "advanced": "Advanced", "won": "Won", "lost": "Lost",
                       "open": "Still open", "conversion": "Advanced %", "conversion_low": "95% low",
                       "conversion_high": "95% high"})
-    out.append(_table(table, formats={"Advanced %": "{:.0%}", "95% low": "{:.0%}", "95% high": "{:.0%}"},
+    out.append(html_table(table, formats={"Advanced %": "{:.0%}", "95% low": "{:.0%}", "95% high": "{:.0%}"},
                       caption=f"Stage funnel, {r.period.label} (lost / still open: deals that stopped at that step)"))
     _, summary = funnel.transitions(r.ds, period=r.period)
     if summary.get("out_of_order_share") is not None:
-        out.append(_p(f"{summary['out_of_order_share']:.0%} of the deals that moved in {r.period.label} broke the "
+        out.append(paragraph(f"{summary['out_of_order_share']:.0%} of the deals that moved in {r.period.label} broke the "
                       f"stage order ({summary['skips']:,} skipped steps, {summary['backward']:,} moves back, "
                       f"{summary['reopened']:,} re-opened deals)."))
     snap = _in_scope(funnel.funnel_snapshot(r.ds, as_of=min(r.period.last_day, r.ds.last_date()), by=_scope_by(r)), r)
     if not snap.empty:
         label = snap.attrs.get("label", "Snapshot of open deals")
         snap = snap.assign(step=snap.step.map(figures.step_label))
-        out.append(_table(snap.rename(columns={"step": "Step", "deals": "Open deals", "amount": "Amount"}),
+        out.append(html_table(snap.rename(columns={"step": "Step", "deals": "Open deals", "amount": "Amount"}),
                           formats={"Amount": "{:,.0f}"}, caption=label))
     return out
 
@@ -783,7 +783,7 @@ def stage_time_section(r: Review) -> list[Any]:
 
     why = _missing(r, "stage_history")
     if why:
-        return [_note(why)]
+        return [note_block(why)]
     tis = funnel.time_in_stage(r.ds, period=r.period)
     out: list[Any] = []
     if not tis.empty and tis.n.fillna(0).sum():
@@ -795,9 +795,9 @@ def stage_time_section(r: Review) -> list[Any]:
         keep = set(r.reps[r.reps.team == r.scope_value].rep_id) if r.scope == "team" else {r.scope_value}
         stalled = stalled[stalled.rep_id.isin(keep)]
     if stalled.empty:
-        out.append(_p(f"No open deal has been in its step longer than usual as of {as_of}."))
+        out.append(paragraph(f"No open deal has been in its step longer than usual as of {as_of}."))
         return out
-    out.append(_p(f"{len(stalled):,} open deals ({stalled.amount.sum():,.0f} {r.ds.config.currency}) have been in "
+    out.append(paragraph(f"{len(stalled):,} open deals ({stalled.amount.sum():,.0f} {r.ds.config.currency}) have been in "
                   f"their step longer than {r.ds.config.stalled_quantile:.0%} of past deals as of {as_of}."))
     out.append(figures.stalled_table(stalled, r.rep_names))
     return out

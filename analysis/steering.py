@@ -19,7 +19,7 @@ from . import forecast as fc
 from . import plan as planning
 from . import scorecard as sc
 from .outlook import Outlook, period_outlook
-from .review import Review, _heading, _note, _p, _table
+from .review import Review, heading_block, html_table, note_block, paragraph
 
 #: Simulations per outcome in a review (the quantiles move by well under 1% from 10,000), and the
 #: cap on simulations x open deals that keeps a 100,000-deal pipeline to about 1,000 runs.
@@ -53,12 +53,12 @@ def _names_public(r: Review) -> bool:
 def forecast_section(r: Review) -> list[Any]:
     """The next period: time-series forecast with its backtest, weighted pipeline, simulated outcome."""
     if not r.ds.has("opportunities"):
-        return [_note("No opportunities table: no forecast.")]
+        return [note_block("No opportunities table: no forecast.")]
     o = _outlook(r)
     nxt = o.period.label
     out: list[Any] = []
     if r.scope == "company":
-        out += [_p(s) for s in o.sentences]
+        out += [paragraph(s) for s in o.sentences]
         if o.series is not None:
             best = o.series.best
             bt = o.series.backtest[o.series.backtest.model == o.series.winner]
@@ -70,7 +70,7 @@ def forecast_section(r: Review) -> list[Any]:
                          f"model's forecast with its {o.series.interval:.0%} interval; hollow points: its one-step-ahead "
                          "forecasts of past periods (the backtest).")))
             acc = o.series.accuracy.assign(model=lambda d: d.model.str.replace("_", " "))
-            out.append(_table(acc[["model", "periods", "mape", "bias", "is_winner"]].rename(columns={
+            out.append(html_table(acc[["model", "periods", "mape", "bias", "is_winner"]].rename(columns={
                 "model": "Model", "periods": "Backtest periods", "mape": "MAPE", "bias": "Bias", "is_winner": "Winner"}),
                 formats={"MAPE": "{:.1%}", "Bias": "{:+.1%}"},
                 caption="Rolling backtest: each past period forecast from the periods before it. MAPE: mean absolute "
@@ -86,13 +86,13 @@ def forecast_section(r: Review) -> list[Any]:
                         "show how often the actual fell between P10 and P90."))
             if o.replay is not None and len(o.replay):
                 rp = o.replay[["period", "actual", "p10", "p50", "p90", "inside"]]
-                out.append(_table(rp.rename(columns={"period": "Period", "actual": "Actual", "inside": "Inside P10-P90"}),
+                out.append(html_table(rp.rename(columns={"period": "Period", "actual": "Actual", "inside": "Inside P10-P90"}),
                                   formats={c: "{:,.0f}" for c in ("Actual", "p10", "p50", "p90")},
                                   caption="The simulation replayed on past periods, each as of the day before it started."))
             teams = o.simulation.groups.get("team")
             if teams is not None and teams.target.notna().any():
                 t = teams[teams.target.notna()]
-                out.append(_table(t[["team", "target", "p10", "p50", "p90", "p_reach_target"]].rename(columns={
+                out.append(html_table(t[["team", "target", "p10", "p50", "p90", "p_reach_target"]].rename(columns={
                     "team": "Team", "target": "Quota", "p_reach_target": "Chance of quota"}),
                     formats={"Quota": "{:,.0f}", "p10": "{:,.0f}", "p50": "{:,.0f}", "p90": "{:,.0f}",
                              "Chance of quota": "{:.0%}"},
@@ -110,9 +110,9 @@ def forecast_section(r: Review) -> list[Any]:
                     f"(P10 {_money(r, x.p10)}, P90 {_money(r, x.p90)})")
             if pd.notna(x.target):
                 text += f"; {x.p_reach_target:.0%} chance of reaching the {_money(r, x.target)} quota"
-            out.insert(0, _p(text + "."))
+            out.insert(0, paragraph(text + "."))
     if not out:
-        out.append(_note(f"No open deals or history for {r.scope_label} to forecast {nxt}."))
+        out.append(note_block(f"No open deals or history for {r.scope_label} to forecast {nxt}."))
     return out
 
 
@@ -126,11 +126,11 @@ def _pipeline_table(r: Review, o: Outlook) -> list[Any]:
         pipe = pipe[pipe.close_period == nxt].groupby("category", sort=False)[["deals", "amount", "weighted"]].sum()
         pipe = pipe.reset_index()
     if pipe.empty:
-        return [_note(f"No open deals are expected to close in {nxt}.")]
+        return [note_block(f"No open deals are expected to close in {nxt}.")]
     table = pipe[["category", "deals", "amount", "weighted"]].assign(
         category=lambda d: d.category.map({"commit": "Commit", "best_case": "Best case", "pipeline": "Pipeline"}))
     th = r.ds.config.forecast
-    return [_table(table.rename(columns={"category": "Category", "deals": "Deals", "amount": "Amount",
+    return [html_table(table.rename(columns={"category": "Category", "deals": "Deals", "amount": "Amount",
                                          "weighted": "Weighted"}),
                    formats={"Amount": "{:,.0f}", "Weighted": "{:,.0f}"},
                    caption=(f"Open deals expected to close in {nxt}, as of {o.as_of}: commit when the step's learned "
@@ -146,13 +146,13 @@ def plan_section(r: Review) -> list[Any]:
     nxt = r.period.next()
     target, source = _next_target(r, nxt)
     if target is None or not target > 0:
-        return [_note(f"No revenue target or forecast for {nxt.label}: no plan.")]
+        return [note_block(f"No revenue target or forecast for {nxt.label}: no plan.")]
     try:
         frame = planning.plan(r.ds, target, nxt)
     except planning.PlanError as err:
-        return [_note(f"No plan for {nxt.label}: {err}")]
+        return [note_block(f"No plan for {nxt.label}: {err}")]
     whose = "The company plan" if r.scope != "company" else "The plan"
-    out: list[Any] = [_p(f"{whose} below works back from {source} of {_money(r, target)} for {nxt.label}.")]
+    out: list[Any] = [paragraph(f"{whose} below works back from {source} of {_money(r, target)} for {nxt.label}.")]
     out += planning.plan_view(frame)
     return out
 
@@ -179,25 +179,25 @@ def scorecard_section(r: Review) -> list[Any]:
     """Leaderboard (company and team reviews) or the rep's own scorecard (rep reviews)."""
     board = sc.leaderboard(r.ds, r.period, catalog=r.catalog)
     if board.empty:
-        return [_note(f"No rep to score in {r.period.label}.")]
+        return [note_block(f"No rep to score in {r.period.label}.")]
     if r.scope == "rep":
         return _own_scorecard(r, board)
     if r.scope == "team":
         board = board[board.team == r.scope_value]
     out: list[Any] = []
     top = board.sort_values(["rank", "score"], ascending=[True, False]).groupby("role", sort=False).head(1)
-    out.append(_p("; ".join(f"{x['name']} leads the {x.role}s with {x.score:,.0f} points" for _, x in top.iterrows()) + "."))
+    out.append(paragraph("; ".join(f"{x['name']} leads the {x.role}s with {x.score:,.0f} points" for _, x in top.iterrows()) + "."))
     moved = board[board.rank_change.notna()]
     if len(moved):
         up = moved.loc[moved.rank_change.astype(int).idxmax()]
         if int(up.rank_change) > 0:
-            out.append(_p(f"Biggest climb: {up['name']} ({up.role}), up {int(up.rank_change)} places to "
+            out.append(paragraph(f"Biggest climb: {up['name']} ({up.role}), up {int(up.rank_change)} places to "
                           f"{int(up['rank'])} of {int(up.peers)}."))
     out.append(charts.show(sc.leaderboard_chart(board)))
     table = board[["rank", "name", "team", "role", "score", "rank_change", "percentile"]].rename(columns={
         "rank": "Rank", "name": "Rep", "team": "Team", "role": "Role", "score": "Score",
         "rank_change": "Change", "percentile": "Percentile"})
-    out.append(_table(table, formats={"Score": "{:,.0f}", "Percentile": "{:.0f}", "Change": "{:+d}"},
+    out.append(html_table(table, formats={"Score": "{:,.0f}", "Percentile": "{:.0f}", "Change": "{:+d}"},
                       caption=f"Scores are points per unit (config weights) summed over the scorecard's metrics; "
                               f"ranks are within each role; change since {board.attrs.get('previous_period')}."))
     return out
@@ -206,12 +206,12 @@ def scorecard_section(r: Review) -> list[Any]:
 def _own_scorecard(r: Review, board: pd.DataFrame) -> list[Any]:
     me = board[board.rep_id == r.scope_value]
     if me.empty:
-        return [_note(f"{r.scope_label} is not scored in {r.period.label} (no activity or deals).")]
+        return [note_block(f"{r.scope_label} is not scored in {r.period.label} (no activity or deals).")]
     x = me.iloc[0]
     change = ("" if pd.isna(x.rank_change) else
               f", {'up' if x.rank_change > 0 else 'down'} {abs(int(x.rank_change))} since {board.attrs.get('previous_period')}"
               if int(x.rank_change) != 0 else f", unchanged since {board.attrs.get('previous_period')}")
-    out: list[Any] = [_p(f"Score {x.score:,.0f} points: rank {int(x['rank'])} of {int(x.peers)} {x.role}s "
+    out: list[Any] = [paragraph(f"Score {x.score:,.0f} points: rank {int(x['rank'])} of {int(x.peers)} {x.role}s "
                          f"(percentile {x.percentile:.0f}){change}.")]
     card = sc.scorecard(r.ds, r.period, catalog=r.catalog)
     card = card[card.rep_id == r.scope_value]
@@ -219,7 +219,7 @@ def _own_scorecard(r: Review, board: pd.DataFrame) -> list[Any]:
         part = card[card.section == section]
         if part.empty:
             continue
-        out.append(_table(part[["label", "actual", "benchmark", "attainment", "weight", "points"]].rename(columns={
+        out.append(html_table(part[["label", "actual", "benchmark", "attainment", "weight", "points"]].rename(columns={
             "label": title, "actual": "Actual", "benchmark": "Benchmark", "attainment": "Attainment",
             "weight": "Points per unit", "points": "Points"}),
             formats={"Actual": "{:,.0f}", "Benchmark": "{:,.0f}", "Attainment": "{:.0%}", "Points per unit": "{:g}",
@@ -243,14 +243,14 @@ def coaching_section(r: Review) -> list[Any]:
     elif r.scope == "rep":
         flags = flags[flags.rep_id == r.scope_value]
     if flags.empty:
-        who = "No rep" if r.scope != "rep" else r._rep_name(r.scope_value)
-        return [_p(f"{who} is significantly below peers of the same role on any coached measure in {r.period.label}"
+        who = "No rep" if r.scope != "rep" else r.rep_name(r.scope_value)
+        return [paragraph(f"{who} is significantly below peers of the same role on any coached measure in {r.period.label}"
                    + (" (small samples are never flagged)." if r.scope != "rep" else "."))]
-    out: list[Any] = [_p(coaching.coaching_summary(flags))] if r.scope != "rep" else []
+    out: list[Any] = [paragraph(coaching.coaching_summary(flags))] if r.scope != "rep" else []
     sentences = flags.sentence.tolist()
-    items = "".join(f"<li>{charts._esc(s)}</li>" for s in sentences)
+    items = "".join(f"<li>{charts.esc(s)}</li>" for s in sentences)
     out.append(charts.HTMLBlock(f'<ul class="coaching">{items}</ul>', text=" ".join(sentences)))
-    out.append(_note("A flag needs a gap of at least a quarter against the other reps of the same role that is "
+    out.append(note_block("A flag needs a gap of at least a quarter against the other reps of the same role that is "
                      "significant after correcting for the number of comparisons (Benjamini-Hochberg), and enough "
                      "deals or activities to be sure of it."))
     return out
@@ -265,10 +265,10 @@ def experiments_section(r: Review) -> list[Any]:
         return []
     from . import experiments
 
-    out: list[Any] = [_heading("Experiments")]
+    out: list[Any] = [heading_block("Experiments")]
     frame = experiments.experiments(r.ds)
     for _, x in frame.iterrows():
-        out.append(_p(f"{x['name']}: {x.verdict}"))
+        out.append(paragraph(f"{x['name']}: {x.verdict}"))
     def fmt(metric: Any, v: Any) -> str:
         return r.catalog.get(metric).fmt(v) if metric in r.catalog else f"{v:,.4g}"
 
@@ -280,7 +280,7 @@ def experiments_section(r: Review) -> list[Any]:
         "B": [fmt(m, v) for m, v in zip(frame["metric"], frame.get("value_b", pd.Series(dtype=float)))],
         "p": frame.get("p_value"), "Test": frame.get("test"),
     })
-    out.append(_table(table, formats={"n (A)": "{:,.0f}", "n (B)": "{:,.0f}", "p": "{:.3f}"},
+    out.append(html_table(table, formats={"n (A)": "{:,.0f}", "n (B)": "{:,.0f}", "p": "{:.3f}"},
                       caption="A is before the change (or the first group), B after it (or the second group); the "
                               "sentences above give the difference with its 95% interval. Experiments are listed in "
                               "workbench.yml (experiments)."))
@@ -296,21 +296,21 @@ MIN_PULSE_ANSWERS = 5
 def enps_section(r: Review) -> list[Any]:
     """Employee NPS of the period: company and teams, promoters / passives / detractors."""
     if not r.ds.has("pulse"):
-        return [_note("No pulse table: eNPS is not available.")]
+        return [note_block("No pulse table: eNPS is not available.")]
     from . import enps
 
     frame = enps.enps(r.ds, period=r.period, grain=r.period.grain, by="team")
     frame = frame[frame.period == r.period.label]
     if frame.empty or int(frame.responses.max()) == 0:
-        return [_note(f"No pulse answers in {r.period.label}.")]
+        return [note_block(f"No pulse answers in {r.period.label}.")]
     if r.scope != "company":
         team = r.scope_value if r.scope == "team" else r.reps.set_index("rep_id").team.get(r.scope_value)
         frame = frame[(frame.level == "company") | (frame.team == team)]
     small = frame[(frame.level == "team") & (frame.responses < MIN_PULSE_ANSWERS)]
     shown = frame.drop(small.index)
-    out: list[Any] = [_p(enps.enps_sentence(shown, r.period.label))]
+    out: list[Any] = [paragraph(enps.enps_sentence(shown, r.period.label))]
     table = shown[["team", "responses", "promoters", "passives", "detractors", "enps", "enps_low", "enps_high"]]
-    out.append(_table(table.rename(columns={
+    out.append(html_table(table.rename(columns={
         "team": "Team", "responses": "Answers", "promoters": "Promoters (9-10)", "passives": "Passives (7-8)",
         "detractors": "Detractors (0-6)", "enps": "eNPS", "enps_low": "95% low", "enps_high": "95% high"}),
         formats={"eNPS": "{:+.0f}", "95% low": "{:+.0f}", "95% high": "{:+.0f}"},
