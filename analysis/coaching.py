@@ -115,6 +115,7 @@ from .engine import dimension_reachable, employed, metrics, wilson_interval
 from .errors import WorkbenchError
 from .loading import Dataset
 from .periods import Period, parse_period
+from .schema import step_label
 
 #: Roles that are compared with their peers.
 COACHED_ROLES = ("SDR", "AE", "AM")
@@ -151,14 +152,7 @@ _DIM_WORDS = {"segment": "segment", "deal_type": "deal type", "lead_source": "le
 #: Steps whose stalled deals are compared (nurturing is parking, not a stall).
 STALL_STEPS = ("prospecting", "qualification", "research", "demo", "objection_handling", "closing")
 
-STEP_LABELS = {
-    "prospecting": "Prospecting",
-    "qualification": "Qualification",
-    "research": "Research",
-    "demo": "Demo",
-    "objection_handling": "Objection handling",
-    "closing": "Closing",
-}
+STEP_LABELS = {s: step_label(s) for s in STALL_STEPS}
 
 COLUMNS = [
     "rep_id", "name", "team", "role", "flag", "kind", "metric", "value", "peer_value", "gap",

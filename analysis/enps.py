@@ -12,7 +12,6 @@ or, for an anonymous answer (no ``rep_id``), to the ``team`` written on it.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
 import numpy as np

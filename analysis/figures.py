@@ -13,14 +13,7 @@ import altair as alt
 import pandas as pd
 
 from . import charts
-from .schema import STEPS
-
-STEP_LABELS = {s: s.replace("_", " ").capitalize() for s in (*STEPS, "won", "lost")}
-
-
-def step_label(step: Any) -> str:
-    """Human label of a canonical step: ``objection_handling`` -> ``Objection handling``."""
-    return STEP_LABELS.get(step, str(step) if step is not None else "(unknown)")
+from .schema import step_label
 
 
 def _num(df: pd.DataFrame, *cols: str) -> pd.DataFrame:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Sequence
 
 import ibis
@@ -57,7 +57,7 @@ from . import pipeline as pl
 from .catalog import build_catalog
 from .engine import metrics, resolve_dims, with_dimensions
 from .errors import WorkbenchError
-from .funnel import FUNNEL_STEPS, NURTURING_K, PARKING_STEP, first_passes
+from .funnel import FUNNEL_STEPS, NURTURING_K, PARKING_STEP
 from .loading import Dataset
 from .periods import Period, grain_of, parse_period, period_of
 from .schema import STEPS
@@ -105,10 +105,6 @@ def _day(ds: Dataset, when: Any) -> date:
         raise ForecastError(str(err)) from None
 
 
-def _period(ds: Dataset, period: str | Period) -> Period:
-    return period if isinstance(period, Period) else parse_period(
-        period, fiscal_start_month=ds.config.fiscal_year_start_month
-    )
 
 
 def _months_before(day: date, months: int) -> date:
@@ -530,7 +526,7 @@ def pipeline_sentence(ds: Dataset, frame: pd.DataFrame, *, period: str | Period 
         day = frame.attrs.get("as_of") or ds.last_date()
         label = period_of(day + timedelta(days=1), grain, fiscal_start_month=ds.config.fiscal_year_start_month).label
     else:
-        label = _period(ds, period).label
+        label = ds.period(period).label
     f = frame[frame.close_period == label]
     if f.empty:
         return f"No open deals are expected to close in {label}."
@@ -812,7 +808,7 @@ def revenue_forecast(
     if not 0 < level < 1:
         raise ForecastError(f"level={level!r} must be between 0 and 1 (0.8 = an 80% interval)")
     last = _last_complete(ds, grain)
-    stop = last if end is None else _period(ds, end)
+    stop = last if end is None else ds.period(end)
     if stop.grain != grain:
         raise ForecastError(f"end {stop.label} is a {stop.grain}, but grain is {grain}; pass grain={stop.grain!r}")
     if stop > last:
@@ -1017,7 +1013,7 @@ def period_win_probabilities(ds: Dataset, period: str | Period, *, as_of: Any = 
     ``min_history_deals`` has source ``config`` / ``overall`` and is then applied, like
     before, only to deals expected to close in P (see :func:`simulate_outcome`).
     """
-    p = _period(ds, period)
+    p = ds.period(period)
     when = _as_of(ds, as_of)
     day = _day(ds, when)
     windows = _analogous_windows(ds, p, day)
@@ -1133,7 +1129,7 @@ def simulate_outcome(
     (uniforms for the open deals, then Poisson counts and bootstrap indices), sequentially from
     one Generator.
     """
-    p = _period(ds, period)
+    p = ds.period(period)
     cfg = ds.config.forecast
     n_sims = cfg.simulations if n is None else n
     if not isinstance(n_sims, int) or n_sims < 1:

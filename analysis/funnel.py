@@ -38,8 +38,8 @@ import pandas as pd
 from .engine import resolve_dims, with_dimensions, wilson_interval
 from .errors import UnknownNameError, WorkbenchError
 from .loading import Dataset
-from .periods import Period, parse_period
-from .schema import STEPS
+from .periods import Period
+from .schema import STEPS, step_label
 
 #: The funnel chain, in order: the first six canonical steps, then won.
 FUNNEL_STEPS: tuple[str, ...] = (*STEPS[:6], "won")
@@ -74,11 +74,6 @@ DAY_SECONDS = 86_400.0
 
 class FunnelError(WorkbenchError):
     """A funnel request that cannot be answered (bad step, quantile or date)."""
-
-
-def step_label(step: Any) -> str:
-    """Human label of a step: ``objection_handling`` -> ``Objection handling``."""
-    return str(step).replace("_", " ").capitalize() if step is not None else "(unknown)"
 
 
 # -- public API ------------------------------------------------------------------------------
@@ -144,7 +139,7 @@ def stage_funnel(
     """
     by = _by(ds, by)
     shown = _steps(steps)
-    p = _period(ds, period)
+    p = None if period is None else ds.period(period)
     j = first_passes(ds)
     if p:
         j = j.filter(_within(j.pass_at, p))
@@ -311,7 +306,7 @@ def time_in_stage(
     interpolated quantiles. A step with no completed stint has ``n`` 0 and NA statistics.
     """
     by = _by(ds, by)
-    p = _period(ds, period)
+    p = None if period is None else ds.period(period)
     st = _stints(ds)
     if p:
         st = st.filter(_within(st.start, p))
@@ -439,7 +434,7 @@ def transitions(ds: Dataset, *, period: str | Period | None = None) -> tuple[pd.
 
     A deal's first row is its entry into the funnel, not a move.
     """
-    p = _period(ds, period)
+    p = None if period is None else ds.period(period)
     h = _history(ds)
     m = h.filter(h.prev_code.notnull())
     if p:
@@ -625,10 +620,6 @@ def _steps(steps: Sequence[str] | None) -> list[str]:
     return steps
 
 
-def _period(ds: Dataset, period: str | Period | None) -> Period | None:
-    if period is None or isinstance(period, Period):
-        return period
-    return parse_period(period, fiscal_start_month=ds.config.fiscal_year_start_month)
 
 
 def _ts(value: datetime) -> Any:

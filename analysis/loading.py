@@ -371,6 +371,13 @@ class Dataset:
             cache[key] = check(self, as_of=as_of, thorough=thorough)
         return cache[key]
 
+    def period(self, value: Any):
+        """A period label (``2025-Q3``, ``FY2026``, an int year) or a :class:`Period` read in
+        this dataset's fiscal calendar: the one period parser of every module."""
+        from .periods import parse_period
+
+        return parse_period(value, fiscal_start_month=self.config.fiscal_year_start_month)
+
     def last_date(self) -> date:
         """The data's snapshot day: ``config.as_of``, else the latest deal created or closed or
         activity logged, not later than today (a record dated after today is an error, not the

@@ -37,7 +37,7 @@ import pandas as pd
 from .engine import MetricError, dimension_reachable, dimensions, outer_merge, wilson_interval, with_dimensions
 from .errors import UnknownNameError
 from .loading import Dataset
-from .periods import Period, parse_period
+from .periods import Period
 from .schema import ACTIVITY_TYPES, LOSS_REASONS, STEPS
 
 __all__ = [
@@ -90,10 +90,6 @@ _TYPE_NOUNS = {
 # -- shared helpers ----------------------------------------------------------------------------
 
 
-def _period(ds: Dataset, period: str | Period) -> Period:
-    if isinstance(period, Period):
-        return period
-    return parse_period(period, fiscal_start_month=ds.config.fiscal_year_start_month)
 
 
 def _ts(d: Any) -> Any:
@@ -275,7 +271,7 @@ def lead_funnel(ds: Dataset, period: str | Period, *, by: Sequence[str] | str | 
     The ``lead`` row has no previous stage (NA) and converts from the cohort at exactly 1.
     Response times are in :func:`lead_response`.
     """
-    p = _period(ds, period)
+    p = ds.period(period)
     by = _by_list(by)
     counts = _lead_counts(ds, p, by)
     counts, keys = _with_rep_names(ds, counts, by)
@@ -332,7 +328,7 @@ def lead_response(ds: Dataset, period: str | Period, *, by: Sequence[str] | str 
     are not dropped silently but counted in ``unanswered``, and
     unanswered_share = unanswered / leads (NA for a group without leads).
     """
-    p = _period(ds, period)
+    p = ds.period(period)
     by = _by_list(by)
     counts = _lead_counts(ds, p, by)
     counts, keys = _with_rep_names(ds, counts, by)
@@ -425,7 +421,7 @@ def loss_analysis(ds: Dataset, period: str | Period, *, by: Sequence[str] | str 
       canonical step (e.g. ``nurturing``); otherwise ``(unknown)``. Steps are listed in chain
       order.
     """
-    p = _period(ds, period)
+    p = ds.period(period)
     by = _by_list(by)
     o = _closed_in(_opportunities(ds), p, ["lost"])
     if "step" in by:
@@ -575,7 +571,7 @@ def engagement(ds: Dataset, period: str | Period, *, by: Sequence[str] | str | N
       per-group sums and sums of squares aggregated in the engine, so no per-deal rows reach
       pandas; a group with fewer than 2 deals has NA deviation, with 0 deals NA means.
     """
-    p = _period(ds, period)
+    p = ds.period(period)
     by = _by_list(by)
     if "activity_type" in by:
         raise MetricError("engagement is already split by activity type; remove 'activity_type' from by")

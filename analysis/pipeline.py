@@ -52,7 +52,7 @@ import pandas as pd
 from .engine import enriched_opportunities, metrics, outer_merge, with_dimensions
 from .errors import WorkbenchError
 from .loading import Dataset
-from .periods import Period, grain_of, parse_period, period_label_expr
+from .periods import Period, grain_of, period_label_expr
 from .schema import STATUSES, STEPS
 
 CLOSED = ("won", "lost")
@@ -118,10 +118,6 @@ def as_moment(ds: Dataset, when: Any, what: str = "when") -> Moment:
     raise PipelineError(f"{what}={when!r} is not a date or datetime; pass datetime.date(2025, 6, 30) or '2025-06-30'")
 
 
-def _period(ds: Dataset, period: str | Period) -> Period:
-    if isinstance(period, Period):
-        return period
-    return parse_period(period, fiscal_start_month=ds.config.fiscal_year_start_month)
 
 
 def _by(by: Sequence[str] | str | None) -> list[str]:
@@ -472,7 +468,7 @@ def pipeline_waterfall(ds: Dataset, period: str | Period, *, by: Sequence[str] |
     metric engine counts them in ``pipeline_created`` (and in ``open_pipeline`` when their
     close_date is after the period): the only other source of difference from the metrics.
     """
-    p = _period(ds, period)
+    p = ds.period(period)
     by = _by(by)
     o = deal_table(ds)
     before_start = as_moment(ds, p.start - timedelta(days=1))
@@ -558,7 +554,7 @@ def _cycle_counts(ds: Dataset, period: str | Period | None, by: list[str], as_of
     o = deal_table(ds)
     o = o.filter(o._created <= ibis.literal(day))
     if period is not None:
-        p = _period(ds, period)
+        p = ds.period(period)
         o = o.filter((o._created >= ibis.literal(p.start)) & (o._created < ibis.literal(p.end)))
     closed = (o._closed_on.notnull() & (o._closed_on <= ibis.literal(day))).fill_null(False)
     until = ibis.cases((closed, o._closed_on), else_=ibis.literal(day))
@@ -706,11 +702,11 @@ def cycle_summary(
     lost deals as censored instead of dropping them. NA where a half has no deal.
     """
     by = _by(by)
-    label = _period(ds, period).label if period is not None else "all"
+    label = ds.period(period).label if period is not None else "all"
     o = enriched_opportunities(ds)
     won = o.filter((o.status == "won") & o.close_date.notnull())
     if period is not None:
-        p = _period(ds, period)
+        p = ds.period(period)
         won = won.filter((won.close_date >= ibis.literal(p.start)) & (won.close_date < ibis.literal(p.end)))
     won = with_dimensions(ds, won, "opportunities", by)
     a = _execute(won, by, won_deals=won.count(), mean_days=won.cycle_days.mean(),

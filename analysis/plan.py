@@ -38,11 +38,11 @@ import pandas as pd
 
 from .engine import employed, metrics
 from .errors import UnknownNameError, WorkbenchError
-from .funnel import FUNNEL_STEPS, stage_funnel, step_label
+from .funnel import FUNNEL_STEPS, stage_funnel
 from .loading import Dataset
 from .losses import lead_funnel
 from .periods import Period, parse_period
-from .schema import ACTIVITY_TYPES
+from .schema import ACTIVITY_TYPES, step_label
 
 __all__ = [
     "Assumptions",
@@ -207,7 +207,7 @@ def selling_reps(ds: Dataset, period: str | int | Period) -> pd.DataFrame:
     (role ``manager``, any case) are left out; reps without a role are counted. A rep active
     for part of the period counts as one.
     """
-    p = _period(ds, period)
+    p = ds.period(period)
     reps = ds.df("reps")
     for c in ("role", "hire_date", "end_date", "team", "name"):
         if c not in reps.columns:
@@ -230,7 +230,7 @@ def _div(num: Any, den: Any) -> float | None:
 
 def assumptions(ds: Dataset, period: str | int | Period, *, history: Any = None) -> Assumptions:
     """Read a plan's historical assumptions, head count and working days (see :func:`plan`)."""
-    p = _period(ds, period)
+    p = ds.period(period)
     start, end = history_window(ds, p, history)
     values: dict[str, float | None] = {}
     nums: dict[str, float] = {}
@@ -815,10 +815,6 @@ def plan_widget(ds_or_assumptions: Dataset | Assumptions, target: float, period:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _period(ds: Dataset, period: Any) -> Period:
-    if isinstance(period, Period):
-        return period
-    return parse_period(period, fiscal_start_month=ds.config.fiscal_year_start_month)
 
 
 def _ts(d: date) -> Any:

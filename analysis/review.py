@@ -28,7 +28,7 @@ from .catalog import Catalog, build_catalog, catalog_version
 from .engine import compare, employed, metrics
 from .errors import DataError, WorkbenchError
 from .loading import Dataset, load
-from .periods import Period, grain_of, last_complete, parse_period, periods_between
+from .periods import Period, last_complete, parse_period
 from .paths import NOTEBOOKS, REPORTS
 
 CADENCES = {"monthly": "month", "quarterly": "quarter", "semiannual": "half", "annual": "year"}

@@ -321,6 +321,11 @@ def table(name: str) -> Table:
         raise KeyError(f"unknown table {name!r}{hint} Known tables: {', '.join(TABLES)}") from None
 
 
+def step_label(step: object) -> str:
+    """Human label of a canonical step or status: ``objection_handling`` -> ``Objection handling``."""
+    return str(step).replace("_", " ").capitalize() if step is not None else "(unknown)"
+
+
 def normalize_token(value: str) -> str:
     """Lower-case and drop spaces, underscores and hyphens: ``Objection Handling`` -> ``objectionhandling``."""
     return "".join(ch for ch in str(value).lower() if ch not in " _-\t")

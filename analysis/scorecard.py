@@ -49,7 +49,7 @@ import pandas as pd
 from .catalog import Catalog, build_catalog
 from .engine import metrics
 from .loading import Dataset
-from .periods import Period, parse_period
+from .periods import Period
 
 __all__ = [
     "ACTIVITY",
@@ -95,7 +95,7 @@ def benchmark_scale(ds: Dataset, period: str | int | Period) -> float:
     Month 1, quarter 3, half 6, year 12; a week or a day: its working days / (working days per
     week × 52 / 12), so a plain five-day week is 12 / 52 of a month.
     """
-    p = _period(ds, period)
+    p = ds.period(period)
     if p.grain in MONTHS:
         return float(MONTHS[p.grain])
     cfg = ds.config
@@ -222,10 +222,6 @@ def leaderboard_chart(board: pd.DataFrame, *, top: int | None = None) -> alt.Lay
 # -- internals --------------------------------------------------------------------------------
 
 
-def _period(ds: Dataset, period: Any) -> Period:
-    if isinstance(period, Period):
-        return period
-    return parse_period(period, fiscal_start_month=ds.config.fiscal_year_start_month)
 
 
 def _metric_ids(ds: Dataset, catalog: Catalog) -> list[str]:
@@ -272,7 +268,7 @@ def _reps(ds: Dataset) -> pd.DataFrame:
 def _cards(ds: Dataset, period: Any, *, role: Any, catalog: Catalog | None,
            previous: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     catalog = catalog or build_catalog(ds.config)
-    p = _period(ds, period)
+    p = ds.period(period)
     prev = p.previous()
     ids = _metric_ids(ds, catalog)
     extra = [m for m in ("deals_closed", "opportunities_created") if m not in ids]
