@@ -203,6 +203,20 @@ def compare(
     return out
 
 
+def employed_working_days(reps: pd.DataFrame, p: Period, config: Any) -> np.ndarray:
+    """Working days (``config.working_days`` less ``config.holidays``) in P on which each rep
+    was employed: from ``hire_date`` (or P's start) to ``end_date`` inclusive (or P's end)."""
+    mask = [1 if i in config.weekday_numbers() else 0 for i in range(7)]
+    holidays = np.array(list(config.holidays), dtype="datetime64[D]")
+    lo, hi = np.datetime64(p.start, "D"), np.datetime64(p.end, "D")
+    hire = pd.to_datetime(reps["hire_date"], errors="coerce").values.astype("datetime64[D]")
+    leave = pd.to_datetime(reps["end_date"], errors="coerce").values.astype("datetime64[D]")
+    start = np.where(np.isnat(hire), lo, np.maximum(hire, lo))
+    end = np.where(np.isnat(leave), hi, np.minimum(leave + np.timedelta64(1, "D"), hi))
+    end = np.maximum(end, start)
+    return np.busday_count(start, end, weekmask=mask, holidays=holidays)
+
+
 def employed(reps: pd.DataFrame, p: Period) -> pd.Series:
     """Which reps were employed at some time in P: hired before P ends (or no ``hire_date``) and
     not gone before P starts (no ``end_date``, or one on or after P's first day)."""
@@ -1040,20 +1054,7 @@ def _fn_working_days(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFr
     r = r[r.role.fillna("") != "manager"]
     r = _keep(r, eng.filters)
     cfg = eng.ds.config
-    mask = [1 if i in cfg.weekday_numbers() else 0 for i in range(7)]
-    holidays = np.array(list(cfg.holidays), dtype="datetime64[D]")
-    frames = []
-    hire = pd.to_datetime(r.hire_date).values.astype("datetime64[D]")
-    leave = pd.to_datetime(r.end_date).values.astype("datetime64[D]")
-    for p in periods:
-        lo = np.datetime64(p.start, "D")
-        hi = np.datetime64(p.end, "D")
-        start = np.where(np.isnat(hire), lo, np.maximum(hire, lo))
-        end = np.where(np.isnat(leave), hi, np.minimum(leave + np.timedelta64(1, "D"), hi))
-        end = np.maximum(end, start)
-        days = np.busday_count(start, end, weekmask=mask, holidays=holidays)
-        f = r.assign(**{PERIOD: p.label, "_days": days})
-        frames.append(f)
+    frames = [r.assign(**{PERIOD: p.label, "_days": employed_working_days(r, p, cfg)}) for p in periods]
     f = pd.concat(frames, ignore_index=True)
     out = f.groupby([*eng.by, PERIOD], dropna=False)["_days"].sum().reset_index()
     per_week = max(1, len(cfg.working_days))

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from .catalog import Catalog, build_catalog
-from .engine import metrics
+from .engine import employed_working_days, metrics
 from .loading import Dataset
 from .periods import Period
 
@@ -239,18 +239,10 @@ def _section(catalog: Catalog, mid: str) -> str:
 def _employment(ds: Dataset, reps: pd.DataFrame, p: Period) -> pd.Series:
     """Working days employed in P / working days in P, per rep (1 when dates are missing)."""
     cfg = ds.config
-    mask = [1 if i in cfg.weekday_numbers() else 0 for i in range(7)]
-    holidays = np.array(list(cfg.holidays), dtype="datetime64[D]")
-    lo, hi = np.datetime64(p.start, "D"), np.datetime64(p.end, "D")
-    total = np.busday_count(lo, hi, weekmask=mask, holidays=holidays)
+    total = p.working_days(cfg.weekday_numbers(), cfg.holidays)
     if total == 0:
         return pd.Series(1.0, index=reps.index)
-    hire = pd.to_datetime(reps.hire_date, errors="coerce").values.astype("datetime64[D]")
-    leave = pd.to_datetime(reps.end_date, errors="coerce").values.astype("datetime64[D]")
-    start = np.where(np.isnat(hire), lo, np.maximum(hire, lo))
-    end = np.where(np.isnat(leave), hi, np.minimum(leave + np.timedelta64(1, "D"), hi))
-    end = np.maximum(end, start)
-    days = np.busday_count(start, end, weekmask=mask, holidays=holidays)
+    days = employed_working_days(reps, p, cfg)
     return pd.Series(days / total, index=reps.index, dtype="float64")
 
 
