@@ -452,16 +452,6 @@ def _hypergeom_pmf(x: np.ndarray, total: float, succ: float, draws: float) -> np
     return np.exp(logc(succ, x) + logc(total - succ, draws - x) - logc(total, draws))
 
 
-def _wilson(k: float, n: float, z: float = 1.959963984540054) -> tuple[float, float]:
-    """95 % Wilson interval of k / n (scalar, as :func:`analysis.engine.wilson_interval`)."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    ph = k / n
-    centre = (ph + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
-
-
 def expected_successes(n: Any, k_rest: Any, n_rest: Any) -> float:
     """Indirect standardisation: the successes the rep would have at the rest's rate in each
     stratum, ``sum(n_s * k_rest_s / n_rest_s)`` over strata where the rest has trials."""
@@ -680,7 +670,7 @@ def _compare(spec: Spec, role: str, g: pd.DataFrame, cfg, cols: tuple[str, str] 
                 expected = expected_successes(N[i, inf], kr_s[inf], nr_s[inf])
                 peer = expected / ni
                 pv = stratified_fisher(K[i, inf], N[i, inf], kr_s[inf], nr_s[inf], lower=spec.higher_is_better)
-                lo, hi = _wilson(ki, ni)
+                lo, hi = wilson_interval(float(ki), float(ni))
                 test = (f"exact test stratified by {mix} (Fisher within each of {int(inf.sum())} strata), one-sided, "
                         "vs the rest of the peers on the same mix")
                 peer_k, peer_n = kr_s[inf].sum(), nr_s[inf].sum()

@@ -234,6 +234,14 @@ def wilson_interval(successes: Any, trials: Any, z: float = Z95) -> tuple[Any, A
     center = (p + z²/2n) / (1 + z²/n), half width = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n).
     It stays within [0, 1] and is honest for small n: 2 of 3 gives [0.21, 0.94].
     """
+    if np.isscalar(successes) and np.isscalar(trials):  # one proportion: plain floats, NaN for n <= 0
+        k, n = float(successes), float(trials)
+        if not n > 0:
+            return float("nan"), float("nan")
+        ph = k / n
+        centre = (ph + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(max(ph * (1 - ph) / n + z * z / (4 * n * n), 0.0)) / (1 + z * z / n)
+        return max(centre - half, 0.0), min(centre + half, 1.0)
     k = pd.to_numeric(pd.Series(successes), errors="coerce").astype("Float64")
     n = pd.to_numeric(pd.Series(trials), errors="coerce").astype("Float64")
     n = n.mask(n <= 0)
@@ -242,8 +250,6 @@ def wilson_interval(successes: Any, trials: Any, z: float = Z95) -> tuple[Any, A
     center = (p + z * z / (2 * n)) / denom
     half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denom
     low, high = (center - half).clip(lower=0), (center + half).clip(upper=1)
-    if np.isscalar(successes) and np.isscalar(trials):
-        return low.iloc[0], high.iloc[0]
     return low, high
 
 
