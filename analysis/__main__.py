@@ -240,6 +240,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         rep=args.rep,
         progress=not args.quiet,
         pdf=args.pdf,
+        cell_timeout=args.cell_timeout,
     )
     print(path)
     return 0
@@ -402,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--team", default=None, help="review one team")
     scope.add_argument("--rep", default=None, help="review one rep (rep_id)")
     p.add_argument("--pdf", action="store_true", help="also print the report to PDF (needs Debian's chromium)")
+    p.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
+                   help="seconds one notebook cell may run before the render fails (default 900)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_review)
 

@@ -581,8 +581,14 @@ def render_review(
     rep: str | None = None,
     progress: bool = False,
     pdf: bool = False,
+    cell_timeout: float | None = None,
 ) -> Path:
-    """Render a review to ``<out>/<cadence>/<period>/<scope>.html`` and refresh the index."""
+    """Render a review to ``<out>/<cadence>/<period>/<scope>.html`` and refresh the index.
+
+    ``cell_timeout``: seconds one notebook cell may run (default
+    :data:`analysis.render.CELL_TIMEOUT`); a cell that runs longer fails the render like any
+    other cell error.
+    """
     from .render import render, write_index
 
     scope, value = ("team", team) if team else (("rep", rep) if rep else ("company", ""))
@@ -593,7 +599,8 @@ def render_review(
     target = report_path(Path(out), r.cadence, r.period.label, scope, value)
     path = render(NOTEBOOKS / "review.ipynb", params, target, title=r.title, progress=progress, pdf=pdf,
                   meta={"cadence": r.cadence, "period": r.period.label, "scope": scope, "scope_value": value or "",
-                        "fingerprint": r.ds.source.fingerprint}, cwd=NOTEBOOKS)
+                        "fingerprint": r.ds.source.fingerprint}, cwd=NOTEBOOKS,
+                  **({} if cell_timeout is None else {"timeout": cell_timeout}))
     write_index(Path(out))
     return path
 

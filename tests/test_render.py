@@ -192,7 +192,7 @@ def test_unknown_parameter_is_refused_with_a_suggestion(tmp_path: Path):
 
 def test_validate_parameters_lists_the_parameters_cell():
     declared = render.validate_parameters(DEMO, {"fail": True})
-    assert list(declared) == ["title", "fail", "name"]
+    assert list(declared) == ["title", "fail", "name", "sleep"]
     with pytest.raises(RenderError, match="not found"):
         render.validate_parameters(DEMO.with_name("missing.ipynb"), {})
 
@@ -440,3 +440,21 @@ def test_table_formats_at_presentation_time():
         charts.table(df, formats={"revenu": "{:,.0f}"})
     with pytest.raises(charts.PresentationError, match="does not fit value"):
         charts.table(df, formats={"rep": "{:,.0f}"})
+
+
+def test_a_hung_cell_fails_after_the_cell_timeout_and_keeps_the_earlier_report(report: Path, tmp_path: Path):
+    import time
+
+    folder = tmp_path / "quarterly" / "2025-Q3"
+    folder.mkdir(parents=True)
+    for suffix in (".html", ".ipynb", ".json"):
+        shutil.copy2(report.with_suffix(suffix), folder / f"company{suffix}")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    started = time.perf_counter()
+    with pytest.raises(RenderError) as caught:
+        render.render(DEMO, {"sleep": 120}, folder / "company.html", title="Demo review 2025-Q3", timeout=3)
+    assert time.perf_counter() - started < 60
+    assert "\n" not in str(caught.value) and "a cell ran longer than 3 s" in str(caught.value)
+    after = {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.endswith("failed.ipynb")}
+    assert after == before
+    assert render.CELL_TIMEOUT >= 600  # generous by default: a review's slowest cell at scale takes a minute
