@@ -40,7 +40,9 @@ scanned in place, never copied into memory. Input files are only ever opened for
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import itertools
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -65,9 +67,10 @@ from .values import (
     canonical_category,
     checked_table,
     coerce,
-    parsed_columns,
     context,
+    parsed_columns,
     step_expr,
+    unread,
 )
 
 __all__ = ["Dataset", "load", "read_raw", "coerce", "step_expr", "canonical_category", "ROW", "FILE",
@@ -210,19 +213,15 @@ class Dataset:
             aggs: dict[str, Any] = {}
             loc = self.config.parsed_locale
             for i, c in enumerate(cols):
-                raw = rt.expr[c.name]
-                text = raw.strip()
-                given = text.notnull() & (text != "")
-                val = rt.expr[f"__{c.name}"]
-                failed = given & (val.isnull() if not c.allowed else ~val.isin(list(c.allowed)))
-                aggs[f"g{i}"] = given.cast("int64").sum()
-                aggs[f"f{i}"] = failed.fill_null(False).cast("int64").sum()
+                text = rt.expr[c.name].strip()
+                aggs[f"g{i}"] = (text.notnull() & (text != "")).cast("int64").sum()
+                aggs[f"f{i}"] = unread(rt.expr[c.name], rt.expr[f"__{c.name}"], c).fill_null(False).cast("int64").sum()
             counts = rt.expr.aggregate(**aggs).to_pyarrow().to_pylist()[0]
             for i, c in enumerate(cols):
                 given, failed = int(counts[f"g{i}"] or 0), int(counts[f"f{i}"] or 0)
                 if not given or failed / given <= share:
                     continue
-                examples = _failed_examples(rt, c, loc)
+                examples = _failed_examples(rt, c)
                 what = (f"{failed:,} of {given:,} values of {name}.{c.name} ({failed / given:.0%}) cannot be read "
                         f"(e.g. {examples})")
                 fix = _parse_fix(c, loc)
@@ -512,21 +511,19 @@ def _decode_error(path: Path, encoding: str, err: UnicodeDecodeError) -> DataErr
 
 def _encoding_of(path: Path, configured: str | None) -> str:
     """The text encoding of a CSV file: the configured one, a BOM's, UTF-8, or Windows-1252."""
-    with path.open("rb") as fh:
-        head = fh.read(4)
     if configured:
         return configured
+    with path.open("rb") as fh:
+        head = fh.read(4)
     if head.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
-    decoder = __import__("codecs").getincrementaldecoder("utf-8")()
+    decoder = codecs.getincrementaldecoder("utf-8")()
     with path.open("rb") as fh:
-        offset = 0
         try:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 decoder.decode(chunk)
-                offset += len(chunk)
             decoder.decode(b"", final=True)
             return "utf-8"
         except UnicodeDecodeError:
@@ -577,16 +574,20 @@ def _read_csv(con: Any, table: str, path: Path, config: Config, label: str) -> N
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-    seen: dict[str, str] = {}
-    for h in header:
-        k = h.strip().lower()
-        if k in seen:
+    _refuse_repeated_headers(path, header, label)
+
+
+def _refuse_repeated_headers(path: Path, header: list[str], label: str, *, blanks_named: bool = False) -> None:
+    """A header that names a column twice (ignoring case and spaces) is refused: which to use
+    would be a guess. ``blanks_named``: empty header cells get names of their own (Excel)."""
+    seen: set[str] = set()
+    for h in (str(h).strip() for h in header):
+        if (h or not blanks_named) and h.lower() in seen:
             raise DataError(
-                f"{path}: the header names column {h.strip()!r} twice; rename or delete one so that it is clear "
-                "which to use",
-                [("duplicate_column", label, f"{path.name}: column {h.strip()!r} is named twice in the header")],
+                f"{path}: the header names column {h!r} twice; rename or delete one so that it is clear which to use",
+                [("duplicate_column", label or path.name, f"{path.name}: column {h!r} is named twice in the header")],
             )
-        seen[k] = h
+        seen.add(h.lower())
 
 
 def _csv_header(con: Any, path: Path) -> list[str]:
@@ -625,14 +626,7 @@ def _read_excel(path: Path, config: Config | None = None, label: str = "") -> pd
     if frame.empty:
         return pd.DataFrame()
     header = [str(h).strip() if h is not None and not (isinstance(h, float) and pd.isna(h)) else "" for h in frame.iloc[0]]
-    seen: set[str] = set()
-    for h in header:
-        if h and h.lower() in seen:
-            raise DataError(
-                f"{path}: the header names column {h!r} twice; rename or delete one so that it is clear which to use",
-                [("duplicate_column", label or path.name, f"{path.name}: column {h!r} is named twice in the header")],
-            )
-        seen.add(h.lower())
+    _refuse_repeated_headers(path, header, label, blanks_named=True)
     body = frame.iloc[1:]
     out = pd.DataFrame({h or f"column{i + 1}": [text(v) for v in body.iloc[:, i]] for i, h in enumerate(header)},
                        dtype=object)
@@ -692,11 +686,8 @@ def _as_day(v: Any) -> date:
     return v.date() if isinstance(v, datetime) else v
 
 
-def _failed_examples(rt: RawTable, c: schema.Column, loc: Any) -> str:
-    raw = rt.expr[c.name]
-    val = rt.expr[f"__{c.name}"]
-    text = raw.strip()
-    failed = text.notnull() & (text != "") & (val.isnull() if not c.allowed else ~val.isin(list(c.allowed)))
+def _failed_examples(rt: RawTable, c: schema.Column) -> str:
+    failed = unread(rt.expr[c.name], rt.expr[f"__{c.name}"], c).fill_null(False)
     rows = rt.expr.filter(failed).select(FILE, ROW, c.name).order_by([FILE, ROW]).limit(3).to_pyarrow().to_pylist()
     return "; ".join(f"{r[FILE]} row {r[ROW]}: {r[c.name]!r}" for r in rows)
 
@@ -726,12 +717,12 @@ def convert_currency(o: ibis.Table, fx: ibis.Table | None, reporting: str) -> tu
     reporting = reporting.strip().upper()
     cur = o.currency.strip().upper().nullif("")
     o = o.mutate(_cur=cur, _fx_day=o.close_date.coalesce(o.created_at.date()), _rid=ibis.row_number())
-    foreign = o._cur.notnull() & (o._cur != reporting)
+    o = o.mutate(_foreign=(o._cur.notnull() & (o._cur != reporting)).fill_null(False))
     if fx is None:
         latest = None
     else:
         rates = fx.select(_rcur=fx.currency.strip().upper(), _day=fx.date, _rate=fx.rate_to_reporting)
-        needs = o.filter(foreign)
+        needs = o.filter(o._foreign)
         pairs = needs.join(rates, (needs._cur == rates._rcur) & (rates._day <= needs._fx_day))
         latest = pairs.mutate(_rk=ibis.row_number().over(group_by=pairs._rid, order_by=ibis.desc(pairs._day)))
         latest = latest.filter(latest._rk == 0).select(_rid2=latest._rid, _rate=latest._rate)
@@ -739,12 +730,12 @@ def convert_currency(o: ibis.Table, fx: ibis.Table | None, reporting: str) -> tu
         j = o.mutate(_rate=ibis.null(dt.float64), _rid2=ibis.null(dt.int64))
     else:
         j = o.left_join(latest, o._rid == latest._rid2)
-    is_foreign = j._cur.notnull() & (j._cur != reporting)
-    missing = j.filter(is_foreign & j._rate.isnull())
-    kept = j.filter(~(is_foreign & j._rate.isnull()))
-    factor = ibis.cases((kept._cur.notnull() & (kept._cur != reporting), kept._rate), else_=ibis.literal(1.0))
+    no_rate = j._foreign & j._rate.isnull()
+    missing = j.filter(no_rate)
+    kept = j.filter(~no_rate)
+    factor = ibis.cases((kept._foreign, kept._rate), else_=ibis.literal(1.0))
     kept = kept.mutate(amount=kept.amount * factor, cost=kept.cost * factor)
-    return kept.drop("_cur", "_fx_day", "_rid", "_rid2", "_rate"), missing
+    return kept.drop("_cur", "_fx_day", "_rid", "_rid2", "_rate", "_foreign"), missing
 
 
 # -- canonical tables -------------------------------------------------------------------------
@@ -897,13 +888,12 @@ def load(source: Any, config: Any = None, *, preset: str | None = None) -> Datas
     config
         A :class:`~analysis.config.Config`, a mapping, or the path of a ``workbench.yml``; by default
         the ``workbench.yml`` beside the data, else the defaults.
-
-    Notes
-    -----
     preset
         Overrides the config's ``source:`` (``auto``, ``canonical`` or a preset name such as
         ``salesforce``): how the folder's files map onto the canonical tables.
 
+    Notes
+    -----
     Fatal problems: a missing required table (``reps``, ``opportunities``), a missing required
     column, a file that cannot be read, a table given twice, a required table without rows, a
     column named twice, a required column whose values mostly cannot be read, deals mostly in
@@ -1041,21 +1031,8 @@ def _unreadable(f: SourceFile, err: Exception) -> str:
 
 
 def _closest_headers(missing: list[str], columns: list[str]) -> str:
-    """' (closest header: 'Stage Name')' for the missing columns that resemble a header."""
-    import difflib
-    import re
-
-    def alnum(text: str) -> str:
-        return re.sub(r"[^0-9a-z]", "", text.lower())
-
-    found = []
-    for m in missing:
-        key = alnum(m)
-        hit = next((c for c in columns if alnum(c) == key), None) or next(
-            (c for c in columns if len(key) >= 4 and key in alnum(c)), None
-        ) or next(iter(difflib.get_close_matches(m, columns, n=1, cutoff=0.75)), None)
-        if hit:
-            found.append(f"{m} -> {hit!r}?")
+    """' (closest headers: amount -> 'Amount ($)'?; ...)' for the missing columns that resemble a header."""
+    found = [f"{m} -> {hit!r}?" for m in missing if (hit := schema.closest_header(m, columns))]
     return f" (closest header{'s' if len(found) > 1 else ''}: {', '.join(found)}; rename it or map it with columns: in workbench.yml)" if found else ""
 
 
@@ -1097,7 +1074,7 @@ def _read_mapped(con: Any, path: Path, cfg: Config, mapping: dict, label: str):
     files, fatal problems and notes for the user."""
     from .mapping import map_tables
 
-    count = iter(range(1_000_000))
+    count = itertools.count()
 
     def read(table: str, paths: list[Path]) -> ibis.Table:
         fmt = paths[0].suffix.lower().lstrip(".")

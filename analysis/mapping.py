@@ -806,10 +806,9 @@ def _value(spec: Any, src: _Source) -> ibis.StringValue:
 
 
 def _closest(header: str, src: _Source) -> str:
-    folded = {h.strip().lower(): h for h in src.headers}
-    close = difflib.get_close_matches(header.strip().lower(), list(folded), n=1, cutoff=0.6)
+    close = schema.closest_header(header, list(src.headers))
     if close:
-        return f"closest header: {folded[close[0]]!r}"
+        return f"closest header: {close!r}"
     shown = ", ".join(src.headers[:12]) + (", ..." if len(src.headers) > 12 else "")
     return f"headers: {shown or 'none'}"
 

@@ -307,6 +307,7 @@ def execute_notebook(
         the notebook could not run.
     """
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError
 
     params = _plain(parameters)
@@ -333,15 +334,15 @@ def execute_notebook(
             ename=error.ename,
             evalue=error.evalue,
         ) from error
-    except Exception as error:  # kernel died or timed out, bad notebook
-        if type(error).__name__ == "CellTimeoutError":
-            raise RenderError(
-                f"notebook {source.name}: a cell ran longer than {timeout:.0f} s, the cell timeout (raise it with "
-                "--cell-timeout if the data is that large)",
-                executed=Path(output_path) if Path(output_path).exists() else None,
-                ename="CellTimeoutError",
-                evalue=str(error),
-            ) from error
+    except CellTimeoutError as error:
+        raise RenderError(
+            f"notebook {source.name}: a cell ran longer than {timeout:.0f} s, the cell timeout (raise it with "
+            "--cell-timeout if the data is that large)",
+            executed=Path(output_path) if Path(output_path).exists() else None,
+            ename="CellTimeoutError",
+            evalue=str(error),
+        ) from error
+    except Exception as error:  # kernel died, bad notebook
         raise RenderError(
             f"could not run notebook {source.name}: {type(error).__name__}: {_one_line(error, 300)}",
             executed=Path(output_path) if Path(output_path).exists() else None,

@@ -589,7 +589,7 @@ def render_review(
     :data:`analysis.render.CELL_TIMEOUT`); a cell that runs longer fails the render like any
     other cell error.
     """
-    from .render import render, write_index
+    from .render import CELL_TIMEOUT, render, write_index
 
     scope, value = ("team", team) if team else (("rep", rep) if rep else ("company", ""))
     data = str(Path(data).resolve()) if Path(str(data)).exists() else str(data)
@@ -600,7 +600,7 @@ def render_review(
     path = render(NOTEBOOKS / "review.ipynb", params, target, title=r.title, progress=progress, pdf=pdf,
                   meta={"cadence": r.cadence, "period": r.period.label, "scope": scope, "scope_value": value or "",
                         "fingerprint": r.ds.source.fingerprint}, cwd=NOTEBOOKS,
-                  **({} if cell_timeout is None else {"timeout": cell_timeout}))
+                  timeout=CELL_TIMEOUT if cell_timeout is None else cell_timeout)
     write_index(Path(out))
     return path
 

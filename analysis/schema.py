@@ -321,6 +321,30 @@ def table(name: str) -> Table:
         raise KeyError(f"unknown table {name!r}{hint} Known tables: {', '.join(TABLES)}") from None
 
 
+def closest_header(name: str, headers: list[str]) -> str | None:
+    """The header a user most likely meant by ``name``: the same letters and digits (``Stage
+    Name`` for ``stage_name``), a header containing them (``Amount ($)`` for ``amount``), one
+    that ``name`` abbreviates (``Amount`` for ``Amt``: same first letter, its letters in order),
+    or a close spelling; None when nothing is close (a far-fetched guess misleads more than none)."""
+    import difflib
+    import re
+
+    def alnum(text: str) -> str:
+        return re.sub(r"[^0-9a-z]", "", str(text).lower())
+
+    def abbreviates(short: str, long: str) -> bool:
+        letters = iter(long)
+        return len(short) >= 3 and short[:1] == long[:1] and all(ch in letters for ch in short)
+
+    key = alnum(name)
+    return (
+        next((h for h in headers if alnum(h) == key), None)
+        or next((h for h in headers if len(key) >= 4 and key in alnum(h)), None)
+        or next((h for h in headers if abbreviates(key, alnum(h))), None)
+        or next(iter(difflib.get_close_matches(name, headers, n=1, cutoff=0.75)), None)
+    )
+
+
 def step_label(step: object) -> str:
     """Human label of a canonical step or status: ``objection_handling`` -> ``Objection handling``."""
     return str(step).replace("_", " ").capitalize() if step is not None else "(unknown)"

@@ -258,8 +258,9 @@ def check(ds: Dataset, *, as_of: date | datetime | None = None, thorough: bool =
     ds
         A dataset from :func:`analysis.load`.
     as_of
-        The snapshot date for the future-dated rule; default ``config.as_of`` or today in the
-        company time zone.
+        A day to move the future-dated rule to (``validate --as-of``); by default the rules are
+        the loader's own (records after today are flagged and left out), and the report is
+        dated ``config.as_of`` or today.
     thorough
         When False, the duplicate and reference checks of tables larger than
         ``config.duplicate_check_max_rows`` are skipped, with a note saying so.

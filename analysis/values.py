@@ -172,6 +172,14 @@ def coerce(
     return parse(expr, column, mapping, trim=trim, locale=locale).value
 
 
+def unread(raw: ibis.Value, value: ibis.Value, column: Column) -> ibis.BooleanValue:
+    """Text was given but gave no usable value: it did not parse, was ambiguous, or (a category
+    with allowed values) is not one of them. What makes a column "mostly unreadable"."""
+    text = raw.strip()
+    given = text.notnull() & (text != "")
+    return given & (value.isnull() if not column.allowed else ~value.isin(list(column.allowed)))
+
+
 # -- rules ----------------------------------------------------------------------------------
 
 
@@ -347,7 +355,7 @@ def checked_table(rt: Any, config: Config, ctx: Context) -> tuple[ibis.Table, li
         t = raw  # parsed once at load
     else:
         t = raw.mutate(**parsed_columns(rt, config))
-    rules = column_rules(name, t, present, ctx, loc, getattr(rt, "facts", None))
+    rules = column_rules(name, t, present, ctx, loc, rt.facts)
     second: dict[str, Any] = {}
     for col in present:
         bad = [r.cond for r in rules if r.column == col and r.excludes == "value"]

@@ -158,12 +158,17 @@ def test_pdf_without_chromium_says_what_to_install(monkeypatch, tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_failed_run_keeps_the_earlier_report(report: Path, tmp_path: Path):
+def _earlier_report(report: Path, tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """A report folder holding a good earlier render, and its files' bytes."""
     folder = tmp_path / "quarterly" / "2025-Q3"
     folder.mkdir(parents=True)
     for suffix in (".html", ".ipynb", ".json"):
         shutil.copy2(report.with_suffix(suffix), folder / f"company{suffix}")
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    return folder, {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_failed_run_keeps_the_earlier_report(report: Path, tmp_path: Path):
+    folder, before = _earlier_report(report, tmp_path)
 
     with pytest.raises(RenderError) as caught:
         render.render(DEMO, {"fail": True}, folder / "company.html", title="Demo review 2025-Q3")
@@ -445,11 +450,7 @@ def test_table_formats_at_presentation_time():
 def test_a_hung_cell_fails_after_the_cell_timeout_and_keeps_the_earlier_report(report: Path, tmp_path: Path):
     import time
 
-    folder = tmp_path / "quarterly" / "2025-Q3"
-    folder.mkdir(parents=True)
-    for suffix in (".html", ".ipynb", ".json"):
-        shutil.copy2(report.with_suffix(suffix), folder / f"company{suffix}")
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    folder, before = _earlier_report(report, tmp_path)
     started = time.perf_counter()
     with pytest.raises(RenderError) as caught:
         render.render(DEMO, {"sleep": 120}, folder / "company.html", title="Demo review 2025-Q3", timeout=3)
