@@ -87,6 +87,7 @@ class Metric:
     format: str | None = None
     tables: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    rows: tuple[str, ...] = ()
     custom: bool = False
 
     @property
@@ -186,7 +187,7 @@ class Catalog:
                 "direction": f"{m.direction} is better",
                 "formula": m.formula,
                 "description": m.description,
-                "tables": ", ".join(sorted(self.tables_needed(m.id))),
+                "tables": ", ".join(sorted(self.tables_needed(m.id))) or " or ".join(m.rows),
                 "custom": m.custom,
             }
             for m in self
@@ -315,6 +316,7 @@ def _entry(mid: str, raw: dict, custom: bool) -> tuple[Metric | None, list[str]]
         format=raw.get("format"),
         tables=tuple(raw.get("tables") or ()),
         columns=tuple(raw.get("columns") or ()),
+        rows=tuple(raw.get("rows") or ()),
         custom=custom,
     )
     return metric, []

@@ -23,7 +23,7 @@ Rules (tested in tests/test_metrics.py)
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Sequence
 
 import ibis
@@ -31,11 +31,12 @@ import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
-from . import schema
+from . import schema, timeline
 from .catalog import SOURCES, Catalog, Metric, build_catalog, eval_expr, safe_divide
 from .errors import UnknownNameError, WorkbenchError
 from .loading import Dataset
 from .periods import GRAINS, Period, grain_of, parse_period, period_of, period_start_expr, periods_between
+from .timeline import employed, employed_working_days  # noqa: F401 (re-exported)
 
 #: Built-in dimensions and how each table reaches them.
 DIMENSIONS = (
@@ -201,29 +202,6 @@ def compare(
     out = out[cols].reset_index(drop=True)
     out.attrs["unavailable"] = frame.attrs.get("unavailable", {})
     return out
-
-
-def employed_working_days(reps: pd.DataFrame, p: Period, config: Any) -> np.ndarray:
-    """Working days (``config.working_days`` less ``config.holidays``) in P on which each rep
-    was employed: from ``hire_date`` (or P's start) to ``end_date`` inclusive (or P's end)."""
-    mask = [1 if i in config.weekday_numbers() else 0 for i in range(7)]
-    holidays = np.array(list(config.holidays), dtype="datetime64[D]")
-    lo, hi = np.datetime64(p.start, "D"), np.datetime64(p.end, "D")
-    hire = pd.to_datetime(reps["hire_date"], errors="coerce").values.astype("datetime64[D]")
-    leave = pd.to_datetime(reps["end_date"], errors="coerce").values.astype("datetime64[D]")
-    start = np.where(np.isnat(hire), lo, np.maximum(hire, lo))
-    end = np.where(np.isnat(leave), hi, np.minimum(leave + np.timedelta64(1, "D"), hi))
-    end = np.maximum(end, start)
-    return np.busday_count(start, end, weekmask=mask, holidays=holidays)
-
-
-def employed(reps: pd.DataFrame, p: Period) -> pd.Series:
-    """Which reps were employed at some time in P: hired before P ends (or no ``hire_date``) and
-    not gone before P starts (no ``end_date``, or one on or after P's first day)."""
-    none = pd.Series(pd.NaT, index=reps.index)
-    hire = pd.to_datetime(reps["hire_date"] if "hire_date" in reps else none, errors="coerce")
-    leave = pd.to_datetime(reps["end_date"] if "end_date" in reps else none, errors="coerce")
-    return (hire.isna() | (hire < pd.Timestamp(p.end))) & (leave.isna() | (leave >= pd.Timestamp(p.start)))
 
 
 def wilson_interval(successes: Any, trials: Any, z: float = Z95) -> tuple[Any, Any]:
@@ -419,8 +397,9 @@ class Engine:
         m = self.catalog.get(mid)
         if m.source:
             return {SOURCES[m.source]["table"]}
-        if m.type == "function":
-            return set(FUNCTION_TABLES.get(m.function, m.tables))
+        if m.type == "function":  # the table whose rows it splits: the first of its rows present
+            present = [t for t in m.rows if self.ds.has(t)]
+            return {present[0]} if present else set(m.rows[:1])
         out: set[str] = set()
         for dep in self.catalog.dependencies(mid):
             out |= self._tables_of(dep)
@@ -453,23 +432,8 @@ class Engine:
     # -- enriched tables --------------------------------------------------------------------
 
     def opportunities(self) -> ibis.Table:
-        """Opportunities with reporting-currency amounts, cycle days and customer_type."""
-        return self.ds.cached("opportunities", self._opportunities)
-
-    def _opportunities(self) -> ibis.Table:
-        t = self.ds.table("opportunities")  # amounts already in the reporting currency (loading)
-        cycle = t.close_date.delta(t.created_at.date(), unit="day")
-        won = t.filter((t.status == "won") & t.account_id.notnull() & t.close_date.notnull())
-        first = won.group_by(won.account_id.name("_acct")).aggregate(_first_won=won.close_date.min())
-        t = t.left_join(first, t.account_id == first._acct).drop("_acct")
-        ctype = (
-            ibis.cases(
-                (t.account_id.isnull(), ibis.null(dt.string)),
-                (t._first_won < t.created_at.date(), "existing"),
-                else_="new",
-            )
-        )
-        return t.mutate(cycle_days=cycle.cast("float64"), customer_type=ctype).drop("_first_won")
+        """Opportunities with their derived fields (:func:`analysis.timeline.deals`)."""
+        return timeline.deals(self.ds)
 
     def base(self, table: str) -> ibis.Table:
         if table == "opportunities":
@@ -884,26 +848,9 @@ class Engine:
 
 # -- function metrics ---------------------------------------------------------------------------
 
-FUNCTION_TABLES = {
-    "arr": ("subscriptions",),
-    "churn_rate": ("subscriptions",),
-    "revenue_churn_rate": ("subscriptions",),
-    "new_customers": ("opportunities",),
-    "open_pipeline": ("opportunities",),
-    "open_deals": ("opportunities",),
-    "pipeline_velocity": ("opportunities",),
-    "pipeline_coverage": ("opportunities",),
-    "rep_working_days": ("reps",),
-    "rep_working_weeks": ("reps",),
-    "activities_per_won_deal": ("opportunities",),
-    "activities_per_lost_deal": ("opportunities",),
-    "revenue_target": ("reps",),
-}
-
-
 def _money(col: Any, where: Any = None) -> Any:
-    """Exact decimal sum as float64: the same figure whatever the row order or thread count."""
-    return col.cast(dt.Decimal(38, 6)).sum(where=where).cast("float64")
+    """Exact decimal sum (:func:`analysis.timeline.money_sum`) as float64."""
+    return timeline.money_sum(col, where).cast("float64")
 
 
 def _periods_table(periods: list[Period]) -> ibis.Table:
@@ -943,11 +890,10 @@ def _agg(eng: Engine, t: ibis.Table, **aggs: Any) -> pd.DataFrame:
 
 
 def _fn_open(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
+    """Deals open at the end of each period (:func:`analysis.timeline.open_deals`)."""
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
-    j = _with_periods(
-        eng, o, periods,
-        lambda j: (j.created_at.date() < j._end) & ((j.status == "open") | (j.close_date >= j._end)),
-    )
+    j = timeline.open_deals(eng.ds, {p.label: timeline.period_end(p) for p in periods}, table=o)
+    j = j.mutate(**{PERIOD: j.moment})
     return _agg(eng, j, open_deals=j.count(), open_pipeline=_money(j.amount))
 
 
@@ -1026,17 +972,24 @@ def _fn_velocity(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     return j[[*keys, "pipeline_velocity"]]
 
 
+def coverage_day(ds: Dataset, p: Period) -> date:
+    """The first day of "the rest of P" that pipeline coverage looks at: the day after the
+    snapshot day when P is under way at the snapshot, else P's first day."""
+    day = timeline.snapshot_day(ds)
+    return day + timedelta(days=1) if p.start <= day < p.last_day else p.start
+
+
 def _fn_coverage(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
-    as_of = eng.ds.config.as_of or date.today()
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
     rows = []
     targets = eng.targets("revenue", periods)
     keys = [*eng.by, PERIOD]
     for p in periods:
-        d = as_of if p.contains(as_of) else p.start
+        d = coverage_day(eng.ds, p)
         dl = ibis.literal(d)
-        # open at d (created before it, closing on or after it) and expected to close within P
-        open_at = o.filter((o.created_at.date() < dl) & (o.close_date >= dl) & (o.close_date < ibis.literal(p.end)))
+        # open at the start of d and expected to close from d to the end of P
+        open_at = timeline.open_deals(eng.ds, timeline.end_of_day(d - timedelta(days=1)), table=o)
+        open_at = open_at.filter((open_at.close_date >= dl) & (open_at.close_date < ibis.literal(p.end)))
         won_so_far = o.filter((o.status == "won") & (o.close_date >= ibis.literal(p.start)) & (o.close_date < dl))
         label = ibis.literal(p.label)
         a = _agg(eng, open_at.mutate(**{PERIOD: label}), _open=_money(open_at.amount))
@@ -1143,8 +1096,4 @@ def dimension_reachable(ds: Dataset, table_name: str, dim: str) -> bool:
     return eng.reachable(table_name, dim)
 
 
-def enriched_opportunities(ds: Dataset) -> ibis.Table:
-    """Opportunities as the metric engine sees them: amounts and costs in the reporting
-    currency, ``cycle_days`` (close_date - created_at date) and ``customer_type``; computed once
-    per dataset."""
-    return Engine(ds, build_catalog(ds.config), [], "month", ds.config.fiscal_year_start_month, {}).opportunities()
+enriched_opportunities = timeline.deals  # TODO(issue 11): losses.py still imports this name

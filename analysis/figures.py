@@ -13,6 +13,7 @@ import altair as alt
 import pandas as pd
 
 from . import charts
+from .format import money
 from .schema import step_label
 
 
@@ -129,7 +130,7 @@ def waterfall_chart(wf: pd.DataFrame, *, title: str | None = None, currency: str
     records.append({"step": "End", "lo": 0.0, "hi": float(row["end"]), "kind": "total", "value": float(row["end"])})
     df = pd.DataFrame(records)
     change = float(row["end"]) - float(row["start"])
-    title = title or f"Open pipeline {'grew' if change >= 0 else 'shrank'} by {abs(change):,.0f} {currency}".strip()
+    title = title or f"Open pipeline {'grew' if change >= 0 else 'shrank'} by {money(abs(change), currency)}"
     colors = alt.Scale(domain=["total", "up", "won", "down"],
                        range=["#7f8c9a", charts.STATUS_COLORS["open"], charts.STATUS_COLORS["won"], charts.STATUS_COLORS["lost"]])
     return alt.Chart(df).mark_bar().encode(

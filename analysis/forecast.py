@@ -54,9 +54,11 @@ import numpy as np
 import pandas as pd
 
 from . import pipeline as pl
+from . import timeline
 from .catalog import build_catalog
 from .engine import metrics, resolve_dims, with_dimensions
 from .errors import WorkbenchError
+from .format import money
 from .funnel import FUNNEL_STEPS, NURTURING_K, PARKING_STEP
 from .loading import Dataset
 from .periods import Period, grain_of, parse_period, period_of
@@ -93,16 +95,13 @@ class ForecastError(WorkbenchError):
 
 
 def _as_of(ds: Dataset, as_of: Any) -> Any:
-    """``as_of`` or, by default, the data's snapshot day."""
-    return ds.last_date() if as_of is None else as_of
+    """``as_of`` or, by default, the data's snapshot day (:func:`analysis.timeline.snapshot_day`)."""
+    return timeline.snapshot_day(ds) if as_of is None else as_of
 
 
 def _day(ds: Dataset, when: Any) -> date:
     """The calendar day of an as-of value (raises ForecastError for a bad value)."""
-    try:
-        return pl.as_moment(ds, when, "as_of").day
-    except pl.PipelineError as err:
-        raise ForecastError(str(err)) from None
+    return timeline.moment(ds, when, "as_of", error=ForecastError).day
 
 
 
@@ -115,11 +114,6 @@ def _cents(amounts: Any) -> np.ndarray:
     """Amounts as integer cents (NaN -> 0), exact for amounts below 90 trillion."""
     a = pd.to_numeric(pd.Series(amounts), errors="coerce").astype("float64").fillna(0.0).to_numpy()
     return np.round(a * 100.0).astype("int64")
-
-
-def _money(fmt_ds: Dataset, value: Any) -> str:
-    """A money value in the catalog's revenue format, with the reporting currency."""
-    return f"{build_catalog(fmt_ds.config).get('revenue').fmt(value)} {fmt_ds.config.currency}"
 
 
 def _pct(value: Any, signed: bool = False) -> str:
@@ -155,22 +149,18 @@ def _month_ends(since: date, day: date) -> list[date]:
     return out
 
 
-def _snapshot_deals(ds: Dataset, snapshots: Sequence[date]) -> pd.DataFrame:
-    """Every deal open at the end of each snapshot day, in the step it was in then: one DuckDB
-    query over the stage-history entries, no Python loop over snapshots.
+def snapshot_deals(ds: Dataset, snapshots: Sequence[date]) -> pd.DataFrame:
+    """Every deal open at the end of each snapshot day in a known step, as the deal timeline
+    reads it (:func:`analysis.timeline.open_deals`): one query for all the days.
 
-    The step is chosen by the rules of :func:`analysis.pipeline.pipeline_as_of`: the last entry
-    into an open stage at or before the snapshot (equal times: the further step, then the stage
-    name), else the deal's earliest later entry; deals without any history get no step (their
-    step at a past snapshot is unknown). Returns ``snapshot``, ``opportunity_id``, ``step``,
-    ``amount`` (cents, int64), ``status`` (final), ``closed_on`` (effective close day, NaT while
-    open).
+    Returns ``snapshot``, ``opportunity_id``, ``step``, ``amount`` (cents, int64), ``status``
+    (final), ``closed_on`` (the final record's close day, NaT while open), sorted by snapshot
+    and deal. Memoized per dataset and day (a loaded dataset does not change), so replays query
+    each day once.
     """
     cols = ["snapshot", "opportunity_id", "step", "amount", "status", "closed_on"]
     if not snapshots or not ds.has("stage_history"):
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
-    # memo per dataset and snapshot day (a snapshot's rows never change for a loaded dataset:
-    # the outcome columns are the final record's), so replays query each day once
     memo: dict[date, pd.DataFrame] = ds.__dict__.setdefault("_forecast_snapshots", {})
     wanted = sorted(set(snapshots))
     missing = [s for s in wanted if s not in memo]
@@ -183,36 +173,11 @@ def _snapshot_deals(ds: Dataset, snapshots: Sequence[date]) -> pd.DataFrame:
 
 
 def _query_snapshots(ds: Dataset, snapshots: Sequence[date]) -> pd.DataFrame:
-    """The one DuckDB query of :func:`_snapshot_deals`."""
-    snaps = ibis.memtable(pd.DataFrame({
-        "_snap": pd.to_datetime(list(snapshots)).date,
-        "_bound": pd.to_datetime([s + timedelta(days=1) for s in snapshots]),
-    })).cast({"_snap": "date", "_bound": "timestamp"})
-    o = pl.deal_table(ds)
-    o = o.select(_oid=o.opportunity_id, _created_at=o.created_at, _amount=o.amount, _status=o.status,
-                 _closed_on=o._closed_on)
-    d = o.cross_join(snaps)
-    d = d.filter((d._created_at < d._bound) & (d._closed_on.isnull() | (d._closed_on > d._snap)))
-    h = pl.open_entries(ds)
-    rank = h.step.substitute({s: i for i, s in enumerate(STEPS)}, else_=-1)
-    h = h.mutate(_rank=rank)
-    # the deal's earliest entry (used when nothing was entered by the snapshot)
-    first = h.mutate(_rn=ibis.row_number().over(group_by=h.opportunity_id,
-                                                order_by=[ibis.asc(h.entered_at), ibis.desc(h._rank),
-                                                          ibis.desc(h.stage)]))
-    first = first.filter(first._rn == 0).select(_fid=first.opportunity_id, _fstep=first.step)
-    # the last entry at or before each snapshot
-    e = d.select("_oid", "_snap", "_bound").join(h, [d._oid == h.opportunity_id, h.entered_at < d._bound])
-    e = e.mutate(_rn=ibis.row_number().over(group_by=[e._oid, e._snap],
-                                            order_by=[ibis.desc(e.entered_at), ibis.desc(e._rank),
-                                                      ibis.desc(e.stage)]))
-    last = e.filter(e._rn == 0).select(_lid=e._oid, _lsnap=e._snap, _lstep=e.step)
-    j = d.left_join(last, [d._oid == last._lid, d._snap == last._lsnap])
-    j = j.left_join(first, j._oid == first._fid)
-    step = ibis.coalesce(j._lstep, j._fstep)
-    j = j.filter(step.notnull()).select(snapshot=j._snap, opportunity_id=j._oid, step=step,
-                                         amount=j._amount, status=j._status, closed_on=j._closed_on)
-    out = j.to_pandas()
+    """The one query of :func:`snapshot_deals`."""
+    o = timeline.open_deals(ds, {s.isoformat(): timeline.end_of_day(s) for s in snapshots}, steps=True)
+    o = o.filter(o.step.notnull())
+    out = o.select(snapshot=o.moment, opportunity_id=o.opportunity_id, step=o.step, amount=o.amount,
+                   status=o.status, closed_on=o.closed_on).to_pandas()
     out["amount"] = _cents(out["amount"])
     out["snapshot"] = pd.to_datetime(out["snapshot"])
     out["closed_on"] = pd.to_datetime(out["closed_on"])
@@ -320,9 +285,9 @@ def win_probabilities(ds: Dataset, *, as_of: Any = None) -> pd.DataFrame:
     day = _day(ds, when)
     cfg = ds.config.forecast
     since = _months_before(day, cfg.history_months)
-    o = pl.deal_table(ds)
+    o = pl.placed_deals(ds)
     closed = o.filter(
-        o.status.isin(list(pl.CLOSED)) & (o._closed_on <= ibis.literal(day)) & (o._closed_on > ibis.literal(since))
+        o.status.isin(list(timeline.CLOSED)) & (o.closed_on <= ibis.literal(day)) & (o.closed_on > ibis.literal(since))
     )
     tot = closed.aggregate(n=closed.count(), won=closed.count(where=closed.status == "won")).to_pyarrow().to_pylist()[0]
     n_all, won_all = int(tot["n"] or 0), int(tot["won"] or 0)
@@ -330,7 +295,7 @@ def win_probabilities(ds: Dataset, *, as_of: Any = None) -> pd.DataFrame:
     snaps = _month_ends(since, day)
     counts: dict[str, tuple[int, ...]] = {}
     if ds.has("stage_history"):
-        obs = _snapshot_deals(ds, snaps)
+        obs = snapshot_deals(ds, snaps)
         end = pd.Timestamp(day)
         obs = obs[obs.closed_on.notna() & (obs.closed_on <= end)]
         counts = _step_rates(obs, obs.status == "won")
@@ -518,12 +483,11 @@ def pipeline_sentence(ds: Dataset, frame: pd.DataFrame, *, period: str | Period 
 
     ``period`` defaults to the period of the day after the frame's ``as_of`` (the first period
     deals can still close in). Example: ``Weighted pipeline expected to close in 2026-Q4 is
-    9,876,543 USD from 420 open deals worth 31,000,000 USD (commit 2,100,000 USD, best case
-    3,400,000 USD).``
+    $9.9M from 420 open deals worth $31M (commit $2.1M, best case $3.4M).``
     """
     grain = frame.attrs.get("grain", "quarter")
     if period is None:
-        day = frame.attrs.get("as_of") or ds.last_date()
+        day = frame.attrs.get("as_of") or timeline.snapshot_day(ds)
         label = period_of(day + timedelta(days=1), grain, fiscal_start_month=ds.config.fiscal_year_start_month).label
     else:
         label = ds.period(period).label
@@ -537,9 +501,9 @@ def pipeline_sentence(ds: Dataset, frame: pd.DataFrame, *, period: str | Period 
 
     total_w = f.weighted.sum(min_count=len(f)) if f.weighted.notna().all() else float("nan")
     return (
-        f"Weighted pipeline expected to close in {label} is {_money(ds, total_w)} from {int(f.deals.sum()):,} "
-        f"open deals worth {_money(ds, f.amount.sum())} (commit {_money(ds, cat('commit'))}, "
-        f"best case {_money(ds, cat('best_case'))})."
+        f"Weighted pipeline expected to close in {label} is {money(total_w, ds.config.currency)} from {int(f.deals.sum()):,} "
+        f"open deals worth {money(f.amount.sum(), ds.config.currency)} (commit {money(cat('commit'), ds.config.currency)}, "
+        f"best case {money(cat('best_case'), ds.config.currency)})."
     )
 
 
@@ -728,7 +692,7 @@ def accuracy(actual: Sequence[float], forecast: Sequence[float]) -> tuple[float,
 
 
 def _last_complete(ds: Dataset, grain: str) -> Period:
-    day = ds.last_date()
+    day = timeline.snapshot_day(ds)
     p = period_of(day, grain, fiscal_start_month=ds.config.fiscal_year_start_month)
     return p if p.last_day <= day else p.previous()
 
@@ -813,7 +777,7 @@ def revenue_forecast(
         raise ForecastError(f"end {stop.label} is a {stop.grain}, but grain is {grain}; pass grain={stop.grain!r}")
     if stop > last:
         raise ForecastError(
-            f"end {stop.label} is not complete (the data ends {ds.last_date().isoformat()}); "
+            f"end {stop.label} is not complete (the data ends {timeline.snapshot_day(ds).isoformat()}); "
             f"pass {last.label} or an earlier period"
         )
     frame = metrics(ds, metric, grain=grain, catalog=catalog)
@@ -878,14 +842,13 @@ def forecast_sentence(ds: Dataset, result: ForecastResult, *, period: str | Peri
 
     ``period`` is the forecast period to speak of (default the first one after the history).
 
-    Example: ``Revenue forecast for 2026-Q4: 23,100,000 USD (80% interval 20,900,000 USD to
-    25,300,000 USD, from the seasonal model ETS(A,N,A) m=4); it beats the seasonal naive
+    Example: ``Revenue forecast for 2026-Q4: $23.1M (80% interval $20.9M to $25.3M, from the seasonal model ETS(A,N,A) m=4); it beats the seasonal naive
     baseline over 4 backtest quarters (MAPE 8.1% vs 12.3%, bias -2.0%).``
     """
     m = build_catalog(ds.config).get(result.metric)
 
     def fmt(v: float) -> str:
-        return _money(ds, v) if m.unit == "money" else m.fmt(v)
+        return money(v, ds.config.currency) if m.unit == "money" else m.fmt(v)
 
     best = result.best
     if period is not None:
@@ -963,8 +926,8 @@ def _analogous_windows(ds: Dataset, p: Period, day: date) -> list[Period]:
     older deals only when they were still open then, so the periods before it would see no
     wins); at most :data:`PERIODS_PER_YEAR` of them."""
     since = _months_before(day, ds.config.forecast.history_months)
-    o = pl.deal_table(ds)
-    lo = o.aggregate(created=o._created.min(), closed=o._closed_on.min()).to_pyarrow().to_pylist()[0]
+    o = pl.placed_deals(ds)
+    lo = o.aggregate(created=o._created.min(), closed=o.closed_on.min()).to_pyarrow().to_pylist()[0]
     first, first_close = lo["created"], lo["closed"]
     if first is None or first_close is None:
         return []
@@ -1023,7 +986,7 @@ def period_win_probabilities(ds: Dataset, period: str | Period, *, as_of: Any = 
     by_window = pd.DataFrame(index=pd.Index(list(STEPS), name="step"))
     n_all, won_all = 0, 0
     if windows and ds.has("stage_history"):
-        obs = _snapshot_deals(ds, sorted(snaps))
+        obs = snapshot_deals(ds, sorted(snaps))
         ends = obs.snapshot.map({pd.Timestamp(s): pd.Timestamp(q.last_day) for s, q in snaps.items()})
         won = (obs.status == "won") & obs.closed_on.notna() & (obs.closed_on <= ends)
         counts = _step_rates(obs, won)
@@ -1041,7 +1004,7 @@ def period_win_probabilities(ds: Dataset, period: str | Period, *, as_of: Any = 
 
 
 def _default_outcome_as_of(ds: Dataset, p: Period) -> date:
-    last = ds.last_date()
+    last = timeline.snapshot_day(ds)
     if last < p.last_day:
         return last
     return p.start - timedelta(days=1)
@@ -1181,8 +1144,8 @@ def simulate_outcome(
         p_win = d_prob[None, :]
 
     # won to date
-    o = pl.deal_table(ds)
-    won = o.filter((o.status == "won") & (o._closed_on >= ibis.literal(p.start)) & (o._closed_on <= ibis.literal(day)))
+    o = pl.placed_deals(ds)
+    won = o.filter((o.status == "won") & (o.closed_on >= ibis.literal(p.start)) & (o.closed_on <= ibis.literal(day)))
     won = with_dimensions(ds, won, "opportunities", by_list)
     won_df = won.select("amount", *by_list).to_pandas()
 
@@ -1331,15 +1294,15 @@ def _new_business_pool(ds: Dataset, p: Period, day: date, by: list[str]) -> tupl
     windows = _analogous_windows(ds, p, day)
     if not windows:
         return pd.DataFrame(columns=cols), []
-    o = pl.deal_table(ds)
+    o = pl.placed_deals(ds)
     cond = ibis.literal(False)
     for q in windows:
-        cond |= ((o._created >= ibis.literal(q.start + offset)) & (o._closed_on >= ibis.literal(q.start))
-                 & (o._closed_on < ibis.literal(q.end)))
+        cond |= ((o._created >= ibis.literal(q.start + offset)) & (o.closed_on >= ibis.literal(q.start))
+                 & (o.closed_on < ibis.literal(q.end)))
     won = o.filter((o.status == "won") & cond)
     won = with_dimensions(ds, won, "opportunities", by)
-    pool = won.select("opportunity_id", "_closed_on", *cols).order_by("opportunity_id").to_pandas()
-    closed = pd.to_datetime(pool.pop("_closed_on"))
+    pool = won.select("opportunity_id", "closed_on", *cols).order_by("opportunity_id").to_pandas()
+    closed = pd.to_datetime(pool.pop("closed_on"))
     per = [int(((closed >= pd.Timestamp(q.start)) & (closed < pd.Timestamp(q.end))).sum()) for q in windows]
     return pool.drop(columns="opportunity_id").reset_index(drop=True), per
 
@@ -1347,15 +1310,15 @@ def _new_business_pool(ds: Dataset, p: Period, day: date, by: list[str]) -> tupl
 def outcome_sentence(ds: Dataset, result: OutcomeSimulation) -> str:
     """One sentence on an :class:`OutcomeSimulation`.
 
-    Example: ``Simulated revenue for 2026-Q4 (as of 2026-09-30, 10,000 runs): P50 23,000,000 USD
-    (P10 20,000,000 USD, P90 26,000,000 USD); 61% chance of reaching the 22,000,000 USD quota;
+    Example: ``Simulated revenue for 2026-Q4 (as of 2026-09-30, 10,000 runs): P50 $23M
+    (P10 $20M, P90 $26M); 61% chance of reaching the $22M quota;
     12 of 40 reps are more likely than not to reach theirs.``
     """
     s = result.summary.iloc[0]
     text = (f"Simulated revenue for {result.period} (as of {result.as_of.isoformat()}, {int(s.simulations):,} runs): "
-            f"P50 {_money(ds, s.p50)} (P10 {_money(ds, s.p10)}, P90 {_money(ds, s.p90)})")
+            f"P50 {money(s.p50, ds.config.currency)} (P10 {money(s.p10, ds.config.currency)}, P90 {money(s.p90, ds.config.currency)})")
     if pd.notna(s.target):
-        text += f"; {s.p_reach_target:.0%} chance of reaching the {_money(ds, s.target)} quota"
+        text += f"; {s.p_reach_target:.0%} chance of reaching the {money(s.target, ds.config.currency)} quota"
     reps = result.groups.get("rep_id")
     if reps is not None and reps.target.notna().any():
         with_q = reps[reps.target.notna()]
@@ -1416,7 +1379,7 @@ def outcome_backtest(
     grain = grain_of(grain)
     if not isinstance(periods, int) or periods < 1:
         raise ForecastError(f"periods={periods!r} must be a whole number, at least 1")
-    last = ds.last_date() if before is None else min(ds.last_date(), before)
+    last = timeline.snapshot_day(ds) if before is None else min(timeline.snapshot_day(ds), before)
     p = period_of(last, grain, fiscal_start_month=ds.config.fiscal_year_start_month)
     if p.last_day > last:
         p = p.previous()
@@ -1432,10 +1395,10 @@ def outcome_backtest(
         need.update(_month_ends(_months_before(day, ds.config.forecast.history_months), day))
         need.update(w.start - timedelta(days=1) for w in _analogous_windows(ds, q, day))
     if ds.has("stage_history"):
-        _snapshot_deals(ds, sorted(need))
-    o = pl.deal_table(ds)
-    won = o.filter(o.status == "won").select("_created", "_closed_on", "amount").to_pandas()
-    closed = pd.to_datetime(won._closed_on)
+        snapshot_deals(ds, sorted(need))
+    o = pl.placed_deals(ds)
+    won = o.filter(o.status == "won").select("_created", "closed_on", "amount").to_pandas()
+    closed = pd.to_datetime(won.closed_on)
     created = pd.to_datetime(won._created)
     cents = _cents(won.amount)
     rows = []

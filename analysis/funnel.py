@@ -28,13 +28,14 @@ pass
 from __future__ import annotations
 
 import difflib
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any, Sequence
 
 import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 
+from . import timeline
 from .engine import resolve_dims, with_dimensions, wilson_interval
 from .errors import UnknownNameError, WorkbenchError
 from .loading import Dataset
@@ -46,15 +47,15 @@ FUNNEL_STEPS: tuple[str, ...] = (*STEPS[:6], "won")
 #: The parking step outside the chain.
 PARKING_STEP = "nurturing"
 #: Step name given to stage_history rows whose stage maps to no step.
-UNKNOWN = "unknown"
-#: Every step a stage_history row can have, in display order.
-ALL_STEPS: tuple[str, ...] = (*FUNNEL_STEPS[:6], PARKING_STEP, "won", "lost", UNKNOWN)
+UNKNOWN = timeline.UNKNOWN_STEP
+#: Every step a stage_history row can have, in display order (the timeline's).
+ALL_STEPS: tuple[str, ...] = timeline.HISTORY_STEPS
 
 #: Chain position of each funnel step (won = 6); nurturing, lost and unknown have none.
 POSITION = {s: i for i, s in enumerate(FUNNEL_STEPS)}
 #: Integer code of each step in the derived tables (its index in ALL_STEPS); also the tie-break
 #: order of rows entered at the same instant.
-CODE = {s: i for i, s in enumerate(ALL_STEPS)}
+CODE = timeline.STEP_CODE
 _CLOSING = POSITION["closing"]
 NURTURING_K = len(FUNNEL_STEPS)  # the pseudo position of nurturing in the passes table
 
@@ -229,8 +230,8 @@ def funnel_snapshot(
     ds
         A dataset with ``opportunities`` (and ``stage_history`` for a past ``as_of``).
     as_of
-        ``None`` for the current state of ``opportunities``; a date means the end of that day
-        (events on that day included), a datetime that instant.
+        The moment of the snapshot (:func:`analysis.timeline.moment`): a date means the end
+        of that day, a datetime that instant; ``None`` (default) the data's snapshot day.
     by
         Dimensions to split by.
 
@@ -239,34 +240,32 @@ def funnel_snapshot(
     pandas.DataFrame
         The ``by`` columns, ``step``, ``deals``, ``amount``: one row per group and step
         (:data:`~analysis.schema.STEPS` order, nurturing last; an ``unknown`` row only when
-        some open deal's stage maps to no step). ``attrs["label"]`` is
+        some open deal's step is not known). ``attrs["label"]`` is
         ``Snapshot of open deals as of <date>``.
 
     Notes
     -----
-    Now: deals with status open, at their current stage. As of a past instant: deals created
-    before it whose last ``stage_history`` row before it is not won or lost (a deal with no
-    history by then counts as open when it is open today or closed on or after that date), at
-    the step of that row. ``amount`` is the deal's amount today (the history does not keep
-    amounts), in the reporting currency. A snapshot is a state, not a cohort: it is not
-    comparable with :func:`stage_funnel` conversions.
+    The deals open at the moment, each in its step then, as the deal timeline reads them
+    (:mod:`analysis.timeline`: the same deals as ``open_deals`` and
+    :func:`analysis.pipeline.pipeline_as_of`). ``amount`` is the deal's amount today (the
+    history does not keep amounts) in the reporting currency, summed exactly. A snapshot is a
+    state, not a cohort: it is not comparable with :func:`stage_funnel` conversions.
     """
     by = _by(ds, by)
-    as_of = _as_of(ds, as_of)
-    cutoff = _cutoff(as_of)
-    deals = _open_at(ds, cutoff, by, stints=False)
-    agg = deals.group_by([*by, "step"]).aggregate(deals=deals.count(), amount=deals.amount.sum())
+    m = timeline.moment(ds, as_of, "as_of", error=FunnelError)
+    deals = timeline.open_deals(ds, m, table=_deals(ds, by), steps=True)
+    agg = deals.group_by([*by, "step"]).aggregate(deals=deals.count(), amount=timeline.money_sum(deals.amount))
     got = agg.to_pandas()
     got["step"] = got["step"].fillna(UNKNOWN)
+    got["amount"] = got["amount"].map(timeline.to_decimal).astype("float64")
     order = [*STEPS[:6], PARKING_STEP]
     if (got.step == UNKNOWN).any():
         order.append(UNKNOWN)
     out = _complete(got, by, order, {"deals": 0, "amount": 0.0})
     out["deals"] = out["deals"].astype("int64")
     out["amount"] = out["amount"].astype("float64")
-    day = _day_label(ds, as_of)
-    out.attrs["as_of"] = day
-    out.attrs["label"] = f"Snapshot of open deals as of {day}"
+    out.attrs["as_of"] = m.label
+    out.attrs["label"] = f"Snapshot of open deals as of {m.label}"
     return out
 
 
@@ -298,7 +297,9 @@ def time_in_stage(
     Notes
     -----
     A stint starts when a deal enters a step (consecutive rows of the same step are one
-    stint) and ends when it enters any other stage, including won, lost and unmapped stages.
+    stint) and ends when it enters any other stage, including won, lost and unmapped stages;
+    the last stint of a deal whose history has no closing row after it ends when the final
+    record closes the deal (the end of its close day; :func:`analysis.timeline.final_closes`).
     ``days`` = calendar days between the two ``entered_at`` (fractional). Re-entering a step
     starts a new stint. The last stint of an open deal is still running: it is left out
     (right-censored), which biases the statistics towards shorter stints for steps where
@@ -332,6 +333,43 @@ def time_in_stage(
     return out
 
 
+def stall_candidates(
+    ds: Dataset,
+    *,
+    as_of: date | datetime | str | None = None,
+    quantile: float | None = None,
+) -> pd.DataFrame:
+    """Every deal open at ``as_of`` in a known step, with its time in the step and the step's
+    threshold: what :func:`stalled_deals` judges (same parameters and columns, without
+    ``last_activity_at``; ``threshold_days`` NaN for a step with no completed stint yet),
+    sorted by ``opportunity_id``. ``attrs["as_of"]`` is the moment, ``attrs["quantile"]`` q."""
+    q = ds.config.stalled_quantile if quantile is None else quantile
+    if not isinstance(q, (int, float)) or not 0 < q < 1:
+        raise FunnelError(f"quantile {quantile!r} must be between 0 and 1 (0.75 = the p75)")
+    m = timeline.moment(ds, as_of, "as_of", error=FunnelError)
+    ref = _ts(m.instant)
+    st = _stints(ds)
+    done = st.filter(st.end.notnull() & m.happened(st.end))
+    thresholds = done.group_by(done.step.name("_t_step")).aggregate(threshold_days=done.days.quantile(q))
+    open_ = timeline.open_deals(ds, m, steps=True)
+    open_ = open_.filter(open_.step.notnull())
+    days = ((ref.epoch_seconds() - open_.since.epoch_seconds()) / DAY_SECONDS).cast("float64")
+    open_ = open_.mutate(days_in_step=days)
+    j = open_.left_join(thresholds, open_.step == thresholds._t_step)
+    out = j.select(
+        opportunity_id=j.opportunity_id,
+        rep_id=j.owner_id,
+        step=j.step,
+        days_in_step=j.days_in_step,
+        threshold_days=j.threshold_days.cast("float64"),
+        amount=j.amount,
+    ).order_by("opportunity_id").to_pandas()
+    out["threshold_days"] = out["threshold_days"].astype("float64")
+    out.attrs["as_of"] = m.instant.isoformat(sep=" ", timespec="minutes")
+    out.attrs["quantile"] = q
+    return out
+
+
 def stalled_deals(
     ds: Dataset,
     *,
@@ -345,9 +383,9 @@ def stalled_deals(
     ds
         A dataset with ``opportunities`` and ``stage_history`` (``activities`` optional).
     as_of
-        The moment to judge at: a date means the end of that day, a datetime that instant.
-        Default ``config.as_of`` (end of day), else now in the company time zone; the open
-        deals are then those open today.
+        The moment to judge at (:func:`analysis.timeline.moment`): a date means the end of that
+        day, a datetime that instant; default the data's snapshot day (``config.as_of``, else
+        the data's last day).
     quantile
         Quantile of historical time in the step that a deal must exceed (default
         ``config.stalled_quantile``, 0.75: the p75).
@@ -362,39 +400,22 @@ def stalled_deals(
 
     Notes
     -----
-    ``days_in_step`` = calendar days from the start of the deal's current stint (see
-    :func:`time_in_stage`; a deal without history counts from its creation) to ``as_of``.
-    ``threshold_days`` = the ``quantile`` of the step's completed stints that ended before
-    ``as_of`` (all deals). A deal is stalled when ``days_in_step > threshold_days``. Steps with
-    no completed stint have no threshold and flag no deal; nurturing is judged like any step.
+    The candidates are the deals open at ``as_of`` by the deal timeline
+    (:func:`stall_candidates`), in their step then. ``days_in_step`` = calendar days from the
+    start of the deal's current stint (see :func:`time_in_stage`; a deal without history counts
+    from its creation) to ``as_of``. ``threshold_days`` = the ``quantile`` of the step's
+    completed stints that ended before ``as_of`` (all deals). A deal is stalled when
+    ``days_in_step > threshold_days``. Steps with no completed stint have no threshold and
+    flag no deal; nurturing is judged like any step.
     """
-    q = ds.config.stalled_quantile if quantile is None else quantile
-    if not isinstance(q, (int, float)) or not 0 < q < 1:
-        raise FunnelError(f"quantile {quantile!r} must be between 0 and 1 (0.75 = the p75)")
-    cutoff = _cutoff(_as_of(ds, as_of))
-    ref = cutoff or _now(ds)
-    st = _stints(ds)
-    done = st.filter(st.end.notnull() & (st.end < _ts(ref)))
-    thresholds = done.group_by(done.step.name("_t_step")).aggregate(threshold_days=done.days.quantile(q))
-    open_ = _open_at(ds, cutoff, [])
-    days = ((_ts(ref).epoch_seconds() - open_.since.epoch_seconds()) / DAY_SECONDS).cast("float64")
-    open_ = open_.mutate(days_in_step=days)
-    j = open_.join(thresholds, open_.step == thresholds._t_step)
-    j = j.filter(j.days_in_step > j.threshold_days)
-    out = j.select(
-        opportunity_id=j.opportunity_id,
-        rep_id=j.owner_id,
-        step=j.step,
-        days_in_step=j.days_in_step,
-        threshold_days=j.threshold_days.cast("float64"),
-        amount=j.amount,
-    ).to_pandas()
-    out["last_activity_at"] = _last_activity(ds, list(out.opportunity_id), ref)
+    cand = stall_candidates(ds, as_of=as_of, quantile=quantile)
+    out = cand[cand.days_in_step > cand.threshold_days].reset_index(drop=True)
+    before = pd.Timestamp(cand.attrs["as_of"]).to_pydatetime()
+    out["last_activity_at"] = _last_activity(ds, list(out.opportunity_id), before)
     out["ratio"] = out.days_in_step / out.threshold_days
     out = out.sort_values(["ratio", "days_in_step", "opportunity_id"], ascending=[False, False, True])
     out = out.drop(columns="ratio").reset_index(drop=True)
-    out.attrs["as_of"] = ref.isoformat(sep=" ", timespec="minutes")
-    out.attrs["quantile"] = q
+    out.attrs = dict(cand.attrs)
     return out
 
 
@@ -588,6 +609,11 @@ def _stints(ds: Dataset) -> ibis.Table:
             end=starts.entered_at.lead().over(w),
         )
         s = s.filter(s.code <= CODE[PARKING_STEP])
+        fc = timeline.final_closes(ds)
+        fc = fc.select(_fc_id=fc.opportunity_id, _fc_at=fc.closed_at)
+        s = s.left_join(fc, s.opportunity_id == fc._fc_id)
+        final = ibis.cases((s._fc_at.notnull(), ibis.greatest(s._fc_at, s.start)), else_=ibis.null(dt.Timestamp()))
+        s = s.mutate(end=ibis.coalesce(s.end, final)).drop("_fc_id", "_fc_at")
         days = ((s.end.epoch_seconds() - s.start.epoch_seconds()) / DAY_SECONDS).cast("float64")
         return s.select("opportunity_id", step=_step_of(s.code), start=s.start, end=s.end, days=days)
 
@@ -631,89 +657,10 @@ def _within(col: Any, p: Period) -> Any:
     return (col >= _ts(datetime.combine(p.start, time()))) & (col < _ts(datetime.combine(p.end, time())))
 
 
-def _as_of(ds: Dataset, as_of: date | datetime | str | None) -> date | datetime | None:
-    """``as_of`` as a date or a naive company-local datetime (strings parsed as ISO 8601)."""
-    if as_of is None:
-        return None
-    if isinstance(as_of, str):
-        text = as_of.strip()
-        try:
-            as_of = datetime.fromisoformat(text) if len(text) > 10 else date.fromisoformat(text)
-        except ValueError:
-            raise FunnelError(f"as_of {as_of!r} is not a date; use 2025-09-30 or 2025-09-30T17:00") from None
-    if isinstance(as_of, datetime):
-        if as_of.tzinfo is not None:
-            as_of = as_of.astimezone(ds.config.tz).replace(tzinfo=None)
-        return as_of
-    if isinstance(as_of, date):
-        return as_of
-    raise FunnelError(f"as_of must be a date or datetime, got {type(as_of).__name__}")
-
-
-def _cutoff(as_of: date | datetime | None) -> datetime | None:
-    """The instant a snapshot is taken (from :func:`_as_of`): a date means the end of that day."""
-    if as_of is None or isinstance(as_of, datetime):
-        return as_of
-    return datetime.combine(as_of + timedelta(days=1), time())
-
-
-def _now(ds: Dataset) -> datetime:
-    """Default reference instant: the end of ``config.as_of``, else now in the company time zone."""
-    if ds.config.as_of:
-        return datetime.combine(ds.config.as_of + timedelta(days=1), time())
-    return datetime.now(ds.config.tz).replace(tzinfo=None)
-
-
-def _day_label(ds: Dataset, as_of: date | datetime | None) -> str:
-    if as_of is None:
-        return (ds.config.as_of or datetime.now(ds.config.tz).date()).isoformat()
-    if isinstance(as_of, datetime):
-        return as_of.isoformat(sep=" ", timespec="minutes")
-    return as_of.isoformat()
-
-
 def _deals(ds: Dataset, by: list[str]) -> ibis.Table:
-    """One row per deal: opportunity_id, owner_id, status, amount (reporting currency), created_at,
-    close_date, current step, and the ``by`` dimensions."""
-    o = ds.table("opportunities")  # amounts in the reporting currency (loading converts them)
-    base = ["opportunity_id", "owner_id", "status", "amount", "created_at", "close_date", "step"]
-    if by:
-        o = with_dimensions(ds, o, "opportunities", by)
-    return o.select(*base, *[d for d in by if d not in base])
-
-
-def _open_at(ds: Dataset, cutoff: datetime | None, by: list[str], *, stints: bool = True) -> ibis.Table:
-    """Open deals at ``cutoff``: opportunity_id, owner_id, amount, step, since, the ``by`` dims.
-
-    ``cutoff`` None means now: deals with status open. Their step is their current stage, or
-    with ``stints`` the step of their last history row, and ``since`` the start of that stint
-    (the deal's creation when it has no history). A past ``cutoff`` always reads the history.
-    """
-    deals = _deals(ds, by)
-    if cutoff is None and (not stints or not ds.has("stage_history")):
-        o = deals.filter(deals.status == "open")
-        step = ibis.ifelse(o.step.isin(list(STEPS)), o.step, ibis.null(dt.string))
-        return o.mutate(since=o.created_at, step=step)
-    h = _history(ds)
-    if cutoff is not None:
-        h = h.filter(h.entered_at < _ts(cutoff))
-    # the last row before the cutoff, and the start of the run it belongs to
-    run = h.prev_code.isnull() | (h.prev_code != h.code)
-    last = h.group_by(h.opportunity_id.name("_h_id")).aggregate(
-        _h_code=h.code.argmax(h.seq),
-        _h_since=h.entered_at.max(where=run),
-    )
-    j = deals.left_join(last, deals.opportunity_id == last._h_id)
-    closed = j._h_code.isin([CODE["won"], CODE["lost"]])
-    if cutoff is None:
-        is_open = j.status == "open"
-    else:
-        no_history_open = ((j.status == "open") | (j.close_date >= ibis.literal(cutoff.date()))).fill_null(False)
-        is_open = (j.created_at < _ts(cutoff)) & ibis.ifelse(j._h_code.isnull(), no_history_open, ~closed)
-    j = j.filter(is_open)
-    step = ibis.ifelse(j._h_code.isnull(), j.step, _step_of(j._h_code))
-    step = ibis.ifelse(step.isin(list(STEPS)), step, ibis.null(dt.string))
-    return j.mutate(step=step, since=j._h_since.coalesce(j.created_at)).drop("_h_id", "_h_code", "_h_since")
+    """The timeline's deals (:func:`analysis.timeline.deals`) with the ``by`` dimensions."""
+    o = timeline.deals(ds)
+    return with_dimensions(ds, o, "opportunities", by) if by else o
 
 
 def _last_activity(ds: Dataset, ids: list[str], before: datetime) -> pd.Series:

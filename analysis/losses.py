@@ -36,6 +36,7 @@ import pandas as pd
 
 from .engine import MetricError, dimension_reachable, dimensions, outer_merge, wilson_interval, with_dimensions
 from .errors import UnknownNameError
+from .format import money, percent
 from .loading import Dataset
 from .periods import Period
 from .schema import ACTIVITY_TYPES, LOSS_REASONS, STEPS
@@ -470,20 +471,6 @@ def loss_analysis(ds: Dataset, period: str | Period, *, by: Sequence[str] | str 
     return out
 
 
-def _money_text(value: float, currency: str | None) -> str:
-    sign = "-" if value < 0 else ""
-    v = abs(float(value))
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if v >= limit:
-            num = f"{v / limit:.1f}".rstrip("0").rstrip(".") + suffix
-            break
-    else:
-        num = f"{v:,.0f}"
-    symbols = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
-    cur = (currency or "USD").upper()
-    return f"{sign}{symbols[cur]}{num}" if cur in symbols else f"{sign}{num} {cur}"
-
-
 def _reason_text(reason: str) -> str:
     if reason == NOT_GIVEN:
         return "No reason given"
@@ -518,16 +505,16 @@ def top_loss_pattern(frame: pd.DataFrame) -> str:
     best = int(g["lost_deals"].iloc[0])
     top = g[g["lost_deals"] == best]
     currency = frame.attrs.get("currency")
-    share = f"{best / total:.0%}"
+    share = percent(best / total, digits=0)
     deals = f"{total:,} lost deal{'s' if total != 1 else ''}"
     if len(top) == 1:
         reason = top.index[0]
-        amount = _money_text(float(top["amount_lost"].iloc[0]), currency)
+        amount = money(top["amount_lost"].iloc[0], currency or "USD")
         return f"{_reason_text(reason)} is the top loss reason ({share} of {deals}, {amount})"
     names = [_reason_text(r) if i == 0 else _reason_text(r).lower() if r != NOT_GIVEN else "no reason given"
              for i, r in enumerate(top.index)]
     joined = ", ".join(names[:-1]) + " and " + names[-1]
-    amounts = ", ".join(_money_text(float(a), currency) for a in top["amount_lost"])
+    amounts = ", ".join(money(a, currency or "USD") for a in top["amount_lost"])
     return f"{joined} are the top loss reasons ({share} each of {deals}; {amounts})"
 
 

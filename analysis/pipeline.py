@@ -14,49 +14,34 @@ default) and return small tidy pandas DataFrames.
 * :func:`cycle_survival` / :func:`cycle_summary`: the sales cycle as a Kaplan-Meier curve (open
   and lost deals censored) beside the mean and median days of won deals.
 
-Rules shared by every function (the "deal timeline")
-----------------------------------------------------
-* A deal enters the pipeline when it is created (``created_at``) and leaves it when it closes.
-  Whether and when it closed is read from its **final record** (``status`` and ``close_date``):
-  a deal that was lost, re-opened and later won counts as open from creation to the final
-  close; a deal re-opened and still open counts as open throughout. ``stage_history`` tells
-  which *step* a deal was in, never whether it was open.
-* "Open as of moment m" = created at or before m and not closed on or before m's date: a deal
-  closes on its ``close_date`` (a date; it is gone at the end of that day). A date ``m`` means
-  the end of that day.
-* A won or lost deal whose ``close_date`` is missing or earlier than its creation date (bad data,
-  reported by ``ds.quality()``) is treated as **closed on its creation date**: it enters and
-  leaves the pipeline the same day.
-* Deals without ``created_at`` or with a status other than open / won / lost are left out
-  (``ds.quality()`` lists them).
-* Amounts are the deal's current amount, converted to the reporting currency like the metric
-  engine does: the data model has no amount history, so a deal's value in the past is its
-  value today. Sums are exact decimal sums (``Decimal(38, 6)``) returned as float64.
+Rules shared by every function
+-----------------------------
+* Which deals are open at a moment, and in which step, is the deal timeline's answer
+  (:mod:`analysis.timeline`): a date means the end of that day, "now" is the data's snapshot
+  day, the stage history decides while it covers the moment and the final record after it.
+* Amounts are the deal's current amount in the reporting currency (the data model has no
+  amount history), summed exactly in decimal and returned as float64.
 * Groups (``by``) are today's attributes (a deal's owner, its owner's team...): the data model
   has no ownership history.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
-from zoneinfo import ZoneInfo
 
 import ibis
-import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
-from .engine import enriched_opportunities, metrics, outer_merge, with_dimensions
+from . import timeline
+from .engine import metrics, outer_merge, with_dimensions
 from .errors import WorkbenchError
 from .loading import Dataset
 from .periods import Period, grain_of, period_label_expr
-from .schema import STATUSES, STEPS
+from .schema import STEPS
 
-CLOSED = ("won", "lost")
-MONEY = dt.Decimal(38, 6)
+CLOSED = timeline.CLOSED
 PERIOD = "period"
 
 #: Waterfall amount columns, in output order (signs in :data:`WATERFALL_SIGNS`).
@@ -75,87 +60,22 @@ class PipelineError(WorkbenchError):
 # -- shared helpers ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Moment:
-    """A point in company-local time: rows at or before it (``bound`` exclusive for whole days)."""
-
-    bound: datetime
-    exclusive: bool
-    day: date  # the calendar day the moment falls on
-
-    def at_or_before(self, col: Any) -> Any:
-        lit = ibis.literal(self.bound, type=dt.Timestamp())
-        return col < lit if self.exclusive else col <= lit
-
-    @property
-    def label(self) -> str:
-        return self.day.isoformat() if self.exclusive else self.bound.isoformat()
-
-
-def as_moment(ds: Dataset, when: Any, what: str = "when") -> Moment:
-    """``when`` (date, datetime, pandas Timestamp or ISO string) as a :class:`Moment`.
-
-    A date is the end of that day; a naive datetime is company-local wall time; an aware one is
-    converted to the company time zone.
-    """
-    value = when
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-        except ValueError:
-            raise PipelineError(
-                f"{what}={when!r} is not a date or datetime; use ISO 8601 like 2025-06-30 or 2025-06-30T17:00"
-            ) from None
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(ZoneInfo(ds.config.timezone)).replace(tzinfo=None)
-        return Moment(value, False, value.date())
-    if isinstance(value, date):
-        return Moment(datetime.combine(value + timedelta(days=1), datetime.min.time()), True, value)
-    raise PipelineError(f"{what}={when!r} is not a date or datetime; pass datetime.date(2025, 6, 30) or '2025-06-30'")
-
-
-
-
 def _by(by: Sequence[str] | str | None) -> list[str]:
     if by is None:
         return []
     return [by] if isinstance(by, str) else list(by)
 
 
-def deal_table(ds: Dataset) -> ibis.Table:
-    """Opportunities as the metric engine sees them (reporting-currency amounts, ``cycle_days``),
-    restricted to placeable deals, with ``_created`` (creation date) and ``_closed_on`` (the
-    effective close date; NULL while open)."""
-    o = enriched_opportunities(ds)
-    o = o.filter(o.created_at.notnull() & o.status.isin(list(STATUSES)))
-    created = o.created_at.date()
-    closed = o.status.isin(list(CLOSED))
-    closed_on = ibis.cases(
-        (closed & o.close_date.notnull() & (o.close_date >= created), o.close_date),
-        (closed, created),
-        else_=ibis.null(dt.date),
-    )
-    return o.mutate(_created=created, _closed_on=closed_on)
-
-
-def _open_at(o: ibis.Table, m: Moment) -> Any:
-    """Open as of moment ``m``: created at or before it, not closed on or before its day."""
-    return m.at_or_before(o.created_at) & (o._closed_on.isnull() | (o._closed_on > ibis.literal(m.day)))
+def placed_deals(ds: Dataset) -> ibis.Table:
+    """The deals the timeline places (:func:`analysis.timeline.deals`, created_at and status
+    known), with ``_created``, the creation day."""
+    o = timeline.deals(ds)
+    o = o.filter(timeline.placed(o))
+    return o.mutate(_created=o.created_at.date())
 
 
 def _money(col: Any, where: Any = None) -> Any:
-    """Exact decimal sum (NULL amounts count as 0 in sums)."""
-    return col.cast(MONEY).sum(where=where)
-
-
-def _to_decimal(v: Any) -> Decimal:
-    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-        return Decimal(0)
-    return v if isinstance(v, Decimal) else Decimal(str(v))
+    return timeline.money_sum(col, where)
 
 
 def _step_order(steps: pd.Series) -> pd.Series:
@@ -170,53 +90,9 @@ def _execute(t: ibis.Table, keys: list[str], **aggs: Any) -> pd.DataFrame:
 # -- pipeline as of a past moment ------------------------------------------------------------------
 
 
-def open_entries(ds: Dataset) -> ibis.Table:
-    """stage_history entries into open stages (closed stages skipped), with a known time.
-
-    Materialized once per dataset: the canonical view re-derives every column from the files on
-    each scan (about 1 s per 4 million Parquet rows), the cached table is read in milliseconds.
-    """
-
-    def build() -> ibis.Table:
-        h = ds.table("stage_history")
-        h = h.filter(h.entered_at.notnull() & h.opportunity_id.notnull() & ~h.step.isin(list(CLOSED)).fill_null(False))
-        return h.select("opportunity_id", "entered_at", "stage", "step")
-
-    return ds.cached("pipeline_open_entries", build)
-
-
-def _as_of_table(ds: Dataset, when: Any, by: list[str]) -> tuple[ibis.Table, Moment]:
-    m = as_moment(ds, when)
-    o = deal_table(ds)
-    o = o.filter(_open_at(o, m))
-    cols: dict[str, Any] = {}
-    if ds.has("stage_history"):
-        h = open_entries(ds)
-        ids = o.select(_hid=o.opportunity_id)
-        h = h.semi_join(ids, h.opportunity_id == ids._hid)
-        before = m.at_or_before(h.entered_at)
-        rank = h.step.substitute({s: i for i, s in enumerate(STEPS)}, else_=-1)
-        order = [
-            ibis.desc(before),  # entries at or before the moment first ...
-            ibis.desc(ibis.cases((before, h.entered_at), else_=ibis.null(dt.Timestamp()))),  # ... latest first
-            ibis.asc(h.entered_at),  # then (no entry before) the earliest later entry
-            ibis.desc(rank),  # ties: the further step, then the stage name
-            ibis.desc(h.stage),
-        ]
-        h = h.mutate(_rn=ibis.row_number().over(group_by=h.opportunity_id, order_by=order), _before=before)
-        pick = h.filter(h._rn == 0).select(_hid=h.opportunity_id, _hstage=h.stage, _hstep=h.step, _hbefore=h._before)
-        o = o.left_join(pick, o.opportunity_id == pick._hid)
-        found = o._hid.notnull()
-        cols["step"] = ibis.cases((found, o._hstep), (o.status == "open", o.step), else_=ibis.null(dt.string))
-        cols["stage"] = ibis.cases((found, o._hstage), (o.status == "open", o.stage), else_=ibis.null(dt.string))
-        cols["step_source"] = ibis.cases(
-            (found & o._hbefore, "history"), (found, "first_history"), (o.status == "open", "current"), else_="none"
-        )
-    else:
-        cols["step"] = ibis.cases((o.status == "open", o.step), else_=ibis.null(dt.string))
-        cols["stage"] = ibis.cases((o.status == "open", o.stage), else_=ibis.null(dt.string))
-        cols["step_source"] = ibis.cases((o.status == "open", "current"), else_="none")
-    o = o.mutate(**cols)
+def _as_of_table(ds: Dataset, when: Any, by: list[str]) -> tuple[ibis.Table, timeline.Moment]:
+    m = timeline.moment(ds, when, "when", error=PipelineError)
+    o = timeline.open_deals(ds, m, steps=True)
     o = with_dimensions(ds, o, "opportunities", by)
     return o.select("opportunity_id", "owner_id", *by, "step", "stage", "step_source", "amount", "close_date"), m
 
@@ -242,18 +118,12 @@ def pipeline_as_of(ds: Dataset, when: Any, *, by: Sequence[str] | str | None = N
 
     Notes
     -----
-    * A deal is in the pipeline when it was created at or before ``when`` and had not closed by
-      then: closed = status won / lost with ``close_date`` on or before ``when``'s date. The
-      final record decides (a deal lost, re-opened and won later counts as open at every
-      moment between its creation and its final close). A closed deal whose close_date is
-      missing or before its creation date counts as closed on its creation date.
-    * ``step`` / ``stage``: the last ``stage_history`` entry entered at or before ``when``,
-      skipping entries into a closed stage (the final record says the deal was open; a
-      re-opened deal is shown in the step it was in before it was lost). Equal times: the
-      further step wins. Without such an entry, the deal's earliest later entry (it was
-      created a little before its first recorded stage); without any history, its current
-      step if it is still open, else NULL (a deal closed since, of which no step is known).
-      ``step_source`` says which rule applied: history, first_history, current or none.
+    * Which deals are open at ``when`` and their ``step`` / ``stage`` come from the deal
+      timeline (:mod:`analysis.timeline`): the stage history decides while it covers the
+      moment (a closing row with no later re-opening means closed), the final record after
+      it; the step is the last history row's at or before ``when`` (at the snapshot day or
+      later: the current stage of a deal open today). ``step_source`` says which rule
+      applied: history, first_history, current or none.
     * ``amount`` is the current amount (no amount history in the data model) and
       ``close_date`` the final record's date: the actual close date for deals closed since
       ``when``, the current expected close date for deals still open.
@@ -275,7 +145,7 @@ def pipeline_by_step(ds: Dataset, when: Any, *, by: Sequence[str] | str | None =
     by = _by(by)
     t, _ = _as_of_table(ds, when, by)
     agg = _execute(t, [*by, "step"], deals=t.count(), amount=_money(t.amount))
-    agg["amount"] = agg["amount"].map(_to_decimal).astype("float64")
+    agg["amount"] = agg["amount"].map(timeline.to_decimal).astype("float64")
     groups = agg[by].drop_duplicates() if by else pd.DataFrame(index=[0])
     if by and groups.empty:
         groups = pd.DataFrame(columns=by)
@@ -306,9 +176,9 @@ def open_pipeline_by_close_period(
     ds
         A dataset from :func:`analysis.load`.
     as_of
-        None (default): today's open pipeline, i.e. deals with status open in their current
-        step, judged at the data's snapshot day (:meth:`Dataset.last_date`). A date or
-        datetime: the pipeline reconstructed as of then (:func:`pipeline_as_of`).
+        None (default): the open pipeline at the data's snapshot day
+        (:func:`analysis.timeline.now`). A date or datetime: the pipeline reconstructed as of
+        then (:func:`pipeline_as_of`).
     grain
         Grain of the close periods (month, quarter, ... on the configured fiscal year).
     by
@@ -328,20 +198,14 @@ def open_pipeline_by_close_period(
     """
     by = _by(by)
     grain = grain_of(grain)
-    if as_of is None:
-        day = ds.last_date()
-        o = deal_table(ds)
-        o = o.filter(o.status == "open")
-        o = with_dimensions(ds, o, "opportunities", by)
-    else:
-        o, m = _as_of_table(ds, as_of, by)
-        day = m.day
+    o, m = _as_of_table(ds, as_of, by)
+    day = m.day
     label = period_label_expr(o.close_date, grain, fiscal_start_month=ds.config.fiscal_year_start_month)
     o = o.mutate(close_period=ibis.cases(
         (o.close_date.isnull(), "undated"), (o.close_date < ibis.literal(day), "overdue"), else_=label
     ))
     out = _execute(o, [*by, "close_period", "step"], deals=o.count(), amount=_money(o.amount))
-    out["amount"] = out["amount"].map(_to_decimal).astype("float64")
+    out["amount"] = out["amount"].map(timeline.to_decimal).astype("float64")
     out["deals"] = out["deals"].astype("int64")
     rank = out["close_period"].map(lambda p: 0 if p == "overdue" else (2 if p == "undated" else 1))
     out = out.assign(_r=rank, _o=_step_order(out["step"]))
@@ -448,19 +312,20 @@ def pipeline_waterfall(ds: Dataset, period: str | Period, *, by: Sequence[str] |
     * created: deals created in P. Every deal is open when created, so this includes deals
       created and closed within P (they appear again under won or lost); it equals the
       ``pipeline_created`` metric.
-    * won / lost: deals whose close date falls in P and that were in the start pipeline or
-      created in P. A deal closed on the last day of P is won in P and not in the end
-      pipeline. A closed deal whose close_date is missing or precedes its creation counts as
-      closed on its creation day (created and closed in the same period, netting to 0); apart
-      from such deals these equal the ``revenue`` / ``lost_amount`` metrics.
+    * won / lost: deals that were in the pipeline at some time in P (start, created or
+      reopened) and are closed at its end, by their outcome then
+      (:func:`analysis.timeline.states`). A deal closed on the last
+      day of P is won in P and not in the end pipeline. Where the stage history and the final
+      record agree (and close dates are not before creation) these equal the ``revenue`` /
+      ``lost_amount`` metrics; a deal lost in P by its history and won later counts as lost
+      here and as revenue in the period of its final close.
     * moved_in / moved_out: deals whose group changed during P. The data model has no
       ownership history (groups are today's), so these are always 0; the columns are kept so
       the shape does not change when history arrives.
     * amount_change: value changes of deals open through P; always 0 without amount history
       (a deal counts at its current amount on every line).
-    * reopened: deals in the end pipeline that were neither in the start pipeline nor created
-      in P (closed before P, open again at its end). Because openness is read from each
-      deal's final record, this is 0 by construction; it is computed, not assumed.
+    * reopened: deals closed at the start of P (by their stage history) that were open again
+      during P: open at its end, or with a history row into an open stage in P.
     * end: deals open as of the end of P's last day (``pipeline_as_of``); equals the
       ``open_pipeline`` metric of P, as start equals that of the previous period.
 
@@ -470,24 +335,31 @@ def pipeline_waterfall(ds: Dataset, period: str | Period, *, by: Sequence[str] |
     """
     p = ds.period(period)
     by = _by(by)
-    o = deal_table(ds)
-    before_start = as_moment(ds, p.start - timedelta(days=1))
-    at_end = as_moment(ds, p.last_day)
-    start = _open_at(o, before_start)
-    end = _open_at(o, at_end)
+    before_start, at_end = timeline.period_start(p), timeline.period_end(p)
+    o = placed_deals(ds)
+    for key, m in (("_s", before_start), ("_e", at_end)):
+        st = timeline.states(ds, m)
+        st = st.select(**{f"{key}_id": st.opportunity_id, key: st.state})
+        o = o.left_join(st, o.opportunity_id == st[f"{key}_id"]).drop(f"{key}_id")
+    moved = timeline.open_stage_entries(ds, before_start, at_end)
+    moved = moved.select(_mv_id=moved.opportunity_id)
+    o = o.left_join(moved, o.opportunity_id == moved._mv_id)
+    start = (o._s == "open").fill_null(False)
+    end = (o._e == "open").fill_null(False)
     created = (o._created >= ibis.literal(p.start)) & (o._created < ibis.literal(p.end))
-    closes_in_p = ((o._closed_on >= ibis.literal(p.start)) & (o._closed_on < ibis.literal(p.end))).fill_null(False)
-    was_in = start | created
+    reopened = o._s.isin(list(CLOSED)).fill_null(False) & (end | o._mv_id.notnull())
+    was_in = start | created | reopened
+    left = was_in & ~end
     flags = {
         "start": start,
         "created": created,
-        "won": (o.status == "won") & closes_in_p & was_in,
-        "lost": (o.status == "lost") & closes_in_p & was_in,
-        "reopened": end & ~start & ~created,
+        "won": left & (o._e == "won").fill_null(False),
+        "lost": left & (o._e == "lost").fill_null(False),
+        "reopened": reopened,
         "end": end,
     }
     t = o.mutate(**{f"_f_{k}": v for k, v in flags.items()})
-    t = t.filter(t._f_start | t._f_created | t._f_end)
+    t = t.filter(t._f_start | t._f_created | t._f_reopened | t._f_end)
     t = with_dimensions(ds, t, "opportunities", by)
     aggs: dict[str, Any] = {}
     for k in flags:
@@ -497,7 +369,7 @@ def pipeline_waterfall(ds: Dataset, period: str | Period, *, by: Sequence[str] |
     if by:
         raw = raw[raw[[f"{k}_deals" for k in flags]].sum(axis=1) > 0]
     for k in flags:
-        raw[k] = raw[k].map(_to_decimal)
+        raw[k] = raw[k].map(timeline.to_decimal)
         raw[f"{k}_deals"] = raw[f"{k}_deals"].fillna(0).astype("int64")
     for k in ("moved_in", "moved_out", "amount_change"):
         raw[k] = [Decimal(0)] * len(raw)
@@ -525,7 +397,7 @@ def _assert_reconciles(frame: pd.DataFrame, by: list[str], label: str) -> None:
     Amount columns hold :class:`decimal.Decimal` values (compared exactly), count columns
     integers.
     """
-    amounts = {k: [_to_decimal(v) for v in frame[k]] for k in WATERFALL_LINES}
+    amounts = {k: [timeline.to_decimal(v) for v in frame[k]] for k in WATERFALL_LINES}
     counts = {k: frame[f"{k}_deals"].astype("int64").to_numpy() for k in COUNTED_LINES}
     for i in range(len(frame)):
         total = amounts["start"][i] + sum(sign * amounts[k][i] for k, sign in WATERFALL_SIGNS.items())
@@ -550,14 +422,14 @@ def _assert_reconciles(frame: pd.DataFrame, by: list[str], label: str) -> None:
 def _cycle_counts(ds: Dataset, period: str | Period | None, by: list[str], as_of: Any) -> pd.DataFrame:
     """Deals of the cohort counted per group and observed duration: ``_days``, ``_n``, ``events``
     (won by the as-of day), ``_lost`` (lost by then). One aggregate query."""
-    day = as_moment(ds, as_of, "as_of").day if as_of is not None else ds.last_date()
-    o = deal_table(ds)
+    day = timeline.moment(ds, as_of, "as_of", error=PipelineError).day
+    o = placed_deals(ds)
     o = o.filter(o._created <= ibis.literal(day))
     if period is not None:
         p = ds.period(period)
         o = o.filter((o._created >= ibis.literal(p.start)) & (o._created < ibis.literal(p.end)))
-    closed = (o._closed_on.notnull() & (o._closed_on <= ibis.literal(day))).fill_null(False)
-    until = ibis.cases((closed, o._closed_on), else_=ibis.literal(day))
+    closed = (o.closed_on.notnull() & (o.closed_on <= ibis.literal(day))).fill_null(False)
+    until = ibis.cases((closed, o.closed_on), else_=ibis.literal(day))
     o = o.mutate(
         _days=until.delta(o._created, unit="day").cast("int64"),
         _won=closed & (o.status == "won"),
@@ -703,7 +575,7 @@ def cycle_summary(
     """
     by = _by(by)
     label = ds.period(period).label if period is not None else "all"
-    o = enriched_opportunities(ds)
+    o = timeline.deals(ds)
     won = o.filter((o.status == "won") & o.close_date.notnull())
     if period is not None:
         p = ds.period(period)

@@ -38,6 +38,7 @@ import pandas as pd
 
 from .engine import employed, metrics
 from .errors import UnknownNameError, WorkbenchError
+from .format import money, number, percent
 from .funnel import FUNNEL_STEPS, stage_funnel
 from .loading import Dataset
 from .losses import lead_funnel
@@ -625,17 +626,6 @@ def plan_from(
 # -- presentation helpers --------------------------------------------------------------------
 
 
-def _money(value: float, currency: str) -> str:
-    sign = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency)
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= size:
-            text = f"{value / size:,.1f}".rstrip("0").rstrip(".") + suffix
-            break
-    else:
-        text = f"{value:,.0f}"
-    return f"{sign}{text}" if sign else f"{text} {currency}"
-
-
 def summary(frame: pd.DataFrame) -> str:
     """One sentence: the target, deals and opportunities needed, and the daily load per rep.
 
@@ -644,17 +634,17 @@ def summary(frame: pd.DataFrame) -> str:
     """
     q = frame.set_index("step")
     at = frame.attrs
-    parts = [f"To win {_money(at.get('target', q.quantity.get('revenue', 0.0)), at.get('currency', 'USD'))} "
+    parts = [f"To win {money(at.get('target', q.quantity.get('revenue', 0.0)), at.get('currency', 'USD'))} "
              f"in {at.get('period', 'the period')}, {at.get('head_count', 0)} reps need "
-             f"{q.needed['deals_won']:,.0f} won deals from {q.needed['opportunities']:,.0f} opportunities"]
+             f"{number(q.needed['deals_won'])} won deals from {number(q.needed['opportunities'])} opportunities"]
     if "leads" in q.index:
-        parts.append(f" ({q.needed['leads']:,.0f} leads)")
+        parts.append(f" ({number(q.needed['leads'])} leads)")
     per = q.per_rep.get("opportunities")
-    tail = f": {per:,.1f} opportunities each" if per is not None and not pd.isna(per) else ""
+    tail = f": {number(per, digits=1)} opportunities each" if per is not None and not pd.isna(per) else ""
     acts = frame[frame.section == "activities"]
     daily = acts.per_rep_per_day.sum() if len(acts) else math.nan
     if len(acts) and not pd.isna(daily):
-        tail += f", and {daily:,.1f} activities per rep per working day over {at.get('working_days', 0)} days"
+        tail += f", and {number(daily, digits=1)} activities per rep per working day over {at.get('working_days', 0)} days"
     return "".join(parts) + tail + "."
 
 
@@ -672,7 +662,7 @@ def plan_chart(frame: pd.DataFrame) -> alt.HConcatChart | alt.Chart:
     f["needed"] = f.needed.astype(float)
     deals = frame.set_index("step").needed.get("deals_won")
     title = alt.Title(
-        f"{deals:,.0f} won deals needed in {frame.attrs.get('period', '')}",
+        f"{number(deals)} won deals needed in {frame.attrs.get('period', '')}",
         subtitle=f"Rounded up; history {frame.attrs.get('history', '')}; "
                  f"funnel steps count deals that must pass the step",
     )
@@ -714,8 +704,10 @@ def plan_table(frame: pd.DataFrame) -> Any:
         if v is None or pd.isna(v):
             return ""
         if a == "win_rate" or a == "lead_share" or a.startswith("conversion:"):
-            return f"{v:.1%}"
-        return f"{v:,.0f}" if a == "avg_deal_size" else f"{v:,.2f}"
+            return percent(v, digits=1)
+        if a == "avg_deal_size":
+            return money(v, frame.attrs.get("currency"), compact=False)
+        return number(v, digits=2)
 
     def label(a: Any) -> str:
         if a is None or pd.isna(a):

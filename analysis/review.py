@@ -16,17 +16,18 @@ import html
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import altair as alt
 import pandas as pd
 
-from . import charts
+from . import charts, timeline
 from .catalog import Catalog, build_catalog, catalog_version
 from .engine import compare, employed, metrics
 from .errors import DataError, WorkbenchError
+from .format import money
 from .loading import Dataset, load
 from .periods import Period, last_complete, parse_period
 from .paths import NOTEBOOKS, REPORTS
@@ -117,7 +118,7 @@ class Review:
 def default_period(ds: Dataset, cadence: str) -> Period:
     """The last complete period of the cadence, by the data's last day (not just today)."""
     grain = CADENCES[cadence]
-    cutoff = min(date.today(), ds.last_date() + timedelta(days=1))
+    cutoff = timeline.snapshot_day(ds) + timedelta(days=1)
     return last_complete(grain, today=cutoff, fiscal_start_month=ds.config.fiscal_year_start_month)
 
 
@@ -283,7 +284,7 @@ def headline(r: Review) -> list[Any]:
     out: list[Any] = [charts.kpi_cards(cards)]
     rev = c.loc["revenue"]
     sentence = (
-        f"Revenue was {r.fmt('revenue', rev.value)} in {r.period.label}"
+        f"Revenue was {money(rev.value, r.ds.config.currency)} in {r.period.label}"
         + (f", {_updown(_pct_change(rev.value, rev.previous))} on {rev.previous_period}" if _pct_change(rev.value, rev.previous) is not None else "")
         + (f" and {_updown(_pct_change(rev.value, rev.year_ago))} on {rev.year_ago_period}" if _pct_change(rev.value, rev.year_ago) is not None else "")
         + "."
@@ -714,12 +715,14 @@ def pipeline_section(r: Review) -> list[Any]:
         return [note_block("No pipeline in this period.")]
     row = wf.iloc[0]
     cur = r.ds.config.currency
-    text = (f"Open pipeline went from {row.start:,.0f} ({int(row.start_deals):,} deals) to {row.end:,.0f} "
-            f"({int(row.end_deals):,} deals): {row.created:,.0f} was created, {row.won:,.0f} won and "
-            f"{row['lost']:,.0f} lost.")
+    reopened = (f", {money(row.reopened, cur)} re-opened ({int(row.reopened_deals):,} deals)"
+                if row.reopened_deals else "")
+    text = (f"Open pipeline went from {money(row.start, cur)} ({int(row.start_deals):,} deals) to {money(row.end, cur)} "
+            f"({int(row.end_deals):,} deals): {money(row.created, cur)} was created{reopened}, {money(row.won, cur)} "
+            f"won and {money(row['lost'], cur)} lost.")
     out: list[Any] = [paragraph(text), charts.show(figures.waterfall_chart(wf, currency=cur),
-                                            caption="Start + created - won - lost = end; checked to the cent.")]
-    snap = pipeline.pipeline_by_step(r.ds, min(r.period.last_day, r.ds.last_date()), by=_scope_by(r))
+                                            caption="Start + created + re-opened - won - lost = end; checked to the cent.")]
+    snap = pipeline.pipeline_by_step(r.ds, min(r.period.last_day, timeline.snapshot_day(r.ds)), by=_scope_by(r))
     snap = _in_scope(snap, r)
     snap = snap[snap.deals > 0].assign(step=lambda d: d.step.map(figures.step_label))
     out.append(html_table(snap.rename(columns={"step": "Step", "deals": "Open deals", "amount": "Amount"}),
@@ -775,7 +778,7 @@ def funnel_section(r: Review) -> list[Any]:
         out.append(paragraph(f"{summary['out_of_order_share']:.0%} of the deals that moved in {r.period.label} broke the "
                       f"stage order ({summary['skips']:,} skipped steps, {summary['backward']:,} moves back, "
                       f"{summary['reopened']:,} re-opened deals)."))
-    snap = _in_scope(funnel.funnel_snapshot(r.ds, as_of=min(r.period.last_day, r.ds.last_date()), by=_scope_by(r)), r)
+    snap = _in_scope(funnel.funnel_snapshot(r.ds, as_of=min(r.period.last_day, timeline.snapshot_day(r.ds)), by=_scope_by(r)), r)
     if not snap.empty:
         label = snap.attrs.get("label", "Snapshot of open deals")
         snap = snap.assign(step=snap.step.map(figures.step_label))
@@ -796,7 +799,7 @@ def stage_time_section(r: Review) -> list[Any]:
     if not tis.empty and tis.n.fillna(0).sum():
         out.append(charts.show(figures.time_in_stage_chart(tis),
                                caption="Box: middle half of completed stints (p25 to p75); white tick: median; line to p90."))
-    as_of = min(r.period.last_day, r.ds.last_date())
+    as_of = min(r.period.last_day, timeline.snapshot_day(r.ds))
     stalled = funnel.stalled_deals(r.ds, as_of=as_of)
     if r.scope != "company":
         keep = set(r.reps[r.reps.team == r.scope_value].rep_id) if r.scope == "team" else {r.scope_value}
@@ -804,7 +807,7 @@ def stage_time_section(r: Review) -> list[Any]:
     if stalled.empty:
         out.append(paragraph(f"No open deal has been in its step longer than usual as of {as_of}."))
         return out
-    out.append(paragraph(f"{len(stalled):,} open deals ({stalled.amount.sum():,.0f} {r.ds.config.currency}) have been in "
+    out.append(paragraph(f"{len(stalled):,} open deals ({money(stalled.amount.sum(), r.ds.config.currency)}) have been in "
                   f"their step longer than {r.ds.config.stalled_quantile:.0%} of past deals as of {as_of}."))
     out.append(figures.stalled_table(stalled, r.rep_names))
     return out

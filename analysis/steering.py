@@ -18,6 +18,7 @@ from . import charts, figures
 from . import forecast as fc
 from . import plan as planning
 from . import scorecard as sc
+from .format import money
 from .outlook import Outlook, period_outlook
 from .review import Review, heading_block, html_table, note_block, paragraph
 
@@ -39,10 +40,6 @@ def _outlook(r: Review) -> Outlook:
     return memo["outlook"]
 
 
-def _money(r: Review, v: Any) -> str:
-    return r.fmt("revenue", v)
-
-
 def _names_public(r: Review) -> bool:
     return r.scope != "rep" or bool(r.ds.config.leaderboards_public)
 
@@ -56,6 +53,7 @@ def forecast_section(r: Review) -> list[Any]:
         return [note_block("No opportunities table: no forecast.")]
     o = _outlook(r)
     nxt = o.period.label
+    cur = r.ds.config.currency
     out: list[Any] = []
     if r.scope == "company":
         out += [paragraph(s) for s in o.sentences]
@@ -65,7 +63,7 @@ def forecast_section(r: Review) -> list[Any]:
             history = o.series.history.tail(8)
             out.append(charts.show(
                 figures.forecast_chart(history, best[best.period == nxt], backtest=bt,
-                                       title=f"Revenue forecast for {nxt}: {_money(r, best[best.period == nxt].forecast.iloc[0])}"),
+                                       title=f"Revenue forecast for {nxt}: {money(best[best.period == nxt].forecast.iloc[0], cur)}"),
                 caption=(f"Bars: revenue per {r.period.grain}; filled point and line: the {o.series.winner.replace('_', ' ')} "
                          f"model's forecast with its {o.series.interval:.0%} interval; hollow points: its one-step-ahead "
                          "forecasts of past periods (the backtest).")))
@@ -79,7 +77,7 @@ def forecast_section(r: Review) -> list[Any]:
         if o.simulation is not None:
             s = o.simulation.summary.iloc[0]
             out.append(charts.show(figures.outcome_chart(
-                o.simulation.totals, title=f"Simulated revenue for {nxt}: P50 {_money(r, s.p50)}",
+                o.simulation.totals, title=f"Simulated revenue for {nxt}: P50 {money(s.p50, cur)}",
                 target=s.target, p10=s.p10, p50=s.p50, p90=s.p90),
                 caption="Each simulation closes every open deal with its learned probability and adds new business "
                         "drawn from the recent run rate. The forecast command (python -m analysis forecast) replays it on past periods to "
@@ -106,10 +104,10 @@ def forecast_section(r: Review) -> list[Any]:
         row = g[g[dim] == value] if g is not None else pd.DataFrame()
         if len(row):
             x = row.iloc[0]
-            text = (f"Simulated revenue of {r.scope_label} for {nxt} (as of {o.as_of}): P50 {_money(r, x.p50)} "
-                    f"(P10 {_money(r, x.p10)}, P90 {_money(r, x.p90)})")
+            text = (f"Simulated revenue of {r.scope_label} for {nxt} (as of {o.as_of}): P50 {money(x.p50, cur)} "
+                    f"(P10 {money(x.p10, cur)}, P90 {money(x.p90, cur)})")
             if pd.notna(x.target):
-                text += f"; {x.p_reach_target:.0%} chance of reaching the {_money(r, x.target)} quota"
+                text += f"; {x.p_reach_target:.0%} chance of reaching the {money(x.target, cur)} quota"
             out.insert(0, paragraph(text + "."))
     if not out:
         out.append(note_block(f"No open deals or history for {r.scope_label} to forecast {nxt}."))
@@ -152,7 +150,7 @@ def plan_section(r: Review) -> list[Any]:
     except planning.PlanError as err:
         return [note_block(f"No plan for {nxt.label}: {err}")]
     whose = "The company plan" if r.scope != "company" else "The plan"
-    out: list[Any] = [paragraph(f"{whose} below works back from {source} of {_money(r, target)} for {nxt.label}.")]
+    out: list[Any] = [paragraph(f"{whose} below works back from {source} of {money(target, r.ds.config.currency)} for {nxt.label}.")]
     out += planning.plan_view(frame)
     return out
 

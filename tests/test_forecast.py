@@ -204,8 +204,8 @@ def test_weighted_pipeline_sums_and_categories(probs_ds):
     assert east_q3.weighted.sum() == pytest.approx(180 + 500 + 233.41)
     assert t.weighted.sum() == pytest.approx(w.weighted.sum())
     text = fc.pipeline_sentence(probs_ds, w)
-    assert text.startswith("Weighted pipeline expected to close in 2025-Q3 is 1,225 USD from 4 open deals")
-    assert "commit 725 USD" in text
+    assert text.startswith("Weighted pipeline expected to close in 2025-Q3 is $1.2K from 4 open deals")
+    assert "commit $725" in text
 
 
 def test_weighted_pipeline_thresholds_move_categories(probs_ds):
@@ -384,7 +384,7 @@ def test_simulation_degenerate_probabilities_exact(tmp_path):
     teams = s.groups["team"].set_index("team")
     assert teams.loc["East", "target"] == 351 and teams.loc["East", "p_reach_target"] == 0.0
     assert teams.loc["West", "target"] == 40 and teams.loc["West", "p_reach_target"] == 1.0
-    assert "P50 390 USD" in s.sentence and "0% chance of reaching the 391 USD quota" in s.sentence
+    assert "P50 $390" in s.sentence and "0% chance of reaching the $391 quota" in s.sentence
 
 
 def test_simulation_new_business_and_seed(tmp_path):

@@ -44,3 +44,16 @@ def _cross_module_private_uses() -> list[str]:
 
 def test_no_module_uses_another_modules_private_names():
     assert _cross_module_private_uses() == []
+
+
+def test_function_metrics_declare_the_rows_they_split():
+    """catalog.yml is the one place that says which table a function metric splits by dimension."""
+    from analysis.catalog import build_catalog
+    from analysis.engine import FUNCTIONS
+
+    functions = [m for m in build_catalog() if m.type == "function"]
+    assert {m.function for m in functions} == set(FUNCTIONS)
+    for m in functions:
+        assert m.rows, f"{m.id}: declare `rows:` in catalog.yml"
+    arr = build_catalog().get("arr")
+    assert arr.rows == ("subscriptions", "opportunities")

@@ -22,13 +22,14 @@ D14  R3    West 2025-08-05 10:00  won    2025-06-01   30     (none)             
 D15  R2    East 2025-10-05 10:00  open   (none)       20     (none), Qualification       undated
 
 Waterfall 2025-Q3, worked by hand:
-start   D1 100 + D2 200 + D3 50.25 + D9 60 + D13 7          = 417.25 (5 deals)
-created D4 300 + D5 400 + D6 75.5 + D7 120 + D11 10 + D14 30 = 935.50 (6)
-won     D2 200 + D4 300 + D7 120 + D14 30                    = 650.00 (4)
-lost    D3 50.25 + D6 75.5                                   = 125.75 (2)
-end     D1 100 + D5 400 + D9 60 + D11 10 + D13 7             = 577.00 (5)
-417.25 + 935.5 - 650 - 125.75 = 577.  East: 357.25 + 505.5 - 620 - 125.75 = 117;
-West: 60 + 430 - 30 - 0 = 460.
+start    D1 100 + D2 200 + D3 50.25 + D13 7                  = 357.25 (4 deals; D9 lost 06-25)
+created  D4 300 + D5 400 + D6 75.5 + D7 120 + D11 10 + D14 30 = 935.50 (6)
+reopened D9 60 (its history re-opens it on 07-20)             =  60.00 (1)
+won      D2 200 + D4 300 + D7 120 + D14 30                    = 650.00 (4)
+lost     D3 50.25 + D6 75.5                                   = 125.75 (2)
+end      D1 100 + D5 400 + D9 60 + D11 10 + D13 7             = 577.00 (5)
+357.25 + 935.5 + 60 - 650 - 125.75 = 577.  East: 357.25 + 505.5 - 620 - 125.75 = 117;
+West: 0 + 430 + 60 - 30 - 0 = 460.
 """
 
 from __future__ import annotations
@@ -125,13 +126,11 @@ def test_pipeline_as_of_day_takes_steps_from_history(ds):
         "D1": ("qualification", "history", 100.0),
         "D2": ("prospecting", "history", 200.0),
         "D3": ("qualification", "history", 50.25),
-        # lost on 06-25 and re-opened later: the final record says open; shown in its open step
-        "D9": ("prospecting", "history", 60.0),
+        # D9 was lost on 06-25 by its history and re-opened on 07-20: closed on 06-30
         # no history: the current step of a still-open deal; created 23:59:59 on the day counts
         "D13": ("research", "current", 7.0),
     }  # D8 closed on 06-30 (gone at the end of the day); D12 closed at creation (bad close date)
-    assert dict(zip(df.opportunity_id, df.team)) == {"D1": "East", "D2": "East", "D3": "East", "D9": "West",
-                                                     "D13": "East"}
+    assert dict(zip(df.opportunity_id, df.team)) == {"D1": "East", "D2": "East", "D3": "East", "D13": "East"}
     # close_date is the final record's date: D2's actual close
     assert pd.Timestamp(_row(df, opportunity_id="D2").close_date) == pd.Timestamp("2025-08-15")
 
@@ -165,11 +164,13 @@ def test_pipeline_by_step(ds):
     df = pl.pipeline_by_step(ds, date(2025, 6, 30))
     assert list(df.step) == list(analysis.schema.STEPS)
     got = {r.step: (r.deals, r.amount) for r in df.itertuples() if r.deals}
-    assert got == {"prospecting": (2, 260.0), "qualification": (2, 150.25), "research": (1, 7.0)}
+    assert got == {"prospecting": (1, 200.0), "qualification": (2, 150.25), "research": (1, 7.0)}
     by = pl.pipeline_by_step(ds, date(2025, 6, 30), by="team")
-    assert len(by) == 2 * len(analysis.schema.STEPS)
-    assert _row(by, team="West", step="prospecting").deals == 1
-    assert by.amount.sum() == pytest.approx(417.25)
+    assert len(by) == len(analysis.schema.STEPS) and set(by.team) == {"East"}  # West's D9 was lost on 06-25
+    assert by.amount.sum() == pytest.approx(357.25)
+    july = pl.pipeline_by_step(ds, date(2025, 7, 31), by="team")
+    assert set(july.team) == {"East", "West"}
+    assert _row(july, team="West", step="qualification").deals == 1  # D9, re-opened on 07-20
 
 
 def test_pipeline_as_of_matches_open_pipeline_metric(ds):
@@ -238,10 +239,10 @@ def test_waterfall_hand_worked(ds):
     r = w.iloc[0]
     assert r.period == "2025-Q3"
     # D7 (120) and D14 (30), created in Q3, closed before they were created: left out at load
-    assert (r.start, r.created, r.won, r.lost, r.end) == (417.25, 785.5, 500.0, 125.75, 577.0)
-    assert (r.moved_in, r.moved_out, r.amount_change, r.reopened) == (0, 0, 0, 0)
+    assert (r.start, r.created, r.won, r.lost, r.end) == (357.25, 785.5, 500.0, 125.75, 577.0)
+    assert (r.moved_in, r.moved_out, r.amount_change, r.reopened) == (0, 0, 0, 60.0)  # D9, re-opened 07-20
     counts = (r.start_deals, r.created_deals, r.won_deals, r.lost_deals, r.reopened_deals, r.end_deals)
-    assert counts == (5, 4, 2, 2, 0, 5)
+    assert counts == (4, 4, 2, 2, 1, 5)
     assert list(w.columns) == ["period", "start", "created", "won", "lost", "moved_in", "moved_out",
                                "amount_change", "reopened", "end", "start_deals", "created_deals", "won_deals",
                                "lost_deals", "moved_in_deals", "moved_out_deals", "reopened_deals", "end_deals"]
@@ -252,8 +253,9 @@ def test_waterfall_by_team_hand_worked(ds):
     assert list(w.team) == ["East", "West"]
     east, west = _row(w, team="East"), _row(w, team="West")
     assert (east.start, east.created, east.won, east.lost, east.end) == (357.25, 385.5, 500.0, 125.75, 117.0)
-    assert (west.start, west.created, west.won, west.lost, west.end) == (60.0, 400.0, 0.0, 0.0, 460.0)
-    assert (west.start_deals, west.created_deals, west.won_deals, west.end_deals) == (1, 1, 0, 2)
+    assert (west.start, west.created, west.won, west.lost, west.end) == (0.0, 400.0, 0.0, 0.0, 460.0)
+    assert (west.reopened, west.reopened_deals) == (60.0, 1)  # D9
+    assert (west.start_deals, west.created_deals, west.won_deals, west.end_deals) == (0, 1, 0, 2)
 
 
 def test_waterfall_edge_cases_one_by_one(ds):

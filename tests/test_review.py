@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import analysis
+from analysis.format import money
 from analysis import review, steering
 from analysis.paths import NOTEBOOKS, SAMPLE_DATA
 from analysis.render import find_external_resources
@@ -59,9 +60,10 @@ def test_report_has_every_section_and_no_code(page: str):
 def test_headline_figures_match_the_engine(page: str):
     ds = analysis.load(SAMPLE_DATA)
     c = analysis.compare(ds, ["revenue", "win_rate"], "2026-Q3").set_index("metric")
-    revenue = f"{c.loc['revenue', 'value']:,.0f}"
+    revenue = money(c.loc['revenue', 'value'], "USD")
     win_rate = f"{c.loc['win_rate', 'value']:.1%}"
     assert f"Revenue was {revenue} in 2026-Q3" in page
+    assert f"{c.loc['revenue', 'value']:,.0f}" in page  # the exact figure, on its card
     assert win_rate in page
 
 
