@@ -160,6 +160,16 @@ def _entry_times(rng: random.Random, start: datetime, end: datetime, k: int) -> 
     return [start] + [start + timedelta(hours=2 * p) for p in picks]
 
 
+def _path_times(rng: random.Random, created: datetime, end: datetime, k: int, closed: bool) -> list[datetime]:
+    """Entry times of a k-stage path: spread from creation; a closed deal's last (closing) stage
+    is entered on its close day (``end``'s day, by ``end``), as CRMs record it."""
+    if not closed or k < 2:
+        return _entry_times(rng, created, max(end, created + timedelta(days=1)), k)
+    day_start = datetime.combine(end.date(), time(0, 0))
+    times = _entry_times(rng, created, max(day_start, created + timedelta(hours=1)), k - 1)
+    return [*times, max(end, times[-1] + timedelta(minutes=1))]
+
+
 # -- Salesforce --------------------------------------------------------------------------------
 
 
@@ -228,7 +238,7 @@ def salesforce_export(folder: Path, *, seed: int = 7, n_deals: int = 140, bool_s
         if status != "open":
             path = path + [stage]
         end = datetime.combine(close, time(17, 0)) if status != "open" else datetime(2025, 12, 30, 17, 0)
-        times = _entry_times(rng, created, max(end, created + timedelta(days=1)), len(path))
+        times = _path_times(rng, created, end, len(path), status != "open")
         for s, at in zip(path, times):
             hist_rows.append([_sf_id(rng, "008"), oid, s, _money_text(amount), close.isoformat(), sf_time(at), 10])
             entries.append((oid, s, sf_time(at)))
@@ -350,7 +360,7 @@ def hubspot_export(folder: Path, *, seed: int = 11, n_deals: int = 130, stage_id
             loss_reason=reasons.get(reason_text),
         ))
         end = datetime.combine(close, time(16, 0)) if status != "open" else datetime(2025, 12, 30, 16, 0)
-        times = _entry_times(rng, created, max(end, created + timedelta(days=1)), len(path))
+        times = _path_times(rng, created, end, len(path), status != "open")
         entered = {}
         for (sid, lab), at in zip(path, times):
             entered[lab] = hs_time(at)
