@@ -1,9 +1,17 @@
 """Sales performance workbench.
 
-``import analysis`` gives the loader, the data model, the config, periods and data-quality checks,
-the metric catalog and engine (``metrics``, ``compare``), the funnel, pipeline and loss analytics,
-``forecast`` / ``outlook`` (weighted pipeline, time series with backtest, simulated outcome),
-``plan`` (North Star), ``scorecard``, ``coaching``, ``experiments`` and ``enps``.
+The package is layered; each folder imports only the ones above it in this list:
+
+* ``analysis.data``: the canonical model, config, loading CRM exports, data quality, periods,
+  the deal timeline (which deals were open when) and the sample generator;
+* ``analysis.semantic``: the metric catalog and the engine (``metrics``, ``compare``);
+* ``analysis.analytics``: funnel, pipeline over time, losses;
+* ``analysis.steering``: forecast and outlook, plan, scorecard, coaching, experiments, eNPS;
+* ``analysis.reports``: formats, charts, review sections, rendering, the explorer;
+* ``analysis.__main__``: the command line.
+
+``import analysis`` gives the loader and the metric functions, and each module by its short
+name (``analysis.funnel``, ``analysis.forecast``...; imported on first use).
 
 >>> import analysis
 >>> ds = analysis.load("data/sample")            # doctest: +SKIP
@@ -21,14 +29,13 @@ from importlib.metadata import PackageNotFoundError, version as _version
 if "jsonschema" not in _sys.modules:
     _sys.modules.setdefault("rfc3987_syntax", None)
 
-from . import funnel, losses, pipeline, schema
-from .catalog import Catalog, Metric, build_catalog
-from .config import Config, load_config
-from .engine import DIMENSIONS, compare, metrics, wilson_interval
-from .errors import ConfigError, DataError, PeriodError, UnknownNameError, WorkbenchError
-from .loading import Dataset, load
-from .periods import Period, parse_period, period_of
-from .validation import QualityReport, validate
+from analysis.data.config import Config, load_config
+from analysis.data.loading import Dataset, load
+from analysis.data.periods import Period, parse_period, period_of
+from analysis.data.validation import QualityReport, validate
+from analysis.errors import ConfigError, DataError, PeriodError, UnknownNameError, WorkbenchError
+from analysis.semantic.catalog import Catalog, Metric, build_catalog
+from analysis.semantic.engine import DIMENSIONS, compare, metrics, wilson_interval
 
 try:
     __version__ = _version("sales-workbench")
@@ -71,14 +78,26 @@ __all__ = [
     "validate",
 ]
 
-#: Steering modules, imported on first use (they bring scipy, statsmodels and altair, which a
-#: command such as ``validate`` or the review launcher does not need).
-_LAZY = ("coaching", "enps", "experiments", "forecast", "outlook", "plan", "scorecard")
+#: Every module by its short name (``analysis.funnel``...), imported on first use: the steering and
+#: report modules bring scipy, statsmodels and altair, which ``validate`` does not need.
+MODULES = {
+    **{m: f"analysis.data.{m}" for m in ("config", "loading", "locale", "mapping", "periods", "sample", "schema",
+                                         "timeline", "validation", "values")},
+    **{m: f"analysis.semantic.{m}" for m in ("catalog", "engine")},
+    **{m: f"analysis.analytics.{m}" for m in ("funnel", "losses", "pipeline")},
+    **{m: f"analysis.steering.{m}" for m in ("coaching", "enps", "experiments", "forecast", "outlook", "plan",
+                                             "scorecard")},
+    **{m: f"analysis.reports.{m}" for m in ("charts", "explore", "figures", "plan_view", "render", "review",
+                                            "steering_review")},
+    "format": "analysis.format",
+}
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
+    if name in MODULES:
         import importlib
 
-        return importlib.import_module(f".{name}", __name__)
+        module = importlib.import_module(MODULES[name])
+        globals()[name] = module
+        return module
     raise AttributeError(f"module 'analysis' has no attribute {name!r}")

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Sequence
 
-from .errors import WorkbenchError
+from analysis.errors import WorkbenchError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +45,7 @@ def _positive(value: str) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .sample import write_sample
+    from analysis.data.sample import write_sample
 
     out = write_sample(
         args.out,
@@ -61,7 +61,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .validation import validate
+    from analysis.data.validation import validate
 
     report = validate(args.data, args.config, as_of=args.as_of, preset=args.source)
     if args.format == "json":
@@ -113,9 +113,9 @@ def _filters(items: list[str] | None) -> dict[str, list[str]]:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from .catalog import build_catalog
-    from .config import load_config
-    from .engine import metrics
+    from analysis.semantic.catalog import build_catalog
+    from analysis.data.config import load_config
+    from analysis.semantic.engine import metrics
 
     if args.list:
         catalog = build_catalog(load_config(args.config, data_dir=args.data))
@@ -123,7 +123,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return 0
     if not args.data:
         raise WorkbenchError("metrics: give the data directory (or --list to see the catalog)")
-    from .loading import load
+    from analysis.data.loading import load
 
     ds = load(args.data, args.config, preset=args.source)
     ids = _split(args.metrics)
@@ -132,7 +132,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     periods = _split(args.period) or None
     grain = args.grain
     if grain is None:  # the grain of the periods asked for, else months
-        from .periods import parse_period
+        from analysis.data.periods import parse_period
 
         grain = parse_period(periods[0], fiscal_start_month=ds.config.fiscal_year_start_month).grain if periods else "month"
     frame = metrics(ds, ids, by=_split(args.by), grain=grain, periods=periods, filters=_filters(args.filter))
@@ -143,8 +143,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_funnel(args: argparse.Namespace) -> int:
-    from .funnel import biggest_leak, stage_funnel
-    from .loading import load
+    from analysis.analytics.funnel import biggest_leak, stage_funnel
+    from analysis.data.loading import load
 
     ds = load(args.data, args.config, preset=args.source)
     frame = stage_funnel(ds, args.period, by=_split(args.by) or None)
@@ -157,8 +157,8 @@ def cmd_funnel(args: argparse.Namespace) -> int:
 
 
 def cmd_stalled(args: argparse.Namespace) -> int:
-    from .funnel import stalled_deals
-    from .loading import load
+    from analysis.analytics.funnel import stalled_deals
+    from analysis.data.loading import load
 
     ds = load(args.data, args.config, preset=args.source)
     frame = stalled_deals(ds, as_of=args.as_of or ds.last_date())
@@ -167,8 +167,8 @@ def cmd_stalled(args: argparse.Namespace) -> int:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from .outlook import period_outlook
-    from .loading import load
+    from analysis.steering.outlook import period_outlook
+    from analysis.data.loading import load
 
     ds = load(args.data, args.config, preset=args.source)
     outlook = period_outlook(ds, args.period, metric=args.metric)
@@ -188,8 +188,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .loading import load
-    from .plan import plan, summary
+    from analysis.data.loading import load
+    from analysis.steering.plan import plan, summary
 
     ds = load(args.data, args.config, preset=args.source)
     frame = plan(ds, args.target, args.period, deal_size=args.deal_size, win_rate=args.win_rate,
@@ -207,8 +207,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_coach(args: argparse.Namespace) -> int:
-    from .coaching import coaching_flags, coaching_summary
-    from .loading import load
+    from analysis.steering.coaching import coaching_flags, coaching_summary
+    from analysis.data.loading import load
 
     ds = load(args.data, args.config, preset=args.source)
     flags = coaching_flags(ds, args.period, role=args.role)
@@ -227,7 +227,7 @@ def cmd_coach(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    from .review import render_review
+    from analysis.reports.review import render_review
 
     path = render_review(
         cadence=args.cadence,
@@ -247,7 +247,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .schema import describe
+    from analysis.data.schema import describe
 
     print(describe())
     return 0
@@ -260,7 +260,7 @@ def _source_option(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from .mapping import preset_descriptions, preset_text
+    from analysis.data.mapping import preset_descriptions, preset_text
 
     if args.action == "show":
         if not args.name:
@@ -275,7 +275,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .paths import REPORTS, SAMPLE_DATA
+    from analysis.paths import REPORTS, SAMPLE_DATA
 
     parser = _Parser(
         prog="python -m analysis",

@@ -9,4 +9,4 @@ ROOT = PACKAGE_DIR.parent
 NOTEBOOKS = ROOT / "notebooks"
 SAMPLE_DATA = ROOT / "data" / "sample"
 REPORTS = ROOT / "reports"
-TEMPLATES = PACKAGE_DIR / "templates"
+TEMPLATES = PACKAGE_DIR / "reports" / "templates"

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from analysis import render
+from analysis.reports import render
 
 CHROMIUM = shutil.which("chromium")
 

@@ -18,7 +18,7 @@ import pytest
 
 import analysis
 from analysis.errors import ConfigError, DataError
-from analysis.validation import validate
+from analysis.data.validation import validate
 
 from .conftest import REPS_CSV, write_tables
 
@@ -290,7 +290,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_a_review_refuses_data_whose_close_dates_cannot_be_read(tmp_path):
     """Revenue, win rate and cycle all hang on close_date: no headline is built on unreadable dates."""
-    from analysis import review
+    from analysis.reports import review
 
     rows = "".join(f"X{i},007,2025-07-0{i}T10:00:00,won,Closed Won,100,Aug {i} 2025\n" for i in range(1, 6))
     folder = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=HEADER + rows)

@@ -33,7 +33,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 import analysis
-from analysis.coaching import (
+from analysis.steering.coaching import (
     CoachingError,
     bh_adjust,
     coaching_flags,
@@ -44,7 +44,7 @@ from analysis.coaching import (
     peer_t_test,
     stratified_fisher,
 )
-from analysis.engine import wilson_interval
+from analysis.semantic.engine import wilson_interval
 
 from .conftest import write_tables
 
@@ -303,7 +303,7 @@ def test_null_world_names_only_the_planted_reps(tmp_path, monkeypatch):
     a false positive by construction (segments, deal types, new hires and leavers stay)."""
     from datetime import date
 
-    import analysis.sample as S
+    import analysis.data.sample as S
 
     build = S._build_org
     planted = {}
@@ -351,7 +351,7 @@ def test_deals_stalling_at_one_step_are_flagged_within_the_team(tmp_path):
     import shutil
 
     from analysis.paths import SAMPLE_DATA
-    from analysis.pipeline import pipeline_as_of
+    from analysis.analytics.pipeline import pipeline_as_of
 
     shutil.copytree(SAMPLE_DATA, tmp_path / "d")
     folder = tmp_path / "d"

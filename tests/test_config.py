@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.config import Config, load_config, parse_config
+from analysis.data.config import Config, load_config, parse_config
 from analysis.errors import ConfigError
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.enps import enps, enps_sentence
+from analysis.steering.enps import enps, enps_sentence
 
 from .conftest import write_tables
 

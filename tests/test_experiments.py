@@ -19,7 +19,7 @@ from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 import analysis
-from analysis.experiments import (
+from analysis.steering.experiments import (
     ExperimentError,
     experiment,
     experiments,

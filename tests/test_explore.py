@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import analysis
-from analysis.explore import Explorer
+from analysis.reports.explore import Explorer
 from analysis.paths import NOTEBOOKS, SAMPLE_DATA
 
 
@@ -42,7 +42,7 @@ def test_widget_builds(explorer):
 
 @pytest.mark.slow
 def test_notebook_runs_headless(tmp_path: Path):
-    from analysis.render import execute_notebook
+    from analysis.reports.render import execute_notebook
 
     out = execute_notebook(NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb", {"data": str(SAMPLE_DATA)},
                            cwd=NOTEBOOKS, timeout=240)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import analysis
-from analysis import charts, figures, funnel, losses, pipeline
+from analysis.analytics import funnel, losses, pipeline
+from analysis.reports import charts, figures
 from analysis.paths import SAMPLE_DATA
 
 

@@ -44,8 +44,8 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis import forecast as fc
-from analysis.forecast import ForecastError
+from analysis.steering import forecast as fc
+from analysis.steering.forecast import ForecastError
 
 from .conftest import write_tables
 
@@ -480,7 +480,7 @@ def test_outcome_backtest_on_sample(sample):
 
 
 def test_forecast_sentence_without_an_interval_says_so():
-    from analysis.forecast import ForecastResult, forecast_sentence
+    from analysis.steering.forecast import ForecastResult, forecast_sentence
 
     ds = analysis.load(SAMPLE)
     fc_ = pd.DataFrame({"period": ["2026-Q4"], "model": ["seasonal_naive"], "forecast": [100.0], "low": [float("nan")],

@@ -47,7 +47,7 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis import funnel as F
+from analysis.analytics import funnel as F
 from analysis.errors import UnknownNameError
 
 from .conftest import write_tables

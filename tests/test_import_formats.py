@@ -16,7 +16,7 @@ import pytest
 
 import analysis
 from analysis.errors import DataError
-from analysis.validation import validate
+from analysis.data.validation import validate
 
 from .conftest import OPPS_CSV, REPS_CSV, write_tables
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis import schema
+from analysis.data import schema
 from analysis.errors import DataError
 
 from .conftest import OPPS_CSV, REPS_CSV, write_tables

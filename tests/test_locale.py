@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.locale import (
+from analysis.data.locale import (
     LOCALES,
     Locale,
     ambiguity_hint,
@@ -614,7 +614,7 @@ def test_expressions_compile_to_plain_sql():
 
 # -- the fast paths read exactly what the full rules read ---------------------------------------
 
-from analysis.locale import _date_value, _number, _timestamp_value  # noqa: E402 - the module's own rules
+from analysis.data.locale import _date_value, _number, _timestamp_value  # noqa: E402 - the module's own rules
 
 FAST_TEXTS = [
     "0", "7", "007", "-3", "+12", "123456789012345", "1234567890123456", "1.5", "12.25", "-0.5", "1.2345",

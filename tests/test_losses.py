@@ -50,10 +50,10 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis import losses
-from analysis.engine import MetricError
+from analysis.analytics import losses
+from analysis.semantic.engine import MetricError
 from analysis.errors import UnknownNameError
-from analysis.schema import LOSS_REASONS
+from analysis.data.schema import LOSS_REASONS
 
 from .conftest import write_tables
 

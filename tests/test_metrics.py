@@ -25,9 +25,9 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.catalog import build_catalog
+from analysis.semantic.catalog import build_catalog
 from analysis.errors import ConfigError, UnknownNameError
-from analysis.engine import compare, metrics, wilson_interval
+from analysis.semantic.engine import compare, metrics, wilson_interval
 
 from .conftest import write_tables
 
@@ -445,7 +445,7 @@ def test_custom_metrics_from_config(tmp_path):
     ],
 )
 def test_invalid_custom_metrics_are_named(metric, message):
-    from analysis.config import parse_config
+    from analysis.data.config import parse_config
 
     with pytest.raises(ConfigError, match="invalid metric definitions") as err:
         build_catalog(parse_config({"metrics": [metric]}))

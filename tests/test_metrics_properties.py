@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import analysis
-from analysis.engine import metrics
+from analysis.semantic.engine import metrics
 
 ADDITIVE = ["revenue", "deals_won", "deals_lost", "opportunities_created", "pipeline_created", "calls"]
 RATES = ["win_rate", "positive_call_rate"]

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis.errors import PeriodError
-from analysis.periods import (
+from analysis.data.periods import (
     GRAIN_ALIASES,
     GRAINS,
     Period,

@@ -46,8 +46,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import analysis
-from analysis import pipeline as pl
-from analysis.periods import parse_period
+from analysis.analytics import pipeline as pl
+from analysis.data.periods import parse_period
 
 from .conftest import write_tables
 

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis import plan as planning
+from analysis.reports import plan_view
+from analysis.steering import plan as planning
 from analysis.errors import UnknownNameError
 from analysis.paths import NOTEBOOKS, SAMPLE_DATA
-from analysis.plan import PLAN_COLUMNS, PlanError, assumptions, plan, plan_from, summary
+from analysis.steering.plan import PLAN_COLUMNS, PlanError, assumptions, plan, plan_from, summary
 
 from .conftest import write_tables
 
@@ -373,17 +374,17 @@ def test_summary_sentence(ds):
 
 
 def test_chart_and_view(base):
-    from analysis import charts
+    from analysis.reports import charts
 
-    html = "".join(x._repr_html_() for x in planning.plan_view(base))
+    html = "".join(x._repr_html_() for x in plan_view.plan_view(base))
     assert "<svg" in html and "wb-table" in html
-    assert charts.to_svg(planning.plan_chart(base)).startswith("<svg")
+    assert charts.to_svg(plan_view.plan_chart(base)).startswith("<svg")
 
 
 def test_widget_builds(ds):
     import ipywidgets
 
-    assert isinstance(planning.plan_widget(ds, 10_000, "2026-Q1"), ipywidgets.VBox)
+    assert isinstance(plan_view.plan_widget(ds, 10_000, "2026-Q1"), ipywidgets.VBox)
 
 
 # -- the sample ---------------------------------------------------------------------------------
@@ -418,7 +419,7 @@ def test_sample_plan_is_sane(sample):
 
 @pytest.mark.slow
 def test_notebook_runs_headless(tmp_path: Path):
-    from analysis.render import execute_notebook
+    from analysis.reports.render import execute_notebook
 
     out = execute_notebook(NOTEBOOKS / "plan.ipynb", tmp_path / "plan.ipynb",
                            {"data": str(SAMPLE_DATA), "target": 5_000_000, "period": 2026}, cwd=NOTEBOOKS,

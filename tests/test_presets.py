@@ -19,9 +19,9 @@ import ibis
 import pytest
 
 import analysis
-from analysis import mapping
+from analysis.data import mapping
 from analysis.errors import ConfigError, UnknownNameError
-from analysis.loading import SourceFile, read_raw
+from analysis.data.loading import SourceFile, read_raw
 from analysis.paths import SAMPLE_DATA
 
 from . import crm_exports as ce

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.sample import write_sample
+from analysis.data.sample import write_sample
 
 IDS = ["revenue", "deals_won", "deals_lost", "win_rate", "avg_deal_size", "sales_cycle_days",
        "opportunities_created", "pipeline_created", "leads_created", "lead_conversion_rate",

@@ -20,9 +20,9 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from analysis import charts, render
+from analysis.reports import charts, render
 from analysis.errors import WorkbenchError
-from analysis.render import RenderError
+from analysis.reports.render import RenderError
 
 DEMO = Path(__file__).parent / "fixtures" / "render_demo.ipynb"
 HOSTILE = "<script>alert(1)</script>"
@@ -327,7 +327,7 @@ def test_charts_draw_with_the_network_cut():
     """vl-convert fetches no font, schema or script: draw a chart in a namespace with no network."""
     code = (
         "import altair as alt, pandas as pd\n"
-        "from analysis import charts\n"
+        "from analysis.reports import charts\n"
         "df = pd.DataFrame({'status': ['won', 'lost'], 'deals': [3, 2]})\n"
         "fig = charts.show(alt.Chart(df, title='Offline').mark_bar().encode(x='status:N', y='deals:Q'))\n"
         "print(fig.html.count('<svg'))\n"

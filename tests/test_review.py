@@ -13,9 +13,9 @@ import pytest
 
 import analysis
 from analysis.format import money
-from analysis import review, steering
+from analysis.reports import review, steering_review as steering
 from analysis.paths import NOTEBOOKS, SAMPLE_DATA
-from analysis.render import find_external_resources
+from analysis.reports.render import find_external_resources
 
 from .browser import CHROMIUM, charts_drawn
 from .conftest import OPPS_CSV, REPS_CSV, write_tables

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import sample as S
-from analysis.config import load_config, parse_config
-from analysis.schema import STEPS, TABLES
+from analysis.data import sample as S
+from analysis.data.config import load_config, parse_config
+from analysis.data.schema import STEPS, TABLES
 
 SMALL = dict(reps=12, months=6, seed=3, end=dt.date(2026, 6, 30))
 #: a year, so that renewals, expansions and a leaver all occur

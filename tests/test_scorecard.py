@@ -24,11 +24,10 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis import charts
+from analysis.reports import charts
 from analysis.paths import SAMPLE_DATA
-from analysis.scorecard import (
-    LEADERBOARD_COLUMNS, SCORECARD_COLUMNS, benchmark_scale, leaderboard, leaderboard_chart, scorecard,
-)
+from analysis.reports.figures import leaderboard_chart
+from analysis.steering.scorecard import LEADERBOARD_COLUMNS, SCORECARD_COLUMNS, benchmark_scale, leaderboard, scorecard
 
 from .conftest import write_tables
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis import review, steering
+from analysis.reports import review, steering_review as steering
 from analysis.__main__ import main
-from analysis.outlook import COLUMNS, period_outlook
+from analysis.steering.outlook import COLUMNS, period_outlook
 from analysis.paths import SAMPLE_DATA
 
 

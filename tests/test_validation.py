@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 import analysis
-from analysis.validation import CHECKS, validate
+from analysis.data.validation import CHECKS, validate
 
 from .conftest import OPPS_CSV, REPS_CSV, write_tables
 

@@ -19,10 +19,10 @@ from typing import Any
 import ibis
 import pandas as pd
 
-from . import schema
-from .errors import DataError
-from .loading import FILE, ROW, Dataset, load
-from .values import Rule, checked_table, required_missing
+from analysis.data import schema
+from analysis.errors import DataError
+from analysis.data.loading import FILE, ROW, Dataset, load
+from analysis.data.values import Rule, checked_table, required_missing
 
 #: Every check: id -> (title, severity, how to fix). Severity "fatal" stops a run; "problem"
 #: rows are excluded or may distort a figure; "note" is informational.
@@ -220,7 +220,7 @@ def _rules(ds: Dataset, name: str, as_of: date | None) -> tuple[ibis.Table, list
     rt = ds.raw[name]
     ctx = ds.context
     if as_of is not None and as_of != ds.today:  # an explicit --as-of: the future-dated check from that day
-        from .values import context
+        from analysis.data.values import context
 
         ctx = context(ds.config, ds.snapshot or as_of, as_of)
     t, rules = checked_table(rt, ds.config, ctx)

@@ -17,9 +17,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .engine import Z95, metrics
-from .loading import Dataset
-from .periods import Period
+from analysis.semantic.engine import Z95, metrics
+from analysis.data.loading import Dataset
+from analysis.data.periods import Period
 
 COMPANY = "Company"
 
@@ -75,12 +75,12 @@ def enps(
         if isinstance(first, Period):
             grain = first.grain
         else:
-            from .periods import parse_period
+            from analysis.data.periods import parse_period
 
             grain = parse_period(first, fiscal_start_month=ds.config.fiscal_year_start_month).grain
     elif ds.has("pulse"):
         # every period from the first answer to the last (not the deals' span)
-        from .periods import grain_of, periods_between
+        from analysis.data.periods import grain_of, periods_between
 
         t = ds.table("pulse")
         lo, hi = (v.to_pyarrow().as_py() for v in (t.answered_at.min(), t.answered_at.max()))

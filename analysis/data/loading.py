@@ -55,10 +55,10 @@ import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 
-from . import schema
-from .config import Config, Stage, load_config
-from .errors import ConfigError, DataError, UnknownNameError
-from .values import (
+from analysis.data import schema
+from analysis.data.config import Config, Stage, load_config
+from analysis.errors import ConfigError, DataError, UnknownNameError
+from analysis.data.values import (
     CANONICAL_DTYPES,
     FILE,
     PARSED_TYPES,
@@ -362,7 +362,7 @@ class Dataset:
         ``thorough=False`` skips the duplicate and reference checks of tables larger than
         ``config.duplicate_check_max_rows`` (minutes on 50 million rows) and says so in a note.
         """
-        from .validation import check
+        from analysis.data.validation import check
 
         key = (str(as_of), thorough)
         cache = self.__dict__.setdefault("_quality", {})
@@ -373,7 +373,7 @@ class Dataset:
     def period(self, value: Any):
         """A period label (``2025-Q3``, ``FY2026``, an int year) or a :class:`Period` read in
         this dataset's fiscal calendar: the one period parser of every module."""
-        from .periods import parse_period
+        from analysis.data.periods import parse_period
 
         return parse_period(value, fiscal_start_month=self.config.fiscal_year_start_month)
 
@@ -605,7 +605,7 @@ def _csv_header(con: Any, path: Path) -> list[str]:
 def _read_excel(path: Path, config: Config | None = None, label: str = "") -> pd.DataFrame:
     """First sheet of a workbook, every cell as text: dates in ISO 8601, typed numbers written so
     that the config's locale reads them back exactly."""
-    from .locale import plain_number_text
+    from analysis.data.locale import plain_number_text
 
     loc = config.parsed_locale if config is not None else None
     frame = pd.read_excel(path, sheet_name=0, dtype=object, keep_default_na=False, na_values=[""], header=None)
@@ -965,7 +965,7 @@ def load(source: Any, config: Any = None, *, preset: str | None = None) -> Datas
                     except Exception as err:  # noqa: BLE001 - reported as a fatal problem below
                         problems.append(("unreadable_file", name, _unreadable(files[0], err)))
                 if "opportunities" not in files_by_table:
-                    from .mapping import detect
+                    from analysis.data.mapping import detect
 
                     found = detect(path)
                     if found:
@@ -1037,7 +1037,7 @@ def _closest_headers(missing: list[str], columns: list[str]) -> str:
 
 
 def _with_source(cfg: Config, name: str) -> Config:
-    from .config import parse_config
+    from analysis.data.config import parse_config
 
     data = cfg.model_dump(exclude_unset=True)
     data["source"] = name
@@ -1053,7 +1053,7 @@ def _mapping_for(path: Path, cfg: Config) -> tuple[dict | None, str | None]:
         any((path / f"opportunities{suffix}").exists() for suffix in schema.FILE_SUFFIXES) or (path / "opportunities").is_dir()
     ):
         return None, None  # the canonical tables are there
-    from . import mapping as mapping_mod
+    from analysis.data import mapping as mapping_mod
 
     if cfg.columns is not None:
         mapping_mod.check_mapping(cfg.columns, "workbench.yml columns")
@@ -1072,7 +1072,7 @@ def _read_mapped(con: Any, path: Path, cfg: Config, mapping: dict, label: str):
     """Read a CRM export through a mapping (:func:`analysis.mapping.map_tables`): the config
     with the mapping's stages (unless the config has its own), the canonical raw tables, their
     files, fatal problems and notes for the user."""
-    from .mapping import map_tables
+    from analysis.data.mapping import map_tables
 
     count = itertools.count()
 

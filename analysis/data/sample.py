@@ -57,8 +57,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .config import Scorecard
-from .schema import LOSS_REASONS, STEPS, TABLES
+from analysis.data.config import Scorecard
+from analysis.data.schema import LOSS_REASONS, STEPS, TABLES
 
 __all__ = [
     "SAMPLE_TABLES",

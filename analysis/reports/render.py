@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .errors import WorkbenchError
-from .paths import TEMPLATES
+from analysis.errors import WorkbenchError
+from analysis.paths import TEMPLATES
 
 __all__ = [
     "CADENCES",
@@ -688,7 +688,7 @@ a{color:#0072B2}.failed{color:#B33F00;font-weight:600}
 
 def _period_key(label: str) -> tuple[int, Any, str]:
     try:
-        from .periods import parse_period
+        from analysis.data.periods import parse_period
 
         return (1, parse_period(label).start, label)
     except Exception:  # not a period label: sort by text, after the dated ones

@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from . import schema
-from .errors import ConfigError, UnknownNameError
+from analysis.data import schema
+from analysis.errors import ConfigError, UnknownNameError
 
 CATALOG_FILE = Path(__file__).with_name("catalog.yml")
 

@@ -53,16 +53,16 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from . import pipeline as pl
-from . import timeline
-from .catalog import build_catalog
-from .engine import metrics, resolve_dims, with_dimensions
-from .errors import WorkbenchError
-from .format import money
-from .funnel import FUNNEL_STEPS, NURTURING_K, PARKING_STEP
-from .loading import Dataset
-from .periods import Period, grain_of, parse_period, period_of
-from .schema import STEPS
+from analysis.analytics import pipeline as pl
+from analysis.data import timeline
+from analysis.semantic.catalog import build_catalog
+from analysis.semantic.engine import metrics, resolve_dims, with_dimensions
+from analysis.errors import WorkbenchError
+from analysis.format import money
+from analysis.analytics.funnel import FUNNEL_STEPS, NURTURING_K, PARKING_STEP
+from analysis.data.loading import Dataset
+from analysis.data.periods import Period, grain_of, parse_period, period_of
+from analysis.data.schema import STEPS
 
 #: Forecast categories, most certain first.
 CATEGORIES = ("commit", "best_case", "pipeline")

@@ -34,12 +34,13 @@ import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
-from .engine import MetricError, dimension_reachable, dimensions, outer_merge, wilson_interval, with_dimensions
-from .errors import UnknownNameError
-from .format import money, percent
-from .loading import Dataset
-from .periods import Period
-from .schema import ACTIVITY_TYPES, LOSS_REASONS, STEPS
+from analysis.semantic.engine import MetricError, dimension_reachable, dimensions, outer_merge, wilson_interval, with_dimensions
+from analysis.errors import UnknownNameError
+from analysis.format import money, percent
+from analysis.data import timeline
+from analysis.data.loading import Dataset
+from analysis.data.periods import Period
+from analysis.data.schema import ACTIVITY_TYPES, LOSS_REASONS, STEPS
 
 __all__ = [
     "FUNNEL_STAGES",
@@ -98,8 +99,8 @@ def _ts(d: Any) -> Any:
 
 
 def _money(col: Any, where: Any = None) -> Any:
-    """Exact decimal sum returned as float64 (the engine's rule: order-independent totals)."""
-    return col.cast(dt.Decimal(38, 6)).sum(where=where).cast("float64")
+    """Exact decimal sum (:func:`analysis.data.timeline.money_sum`) as float64."""
+    return timeline.money_sum(col, where).cast("float64")
 
 
 def _by_list(by: Sequence[str] | str | None) -> list[str]:
@@ -348,11 +349,8 @@ def lead_response(ds: Dataset, period: str | Period, *, by: Sequence[str] | str 
 
 
 def _opportunities(ds: Dataset) -> ibis.Table:
-    """Opportunities as the metric engine sees them: amounts in the reporting currency,
-    ``cycle_days`` (close_date - created_at date)."""
-    from .engine import enriched_opportunities
-
-    return enriched_opportunities(ds)
+    """Opportunities as the metric engine sees them (:func:`analysis.data.timeline.deals`)."""
+    return timeline.deals(ds)
 
 
 def _closed_in(o: ibis.Table, p: Period, statuses: Sequence[str]) -> ibis.Table:

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import altair as alt
 
-from .errors import WorkbenchError
+from analysis.errors import WorkbenchError
 
 __all__ = [
     "BAD_COLOR",

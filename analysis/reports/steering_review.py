@@ -14,13 +14,14 @@ from typing import Any
 
 import pandas as pd
 
-from . import charts, figures
-from . import forecast as fc
-from . import plan as planning
-from . import scorecard as sc
-from .format import money
-from .outlook import Outlook, period_outlook
-from .review import Review, heading_block, html_table, note_block, paragraph
+from analysis.reports import charts
+from analysis.reports import figures, plan_view
+from analysis.steering import forecast as fc
+from analysis.steering import plan as planning
+from analysis.steering import scorecard as sc
+from analysis.format import money
+from analysis.steering.outlook import Outlook, period_outlook
+from analysis.reports.review import Review, heading_block, html_table, note_block, paragraph
 
 #: Simulations per outcome in a review (the quantiles move by well under 1% from 10,000), and the
 #: cap on simulations x open deals that keeps a 100,000-deal pipeline to about 1,000 runs.
@@ -151,12 +152,12 @@ def plan_section(r: Review) -> list[Any]:
         return [note_block(f"No plan for {nxt.label}: {err}")]
     whose = "The company plan" if r.scope != "company" else "The plan"
     out: list[Any] = [paragraph(f"{whose} below works back from {source} of {money(target, r.ds.config.currency)} for {nxt.label}.")]
-    out += planning.plan_view(frame)
+    out += plan_view.plan_view(frame)
     return out
 
 
 def _next_target(r: Review, nxt: Any) -> tuple[float | None, str]:
-    from .engine import metrics
+    from analysis.semantic.engine import metrics
 
     got = metrics(r.ds, ["revenue_target"], grain=nxt.grain, periods=[nxt], catalog=r.catalog)
     if len(got) and pd.notna(got.revenue_target.iloc[0]) and float(got.revenue_target.iloc[0]) > 0:
@@ -191,7 +192,7 @@ def scorecard_section(r: Review) -> list[Any]:
         if int(up.rank_change) > 0:
             out.append(paragraph(f"Biggest climb: {up['name']} ({up.role}), up {int(up.rank_change)} places to "
                           f"{int(up['rank'])} of {int(up.peers)}."))
-    out.append(charts.show(sc.leaderboard_chart(board)))
+    out.append(charts.show(figures.leaderboard_chart(board)))
     table = board[["rank", "name", "team", "role", "score", "rank_change", "percentile"]].rename(columns={
         "rank": "Rank", "name": "Rep", "team": "Team", "role": "Role", "score": "Score",
         "rank_change": "Change", "percentile": "Percentile"})
@@ -224,7 +225,7 @@ def _own_scorecard(r: Review, board: pd.DataFrame) -> list[Any]:
                      "Points": "{:,.0f}"},
             caption=f"{title} scorecard, {r.period.label}"))
     if _names_public(r):
-        out.append(charts.show(sc.leaderboard_chart(board[board.role == x.role])))
+        out.append(charts.show(figures.leaderboard_chart(board[board.role == x.role])))
     return out
 
 
@@ -233,7 +234,7 @@ def _own_scorecard(r: Review, board: pd.DataFrame) -> list[Any]:
 
 def coaching_section(r: Review) -> list[Any]:
     """Coaching notes: reps significantly below their peers, patterns, and a mentor for each."""
-    from . import coaching
+    from analysis.steering import coaching
 
     flags = coaching.coaching_flags(r.ds, r.period, name_mentors=_names_public(r))
     if r.scope == "team":
@@ -261,7 +262,7 @@ def experiments_section(r: Review) -> list[Any]:
     """Configured experiments with their verdicts (nothing when none are configured)."""
     if not r.ds.config.experiments:
         return []
-    from . import experiments
+    from analysis.steering import experiments
 
     out: list[Any] = [heading_block("Experiments")]
     frame = experiments.experiments(r.ds)
@@ -295,7 +296,7 @@ def enps_section(r: Review) -> list[Any]:
     """Employee NPS of the period: company and teams, promoters / passives / detractors."""
     if not r.ds.has("pulse"):
         return [note_block("No pulse table: eNPS is not available.")]
-    from . import enps
+    from analysis.steering import enps
 
     frame = enps.enps(r.ds, period=r.period, grain=r.period.grain, by="team")
     frame = frame[frame.period == r.period.label]

@@ -31,12 +31,13 @@ import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
-from . import schema, timeline
-from .catalog import SOURCES, Catalog, Metric, build_catalog, eval_expr, safe_divide
-from .errors import UnknownNameError, WorkbenchError
-from .loading import Dataset
-from .periods import GRAINS, Period, grain_of, parse_period, period_of, period_start_expr, periods_between
-from .timeline import employed, employed_working_days  # noqa: F401 (re-exported)
+from analysis.data import schema
+from analysis.data import timeline
+from analysis.semantic.catalog import SOURCES, Catalog, Metric, build_catalog, eval_expr, safe_divide
+from analysis.errors import UnknownNameError, WorkbenchError
+from analysis.data.loading import Dataset
+from analysis.data.periods import GRAINS, Period, grain_of, parse_period, period_of, period_start_expr, periods_between
+from analysis.data.timeline import employed_working_days
 
 #: Built-in dimensions and how each table reaches them.
 DIMENSIONS = (
@@ -1095,5 +1096,3 @@ def dimension_reachable(ds: Dataset, table_name: str, dim: str) -> bool:
     eng = Engine(ds, build_catalog(ds.config), [], "month", ds.config.fiscal_year_start_month, {})
     return eng.reachable(table_name, dim)
 
-
-enriched_opportunities = timeline.deals  # TODO(issue 11): losses.py still imports this name

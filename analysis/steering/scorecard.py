@@ -4,7 +4,7 @@
 demos) and an **objectives** section (opportunities created, deals won, revenue): each metric's
 actual, benchmark, attainment, weight (points per unit) and points, with the rep's total score,
 rank and percentile among peers of the same role. ``leaderboard(ds, "2026-Q3")`` is one row per
-rep with the rank change since the previous period; :func:`leaderboard_chart` draws it.
+rep with the rank change since the previous period; :func:`analysis.reports.figures.leaderboard_chart` draws it.
 
 Rules
 -----
@@ -42,14 +42,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import altair as alt
 import numpy as np
 import pandas as pd
 
-from .catalog import Catalog, build_catalog
-from .engine import employed_working_days, metrics
-from .loading import Dataset
-from .periods import Period
+from analysis.semantic.catalog import Catalog, build_catalog
+from analysis.data.timeline import employed_working_days
+from analysis.semantic.engine import metrics
+from analysis.data.loading import Dataset
+from analysis.data.periods import Period
 
 __all__ = [
     "ACTIVITY",
@@ -59,7 +59,6 @@ __all__ = [
     "benchmark_scale",
     "scorecard",
     "leaderboard",
-    "leaderboard_chart",
 ]
 
 #: Default metrics of the activity section.
@@ -172,51 +171,6 @@ def leaderboard(
     board = board[LEADERBOARD_COLUMNS].reset_index(drop=True)
     board.attrs.update(period=card.attrs.get("period"), previous_period=prev.attrs.get("period"))
     return board
-
-
-def leaderboard_chart(board: pd.DataFrame, *, top: int | None = None) -> alt.LayerChart:
-    """Horizontal bars of each rep's score, by role and rank, labelled with the rank change.
-
-    Parameters
-    ----------
-    board
-        A :func:`leaderboard` frame.
-    top
-        Show only the first ``top`` reps of each role.
-    """
-    b = board.copy()
-    if top is not None:
-        b = b[b["rank"] <= top]
-    b["score"] = b.score.astype(float)
-    b["who"] = b["rank"].astype(str) + ". " + b.name.astype(str) + " (" + b.role.astype(str) + ")"
-
-    def change(v: Any) -> str:
-        if v is None or pd.isna(v):
-            return "new"
-        v = int(v)
-        return f"▲{v}" if v > 0 else (f"▼{-v}" if v < 0 else "=")
-
-    b["change"] = b.rank_change.map(change)
-    b["label"] = b.score.map(lambda s: f"{s:,.0f}") + "  " + b.change
-    order = b.who.tolist()
-    period = board.attrs.get("period", "")
-    leader = ""
-    if len(b):
-        first = b.sort_values(["score"], ascending=False).iloc[0]
-        leader = f"{first['name']} leads with {first.score:,.0f} points"
-    base = alt.Chart(b).encode(
-        y=alt.Y("who:N", sort=order, title=None),
-        x=alt.X("score:Q", title="Score (points)"),
-        tooltip=["name:N", "team:N", "role:N", alt.Tooltip("score:Q", format=",.1f"), "rank:Q",
-                 "previous_rank:Q", "rank_change:Q", alt.Tooltip("percentile:Q", format=".0f")],
-    )
-    bars = base.mark_bar().encode(color=alt.Color("role:N", title="Role"))
-    text = base.mark_text(align="left", dx=4).encode(text="label:N")
-    return (bars + text).properties(
-        title=alt.Title(f"Leaderboard {period}: {leader}" if leader else f"Leaderboard {period}",
-                        subtitle="Ranked within each role; ▲/▼ rank change since the previous period"),
-        width=480, height=alt.Step(20),
-    )
 
 
 # -- internals --------------------------------------------------------------------------------

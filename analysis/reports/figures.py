@@ -12,9 +12,9 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from . import charts
-from .format import money
-from .schema import step_label
+from analysis.reports import charts
+from analysis.format import money
+from analysis.data.schema import step_label
 
 
 def _num(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
@@ -224,3 +224,48 @@ def outcome_chart(totals: Any, *, title: str, target: float | None = None,
         layers.append(alt.Chart(t).mark_text(align="left", dx=3, dy=14, baseline="top",
                                              color=charts.STATUS_COLORS["lost"]).encode(x="x:Q", y=alt.value(0), text="label:N"))
     return alt.layer(*layers).properties(title=title, width=560, height=220)
+
+
+def leaderboard_chart(board: pd.DataFrame, *, top: int | None = None) -> alt.LayerChart:
+    """Horizontal bars of each rep's score, by role and rank, labelled with the rank change.
+
+    Parameters
+    ----------
+    board
+        A :func:`leaderboard` frame.
+    top
+        Show only the first ``top`` reps of each role.
+    """
+    b = board.copy()
+    if top is not None:
+        b = b[b["rank"] <= top]
+    b["score"] = b.score.astype(float)
+    b["who"] = b["rank"].astype(str) + ". " + b.name.astype(str) + " (" + b.role.astype(str) + ")"
+
+    def change(v: Any) -> str:
+        if v is None or pd.isna(v):
+            return "new"
+        v = int(v)
+        return f"▲{v}" if v > 0 else (f"▼{-v}" if v < 0 else "=")
+
+    b["change"] = b.rank_change.map(change)
+    b["label"] = b.score.map(lambda s: f"{s:,.0f}") + "  " + b.change
+    order = b.who.tolist()
+    period = board.attrs.get("period", "")
+    leader = ""
+    if len(b):
+        first = b.sort_values(["score"], ascending=False).iloc[0]
+        leader = f"{first['name']} leads with {first.score:,.0f} points"
+    base = alt.Chart(b).encode(
+        y=alt.Y("who:N", sort=order, title=None),
+        x=alt.X("score:Q", title="Score (points)"),
+        tooltip=["name:N", "team:N", "role:N", alt.Tooltip("score:Q", format=",.1f"), "rank:Q",
+                 "previous_rank:Q", "rank_change:Q", alt.Tooltip("percentile:Q", format=".0f")],
+    )
+    bars = base.mark_bar().encode(color=alt.Color("role:N", title="Role"))
+    text = base.mark_text(align="left", dx=4).encode(text="label:N")
+    return (bars + text).properties(
+        title=alt.Title(f"Leaderboard {period}: {leader}" if leader else f"Leaderboard {period}",
+                        subtitle="Ranked within each role; ▲/▼ rank change since the previous period"),
+        width=480, height=alt.Step(20),
+    )

@@ -37,7 +37,7 @@ from datetime import date, datetime, timedelta
 from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
-from .errors import PeriodError
+from analysis.errors import PeriodError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import ibis.expr.types as ir

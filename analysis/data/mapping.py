@@ -137,8 +137,8 @@ import ibis
 import ibis.expr.datatypes as dt
 import yaml
 
-from . import schema
-from .errors import ConfigError, DataError, UnknownNameError
+from analysis.data import schema
+from analysis.errors import ConfigError, DataError, UnknownNameError
 
 __all__ = [
     "Mapped",
@@ -282,7 +282,7 @@ def _check_document(m: Any) -> None:
 def _check_stages(stages: Any) -> None:
     from pydantic import ValidationError
 
-    from .config import Stage
+    from analysis.data.config import Stage
 
     if not isinstance(stages, list):
         raise _Invalid("stages", "must be a list of {name, step, probability}")

@@ -111,11 +111,12 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from .engine import dimension_reachable, employed, metrics, wilson_interval
-from .errors import WorkbenchError
-from .loading import Dataset
-from .periods import Period, parse_period
-from .schema import step_label
+from analysis.data.timeline import employed
+from analysis.semantic.engine import dimension_reachable, metrics, wilson_interval
+from analysis.errors import WorkbenchError
+from analysis.data.loading import Dataset
+from analysis.data.periods import Period, parse_period
+from analysis.data.schema import step_label
 
 #: Roles that are compared with their peers.
 COACHED_ROLES = ("SDR", "AE", "AM")
@@ -729,7 +730,7 @@ def _strata_matrix(strata: pd.DataFrame | None, g: pd.DataFrame, metric: str):
 
 def _stall_tests(ds: Dataset, reps: pd.DataFrame, as_of: date, cfg) -> list[pd.DataFrame]:
     """Per step: the share of each rep's open deals at the step that are stalled at ``as_of``."""
-    from .funnel import funnel_snapshot, stalled_deals
+    from analysis.analytics.funnel import funnel_snapshot, stalled_deals
 
     if reps.empty:
         return []

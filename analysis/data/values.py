@@ -29,10 +29,10 @@ from typing import Any
 import ibis
 import ibis.expr.datatypes as dt
 
-from . import schema
-from .config import STATUS_STAGES, Config
-from .locale import Locale, date_value, number, timestamp_value
-from .schema import STEPS, Column, normalize_token
+from analysis.data import schema
+from analysis.data.config import STATUS_STAGES, Config
+from analysis.data.locale import Locale, date_value, number, timestamp_value
+from analysis.data.schema import STEPS, Column, normalize_token
 
 ROW = "_row"  # 1-based row number within its file (data rows, header excluded)
 FILE = "_file"  # file the row came from

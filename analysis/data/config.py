@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
-from .schema import STEPS, normalize_token
+from analysis.errors import ConfigError
+from analysis.data.schema import STEPS, normalize_token
 
 CONFIG_NAMES = ("workbench.yml", "workbench.yaml")
 
@@ -251,7 +251,7 @@ class Config(_Model):
     @field_validator("source")
     @classmethod
     def _source(cls, v: str) -> str:
-        from .mapping import preset_names
+        from analysis.data.mapping import preset_names
 
         name = v.strip().lower()
         known = ["auto", "canonical", *preset_names()]
@@ -264,7 +264,7 @@ class Config(_Model):
     @field_validator("locale")
     @classmethod
     def _locale(cls, v: Any) -> Any:
-        from .locale import resolve_locale
+        from analysis.data.locale import resolve_locale
 
         if v is not None and not isinstance(v, (str, dict)):
             raise ValueError("give a locale name such as id-ID or en-US, or a mapping of decimal, thousands, "
@@ -342,7 +342,7 @@ class Config(_Model):
     @property
     def parsed_locale(self):
         """The :class:`analysis.locale.Locale` of ``locale`` (None without one)."""
-        from .locale import resolve_locale
+        from analysis.data.locale import resolve_locale
 
         return resolve_locale(self.locale)
 

@@ -34,12 +34,12 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from . import timeline
-from .engine import metrics, outer_merge, with_dimensions
-from .errors import WorkbenchError
-from .loading import Dataset
-from .periods import Period, grain_of, period_label_expr
-from .schema import STEPS
+from analysis.data import timeline
+from analysis.semantic.engine import metrics, outer_merge, with_dimensions
+from analysis.errors import WorkbenchError
+from analysis.data.loading import Dataset
+from analysis.data.periods import Period, grain_of, period_label_expr
+from analysis.data.schema import STEPS
 
 CLOSED = timeline.CLOSED
 PERIOD = "period"

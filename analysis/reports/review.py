@@ -23,14 +23,16 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from . import charts, timeline
-from .catalog import Catalog, build_catalog, catalog_version
-from .engine import compare, employed, metrics
-from .errors import DataError, WorkbenchError
-from .format import money
-from .loading import Dataset, load
-from .periods import Period, last_complete, parse_period
-from .paths import NOTEBOOKS, REPORTS
+from analysis.reports import charts
+from analysis.data import timeline
+from analysis.semantic.catalog import Catalog, build_catalog, catalog_version
+from analysis.data.timeline import employed
+from analysis.semantic.engine import compare, metrics
+from analysis.errors import DataError, WorkbenchError
+from analysis.format import money
+from analysis.data.loading import Dataset, load
+from analysis.data.periods import Period, last_complete, parse_period
+from analysis.paths import NOTEBOOKS, REPORTS
 
 CADENCES = {"monthly": "month", "quarterly": "quarter", "semiannual": "half", "annual": "year"}
 SCOPES = ("company", "team", "rep")
@@ -540,7 +542,7 @@ def glossary(r: Review) -> list[Any]:
 
 def provenance(r: Review) -> list[Any]:
     """How this report was made: parameters, data fingerprint, versions, run time."""
-    from . import __version__
+    from analysis import __version__
 
     src = r.ds.source
     rows = [
@@ -590,7 +592,7 @@ def render_review(
     :data:`analysis.render.CELL_TIMEOUT`); a cell that runs longer fails the render like any
     other cell error.
     """
-    from .render import CELL_TIMEOUT, render, write_index
+    from analysis.reports.render import CELL_TIMEOUT, render, write_index
 
     scope, value = ("team", team) if team else (("rep", rep) if rep else ("company", ""))
     data = str(Path(data).resolve()) if Path(str(data)).exists() else str(data)
@@ -624,7 +626,8 @@ def _missing(r: Review, *tables: str) -> str | None:
 
 def losses_section(r: Review) -> list[Any]:
     """Lost deals by reason (and the step they were lost at)."""
-    from . import figures, losses
+    from analysis.reports import figures
+    from analysis.analytics import losses
 
     la = _in_scope(losses.loss_analysis(r.ds, r.period, by=_scope_by(r)), r)
     if la.empty or la.lost_deals.sum() == 0:
@@ -646,7 +649,8 @@ def losses_section(r: Review) -> list[Any]:
 
 def engagement_section(r: Review) -> list[Any]:
     """Won vs lost engagement: activities per deal and touches per week, with intervals."""
-    from . import figures, losses
+    from analysis.reports import figures
+    from analysis.analytics import losses
 
     why = _missing(r, "activities")
     if why:
@@ -670,7 +674,7 @@ def engagement_section(r: Review) -> list[Any]:
 
 def lead_funnel_section(r: Review) -> list[Any]:
     """Lead funnel by source with response times; unanswered leads counted."""
-    from . import losses
+    from analysis.analytics import losses
 
     why = _missing(r, "leads")
     if why:
@@ -708,7 +712,8 @@ def _in_scope(df: pd.DataFrame, r: Review) -> pd.DataFrame:
 
 def pipeline_section(r: Review) -> list[Any]:
     """Open pipeline waterfall over the period (reconciled), and where the open pipeline sits."""
-    from . import figures, pipeline
+    from analysis.reports import figures
+    from analysis.analytics import pipeline
 
     wf = _in_scope(pipeline.pipeline_waterfall(r.ds, r.period, by=_scope_by(r)), r)
     if wf.empty:
@@ -733,7 +738,8 @@ def pipeline_section(r: Review) -> list[Any]:
 
 def cycle_section(r: Review) -> list[Any]:
     """Sales cycle: mean and median of won deals beside the Kaplan-Meier curve (open deals censored)."""
-    from . import figures, pipeline
+    from analysis.reports import figures
+    from analysis.analytics import pipeline
 
     summary = _in_scope(pipeline.cycle_summary(r.ds, period=r.period, by=_scope_by(r)), r)
     if summary.empty or not summary.won_deals.fillna(0).sum():
@@ -754,7 +760,8 @@ def cycle_section(r: Review) -> list[Any]:
 
 def funnel_section(r: Review) -> list[Any]:
     """Cohort stage funnel with the biggest leak named, plus a labelled snapshot of open deals."""
-    from . import figures, funnel
+    from analysis.reports import figures
+    from analysis.analytics import funnel
 
     why = _missing(r, "stage_history")
     if why:
@@ -789,7 +796,8 @@ def funnel_section(r: Review) -> list[Any]:
 
 def stage_time_section(r: Review) -> list[Any]:
     """Median and p75 days per step, and the stalled open deals (most stuck first)."""
-    from . import figures, funnel
+    from analysis.reports import figures
+    from analysis.analytics import funnel
 
     why = _missing(r, "stage_history")
     if why:
