@@ -358,7 +358,9 @@ def states(
     d = d.left_join(e, d.opportunity_id == e._e_id)
     has_close = d._e_has_close.fill_null(False)
     covered = has_close & (d._e_last_at >= d._upto)
-    need = d._e_last_at.notnull() if steps else covered
+    # the last row at the moment decides openness while the history covers it; otherwise it only
+    # gives the step of a deal the final record leaves open
+    need = covered | (d._e_last_at.notnull() & ~_uncovered_closed(d)) if steps else covered
     cand = d.filter(need).select(_c_id=d.opportunity_id, _c_m=d._m, _c_upto=d._upto)
     h = history(ds)
     x = cand.join(h, [cand._c_id == h.opportunity_id, h.entered_at < cand._c_upto])
@@ -371,14 +373,8 @@ def states(
     d = d.left_join(last, [d.opportunity_id == last._l_id, d._m == last._l_m])
     has_close = d._e_has_close.fill_null(False)
     covered = has_close & (d._e_last_at >= d._upto)
-    status_closed = d.status.isin(list(CLOSED))
     l_closing = d._l_code.isin(_CLOSED_CODES).fill_null(False)
-    ends_closed = has_close & d._e_last_code.isin(_CLOSED_CODES).fill_null(False)
-    closed = ibis.cases(
-        (covered, l_closing),
-        (ends_closed, status_closed),
-        else_=_final_closed(d),
-    )
+    closed = ibis.cases((covered, l_closing), else_=_uncovered_closed(d))
     outcome = ibis.cases(
         (covered & l_closing, _code_name(d._l_code)),
         else_=d.status,
@@ -399,6 +395,14 @@ def open_deals(
     """The deals open at each moment: :func:`states` rows whose state is ``open``."""
     t = states(ds, moments, table=table, steps=steps)
     return t.filter(t.state == "open")
+
+
+def _uncovered_closed(d: ibis.Table) -> Any:
+    """Closed at a moment the history does not cover (rules 2 and 3 of the module docstring):
+    a history ending in a closing row keeps a won or lost deal closed; otherwise the final
+    record decides."""
+    ends_closed = d._e_has_close.fill_null(False) & d._e_last_code.isin(_CLOSED_CODES).fill_null(False)
+    return ibis.cases((ends_closed, d.status.isin(list(CLOSED))), else_=_final_closed(d))
 
 
 def _final_closed(d: ibis.Table) -> Any:
