@@ -20,7 +20,8 @@ True
 """
 
 import sys as _sys
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 # Altair imports jsonschema, which builds a Lark grammar for RFC 3987 IRIs at import time (about
 # 2 s) whenever the optional ``rfc3987-syntax`` package is installed (Jupyter's dependencies

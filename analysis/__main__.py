@@ -113,8 +113,8 @@ def _filters(items: list[str] | None) -> dict[str, list[str]]:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from analysis.semantic.catalog import build_catalog
     from analysis.data.config import load_config
+    from analysis.semantic.catalog import build_catalog
     from analysis.semantic.engine import metrics
 
     if args.list:
@@ -167,8 +167,8 @@ def cmd_stalled(args: argparse.Namespace) -> int:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from analysis.steering.outlook import period_outlook
     from analysis.data.loading import load
+    from analysis.steering.outlook import period_outlook
 
     ds = load(args.data, args.config, preset=args.source)
     outlook = period_outlook(ds, args.period, metric=args.metric)
@@ -207,8 +207,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_coach(args: argparse.Namespace) -> int:
-    from analysis.steering.coaching import coaching_flags, coaching_summary
     from analysis.data.loading import load
+    from analysis.steering.coaching import coaching_flags, coaching_summary
 
     ds = load(args.data, args.config, preset=args.source)
     flags = coaching_flags(ds, args.period, role=args.role)

@@ -46,9 +46,9 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import analysis
-    from analysis.semantic.catalog import build_catalog
     from analysis.data.periods import period_of
     from analysis.data.sample import default_end, write_sample
+    from analysis.semantic.catalog import build_catalog
 
     if not (args.data / "opportunities.parquet").exists():
         step(f"generate {args.reps} reps x {args.months} months", lambda: write_sample(
@@ -70,9 +70,9 @@ def main() -> int:
           f"unavailable by team: {sorted(by_team.attrs['unavailable'])}")
     rev = lambda f: f[f.metric == "revenue"].value.astype(float).sum()  # noqa: E731
     print(f"additivity: revenue company {rev(company):,.2f}, by team {rev(by_team):,.2f}, by rep {rev(by_rep):,.2f}")
-    from analysis.steering import coaching, enps, outlook, plan, scorecard
-    from analysis.reports import steering_review as steering
     from analysis.data.periods import parse_period
+    from analysis.reports import steering_review as steering
+    from analysis.steering import coaching, enps, outlook, plan, scorecard
 
     q = parse_period(period)
     t1 = time.perf_counter()

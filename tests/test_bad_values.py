@@ -8,17 +8,17 @@ deals won 3, win rate 3/4 and average deal size 200 unless a bad row sneaks in.
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import analysis
-from analysis.errors import ConfigError, DataError
 from analysis.data.validation import validate
+from analysis.errors import ConfigError, DataError
 
 from .conftest import REPS_CSV, write_tables
 

@@ -33,6 +33,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 import analysis
+from analysis.semantic.engine import wilson_interval
 from analysis.steering.coaching import (
     CoachingError,
     bh_adjust,
@@ -44,7 +45,6 @@ from analysis.steering.coaching import (
     peer_t_test,
     stratified_fisher,
 )
-from analysis.semantic.engine import wilson_interval
 
 from .conftest import write_tables
 
@@ -350,8 +350,8 @@ def test_deals_stalling_at_one_step_are_flagged_within_the_team(tmp_path):
     """Move one AE's open qualification deals 120 days back: only that rep stalls, at that step."""
     import shutil
 
-    from analysis.paths import SAMPLE_DATA
     from analysis.analytics.pipeline import pipeline_as_of
+    from analysis.paths import SAMPLE_DATA
 
     shutil.copytree(SAMPLE_DATA, tmp_path / "d")
     folder = tmp_path / "d"

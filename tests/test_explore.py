@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import analysis
-from analysis.reports.explore import Explorer
 from analysis.paths import NOTEBOOKS, SAMPLE_DATA
+from analysis.reports.explore import Explorer
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import pytest
 
 import analysis
 from analysis.analytics import funnel, losses, pipeline
-from analysis.reports import charts, figures
 from analysis.paths import SAMPLE_DATA
+from analysis.reports import charts, figures
 
 
 @pytest.fixture(scope="module")

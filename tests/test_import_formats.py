@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.errors import DataError
 from analysis.data.validation import validate
+from analysis.errors import DataError
 
 from .conftest import OPPS_CSV, REPS_CSV, write_tables
 

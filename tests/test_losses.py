@@ -51,9 +51,9 @@ import pytest
 
 import analysis
 from analysis.analytics import losses
-from analysis.semantic.engine import MetricError
-from analysis.errors import UnknownNameError
 from analysis.data.schema import LOSS_REASONS
+from analysis.errors import UnknownNameError
+from analysis.semantic.engine import MetricError
 
 from .conftest import write_tables
 

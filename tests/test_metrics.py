@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.semantic.catalog import build_catalog
 from analysis.errors import ConfigError, UnknownNameError
+from analysis.semantic.catalog import build_catalog
 from analysis.semantic.engine import compare, metrics, wilson_interval
 
 from .conftest import write_tables

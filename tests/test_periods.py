@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.errors import PeriodError
 from analysis.data.periods import (
     GRAIN_ALIASES,
     GRAINS,
@@ -27,6 +26,7 @@ from analysis.data.periods import (
     period_start_expr,
     periods_between,
 )
+from analysis.errors import PeriodError
 
 D = date
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.reports import plan_view
-from analysis.steering import plan as planning
 from analysis.errors import UnknownNameError
 from analysis.paths import NOTEBOOKS, SAMPLE_DATA
+from analysis.reports import plan_view
+from analysis.steering import plan as planning
 from analysis.steering.plan import PLAN_COLUMNS, PlanError, assumptions, plan, plan_from, summary
 
 from .conftest import write_tables

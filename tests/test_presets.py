@@ -20,8 +20,8 @@ import pytest
 
 import analysis
 from analysis.data import mapping
-from analysis.errors import ConfigError, UnknownNameError
 from analysis.data.loading import SourceFile, read_raw
+from analysis.errors import ConfigError, UnknownNameError
 from analysis.paths import SAMPLE_DATA
 
 from . import crm_exports as ce

@@ -20,8 +20,8 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from analysis.reports import charts, render
 from analysis.errors import WorkbenchError
+from analysis.reports import charts, render
 from analysis.reports.render import RenderError
 
 DEMO = Path(__file__).parent / "fixtures" / "render_demo.ipynb"

@@ -13,8 +13,9 @@ import pytest
 
 import analysis
 from analysis.format import money
-from analysis.reports import review, steering_review as steering
 from analysis.paths import NOTEBOOKS, SAMPLE_DATA
+from analysis.reports import review
+from analysis.reports import steering_review as steering
 from analysis.reports.render import find_external_resources
 
 from .browser import CHROMIUM, charts_drawn

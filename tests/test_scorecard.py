@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.reports import charts
 from analysis.paths import SAMPLE_DATA
+from analysis.reports import charts
 from analysis.reports.figures import leaderboard_chart
 from analysis.steering.scorecard import LEADERBOARD_COLUMNS, SCORECARD_COLUMNS, benchmark_scale, leaderboard, scorecard
 

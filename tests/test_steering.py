@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.reports import review, steering_review as steering
 from analysis.__main__ import main
-from analysis.steering.outlook import COLUMNS, period_outlook
 from analysis.paths import SAMPLE_DATA
+from analysis.reports import review
+from analysis.reports import steering_review as steering
+from analysis.steering.outlook import COLUMNS, period_outlook
 
 
 def cli(*args: str) -> str:

@@ -25,10 +25,10 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis.steering import forecast as fc
 from analysis.analytics import funnel as F
 from analysis.analytics import pipeline as pl
 from analysis.data import timeline as tl
+from analysis.steering import forecast as fc
 
 from .conftest import write_tables
 

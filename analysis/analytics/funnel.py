@@ -36,11 +36,11 @@ import ibis.expr.datatypes as dt
 import pandas as pd
 
 from analysis.data import timeline
-from analysis.semantic.engine import resolve_dims, with_dimensions, wilson_interval
-from analysis.errors import UnknownNameError, WorkbenchError
 from analysis.data.loading import Dataset
 from analysis.data.periods import Period
 from analysis.data.schema import STEPS, step_label
+from analysis.errors import UnknownNameError, WorkbenchError
+from analysis.semantic.engine import resolve_dims, wilson_interval, with_dimensions
 
 #: The funnel chain, in order: the first six canonical steps, then won.
 FUNNEL_STEPS: tuple[str, ...] = (*STEPS[:6], "won")

@@ -34,13 +34,20 @@ import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
-from analysis.semantic.engine import MetricError, dimension_reachable, dimensions, outer_merge, wilson_interval, with_dimensions
-from analysis.errors import UnknownNameError
-from analysis.format import money, percent
 from analysis.data import timeline
 from analysis.data.loading import Dataset
 from analysis.data.periods import Period
 from analysis.data.schema import ACTIVITY_TYPES, LOSS_REASONS, STEPS
+from analysis.errors import UnknownNameError
+from analysis.format import money, percent
+from analysis.semantic.engine import (
+    MetricError,
+    dimension_reachable,
+    dimensions,
+    outer_merge,
+    wilson_interval,
+    with_dimensions,
+)
 
 __all__ = [
     "FUNNEL_STAGES",

@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.data import timeline
-from analysis.semantic.engine import metrics, outer_merge, with_dimensions
-from analysis.errors import WorkbenchError
 from analysis.data.loading import Dataset
 from analysis.data.periods import Period, grain_of, period_label_expr
 from analysis.data.schema import STEPS
+from analysis.errors import WorkbenchError
+from analysis.semantic.engine import metrics, outer_merge, with_dimensions
 
 CLOSED = timeline.CLOSED
 PERIOD = "period"

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from analysis.errors import ConfigError
 from analysis.data.schema import STEPS, normalize_token
+from analysis.errors import ConfigError
 
 CONFIG_NAMES = ("workbench.yml", "workbench.yaml")
 

@@ -57,7 +57,6 @@ import pandas as pd
 
 from analysis.data import schema
 from analysis.data.config import Config, Stage, load_config
-from analysis.errors import ConfigError, DataError, UnknownNameError
 from analysis.data.values import (
     CANONICAL_DTYPES,
     FILE,
@@ -72,6 +71,7 @@ from analysis.data.values import (
     step_expr,
     unread,
 )
+from analysis.errors import ConfigError, DataError, UnknownNameError
 
 __all__ = ["Dataset", "load", "read_raw", "coerce", "step_expr", "canonical_category", "ROW", "FILE",
            "CANONICAL_DTYPES", "convert_currency"]

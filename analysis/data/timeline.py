@@ -57,10 +57,10 @@ import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
-from analysis.errors import WorkbenchError
 from analysis.data.loading import Dataset
 from analysis.data.periods import Period
 from analysis.data.schema import STATUSES, STEPS
+from analysis.errors import WorkbenchError
 
 #: Statuses of a closed deal.
 CLOSED = ("won", "lost")

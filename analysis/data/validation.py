@@ -20,9 +20,9 @@ import ibis
 import pandas as pd
 
 from analysis.data import schema
-from analysis.errors import DataError
 from analysis.data.loading import FILE, ROW, Dataset, load
 from analysis.data.values import Rule, checked_table, required_missing
+from analysis.errors import DataError
 
 #: Every check: id -> (title, severity, how to fix). Severity "fatal" stops a run; "problem"
 #: rows are excluded or may distort a figure; "note" is informational.

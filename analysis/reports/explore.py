@@ -14,11 +14,11 @@ from typing import Any, Sequence
 import altair as alt
 import pandas as pd
 
+from analysis.data.loading import Dataset
+from analysis.data.periods import GRAINS, period_of
 from analysis.reports import charts
 from analysis.semantic.catalog import build_catalog
 from analysis.semantic.engine import dimensions, metrics
-from analysis.data.loading import Dataset
-from analysis.data.periods import GRAINS, period_of
 
 DEFAULT_METRICS = ("revenue", "win_rate", "deals_won")
 TREND = {"day": 31, "week": 13, "month": 12, "quarter": 8, "half": 6, "year": 4}

@@ -12,9 +12,9 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from analysis.reports import charts
-from analysis.format import money
 from analysis.data.schema import step_label
+from analysis.format import money
+from analysis.reports import charts
 
 
 def _num(df: pd.DataFrame, *cols: str) -> pd.DataFrame:

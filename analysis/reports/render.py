@@ -40,7 +40,8 @@ import tempfile
 import time
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
-from importlib.metadata import PackageNotFoundError, version as _pkg_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _pkg_version
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote

@@ -15,24 +15,24 @@ from __future__ import annotations
 import html
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import altair as alt
 import pandas as pd
 
-from analysis.reports import charts
 from analysis.data import timeline
-from analysis.semantic.catalog import Catalog, build_catalog, catalog_version
-from analysis.data.timeline import employed
-from analysis.semantic.engine import compare, metrics
-from analysis.errors import DataError, WorkbenchError
-from analysis.format import money
 from analysis.data.loading import Dataset, load
 from analysis.data.periods import Period, last_complete, parse_period
+from analysis.data.timeline import employed
+from analysis.errors import DataError, WorkbenchError
+from analysis.format import money
 from analysis.paths import NOTEBOOKS, REPORTS
+from analysis.reports import charts
+from analysis.semantic.catalog import Catalog, build_catalog, catalog_version
+from analysis.semantic.engine import compare, metrics
 
 CADENCES = {"monthly": "month", "quarterly": "quarter", "semiannual": "half", "annual": "year"}
 SCOPES = ("company", "team", "rep")
@@ -626,8 +626,8 @@ def _missing(r: Review, *tables: str) -> str | None:
 
 def losses_section(r: Review) -> list[Any]:
     """Lost deals by reason (and the step they were lost at)."""
-    from analysis.reports import figures
     from analysis.analytics import losses
+    from analysis.reports import figures
 
     la = _in_scope(losses.loss_analysis(r.ds, r.period, by=_scope_by(r)), r)
     if la.empty or la.lost_deals.sum() == 0:
@@ -649,8 +649,8 @@ def losses_section(r: Review) -> list[Any]:
 
 def engagement_section(r: Review) -> list[Any]:
     """Won vs lost engagement: activities per deal and touches per week, with intervals."""
-    from analysis.reports import figures
     from analysis.analytics import losses
+    from analysis.reports import figures
 
     why = _missing(r, "activities")
     if why:
@@ -712,8 +712,8 @@ def _in_scope(df: pd.DataFrame, r: Review) -> pd.DataFrame:
 
 def pipeline_section(r: Review) -> list[Any]:
     """Open pipeline waterfall over the period (reconciled), and where the open pipeline sits."""
-    from analysis.reports import figures
     from analysis.analytics import pipeline
+    from analysis.reports import figures
 
     wf = _in_scope(pipeline.pipeline_waterfall(r.ds, r.period, by=_scope_by(r)), r)
     if wf.empty:
@@ -738,8 +738,8 @@ def pipeline_section(r: Review) -> list[Any]:
 
 def cycle_section(r: Review) -> list[Any]:
     """Sales cycle: mean and median of won deals beside the Kaplan-Meier curve (open deals censored)."""
-    from analysis.reports import figures
     from analysis.analytics import pipeline
+    from analysis.reports import figures
 
     summary = _in_scope(pipeline.cycle_summary(r.ds, period=r.period, by=_scope_by(r)), r)
     if summary.empty or not summary.won_deals.fillna(0).sum():
@@ -760,8 +760,8 @@ def cycle_section(r: Review) -> list[Any]:
 
 def funnel_section(r: Review) -> list[Any]:
     """Cohort stage funnel with the biggest leak named, plus a labelled snapshot of open deals."""
-    from analysis.reports import figures
     from analysis.analytics import funnel
+    from analysis.reports import figures
 
     why = _missing(r, "stage_history")
     if why:
@@ -796,8 +796,8 @@ def funnel_section(r: Review) -> list[Any]:
 
 def stage_time_section(r: Review) -> list[Any]:
     """Median and p75 days per step, and the stalled open deals (most stuck first)."""
-    from analysis.reports import figures
     from analysis.analytics import funnel
+    from analysis.reports import figures
 
     why = _missing(r, "stage_history")
     if why:

@@ -14,14 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.reports import charts
-from analysis.reports import figures, plan_view
+from analysis.format import money
+from analysis.reports import charts, figures, plan_view
+from analysis.reports.review import Review, heading_block, html_table, note_block, paragraph
 from analysis.steering import forecast as fc
 from analysis.steering import plan as planning
 from analysis.steering import scorecard as sc
-from analysis.format import money
 from analysis.steering.outlook import Outlook, period_outlook
-from analysis.reports.review import Review, heading_block, html_table, note_block, paragraph
 
 #: Simulations per outcome in a review (the quantiles move by well under 1% from 10,000), and the
 #: cap on simulations x open deals that keeps a 100,000-deal pipeline to about 1,000 runs.

@@ -31,13 +31,12 @@ import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
-from analysis.data import schema
-from analysis.data import timeline
-from analysis.semantic.catalog import SOURCES, Catalog, Metric, build_catalog, eval_expr, safe_divide
-from analysis.errors import UnknownNameError, WorkbenchError
+from analysis.data import schema, timeline
 from analysis.data.loading import Dataset
 from analysis.data.periods import GRAINS, Period, grain_of, parse_period, period_of, period_start_expr, periods_between
 from analysis.data.timeline import employed_working_days
+from analysis.errors import UnknownNameError, WorkbenchError
+from analysis.semantic.catalog import SOURCES, Catalog, Metric, build_catalog, eval_expr, safe_divide
 
 #: Built-in dimensions and how each table reaches them.
 DIMENSIONS = (

@@ -111,12 +111,12 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from analysis.data.timeline import employed
-from analysis.semantic.engine import dimension_reachable, metrics, wilson_interval
-from analysis.errors import WorkbenchError
 from analysis.data.loading import Dataset
 from analysis.data.periods import Period, parse_period
 from analysis.data.schema import step_label
+from analysis.data.timeline import employed
+from analysis.errors import WorkbenchError
+from analysis.semantic.engine import dimension_reachable, metrics, wilson_interval
 
 #: Roles that are compared with their peers.
 COACHED_ROLES = ("SDR", "AE", "AM")

@@ -17,9 +17,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from analysis.semantic.engine import Z95, metrics
 from analysis.data.loading import Dataset
 from analysis.data.periods import Period
+from analysis.semantic.engine import Z95, metrics
 
 COMPANY = "Company"
 

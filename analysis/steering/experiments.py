@@ -41,13 +41,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.semantic.catalog import Catalog, build_catalog
 from analysis.data.config import Experiment
-from analysis.semantic.engine import Z95, Engine, metrics, where_condition, wilson_interval
-from analysis.errors import WorkbenchError
-from analysis.format import money, number, percent
 from analysis.data.loading import Dataset
 from analysis.data.periods import periods_between
+from analysis.errors import WorkbenchError
+from analysis.format import money, number, percent
+from analysis.semantic.catalog import Catalog, build_catalog
+from analysis.semantic.engine import Z95, Engine, metrics, where_condition, wilson_interval
 
 KINDS = ("proportion", "per_deal", "per_rep")
 _RATE_DENOMINATORS = {"rep_working_days": "per working day", "rep_working_weeks": "per week"}

@@ -23,11 +23,11 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.steering import forecast as fc
-from analysis.semantic.catalog import build_catalog
-from analysis.semantic.engine import metrics
 from analysis.data.loading import Dataset
 from analysis.data.periods import Period, parse_period, period_of, periods_between
+from analysis.semantic.catalog import build_catalog
+from analysis.semantic.engine import metrics
+from analysis.steering import forecast as fc
 
 #: Columns of :attr:`Outlook.table`.
 COLUMNS = ["period", "as_of", "metric", "method", "model", "forecast", "low", "high", "interval",

@@ -35,15 +35,15 @@ import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 
-from analysis.data.timeline import employed
-from analysis.semantic.engine import metrics
-from analysis.errors import UnknownNameError, WorkbenchError
-from analysis.format import money, number
 from analysis.analytics.funnel import FUNNEL_STEPS, stage_funnel
-from analysis.data.loading import Dataset
 from analysis.analytics.losses import lead_funnel
+from analysis.data.loading import Dataset
 from analysis.data.periods import Period, parse_period
 from analysis.data.schema import ACTIVITY_TYPES, step_label
+from analysis.data.timeline import employed
+from analysis.errors import UnknownNameError, WorkbenchError
+from analysis.format import money, number
+from analysis.semantic.engine import metrics
 
 __all__ = [
     "Assumptions",

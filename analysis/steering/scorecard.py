@@ -45,11 +45,11 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.semantic.catalog import Catalog, build_catalog
-from analysis.data.timeline import employed_working_days
-from analysis.semantic.engine import metrics
 from analysis.data.loading import Dataset
 from analysis.data.periods import Period
+from analysis.data.timeline import employed_working_days
+from analysis.semantic.catalog import Catalog, build_catalog
+from analysis.semantic.engine import metrics
 
 __all__ = [
     "ACTIVITY",
