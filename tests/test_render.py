@@ -235,18 +235,21 @@ def test_kernel_is_installed_into_a_fresh_prefix(monkeypatch, tmp_path: Path):
 # -- index ------------------------------------------------------------------------------------
 
 
-def _fake_report(root: Path, rel: str, when: str, title: str | None = None) -> None:
+def _fake_report(root: Path, rel: str, when: str, title: str | None = None, scope: tuple | None = None) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("<html></html>")
     record = {"rendered_at": when, "title": title or rel}
+    if scope:
+        record.update(scope=scope[0], scope_value=scope[1])
     path.with_suffix(".json").write_text(json.dumps(record))
 
 
 def test_write_index_groups_by_cadence_newest_first(tmp_path: Path):
     _fake_report(tmp_path, "quarterly/2025-Q2/company.html", "2025-07-02T08:00:00+00:00")
-    _fake_report(tmp_path, "quarterly/2025-Q3/team-east.html", "2025-10-02T09:00:00+00:00")
-    _fake_report(tmp_path, "quarterly/2025-Q3/company.html", "2025-10-02T08:00:00+00:00")
+    _fake_report(tmp_path, "quarterly/2025-Q3/team-east-7b5c1e.html", "2025-10-02T09:00:00+00:00",
+                 scope=("team", "East"))
+    _fake_report(tmp_path, "quarterly/2025-Q3/company.html", "2025-10-02T08:00:00+00:00", scope=("company", ""))
     _fake_report(tmp_path, "quarterly/2024-Q4/company.html", "2025-01-03T08:00:00+00:00")
     _fake_report(tmp_path, "annual/2024/company.html", "2025-01-05T08:00:00+00:00")
     _fake_report(tmp_path, "monthly/2025-09/company.html", "2025-10-01T07:30:00+00:00")
@@ -263,13 +266,17 @@ def test_write_index_groups_by_cadence_newest_first(tmp_path: Path):
     assert links == [
         "monthly/2025-09/company.html",
         "quarterly/2025-Q3/company.html",
-        "quarterly/2025-Q3/team-east.html",
+        "quarterly/2025-Q3/team-east-7b5c1e.html",
         "quarterly/2025-Q2/company.html",
         "quarterly/2024-Q4/company.html",
         "semiannual/2025-H1/%3Cb%3E.html",
         "annual/2024/company.html",
     ]
     assert '<a href="monthly/2025-09/company.pdf">PDF</a>' in text
+    # the scope column shows the scope's name from the record (the file name without one)
+    scopes = re.findall(r"<tr><td>2025-Q3</td><td>([^<]*)</td>", text)
+    assert scopes == ["Company", "Team East"]
+    assert "<tr><td>2025-H1</td><td>&lt;b&gt;</td>" in text
     assert "2025-10-02 08:00 UTC" in text
     assert HOSTILE not in text and "&lt;script&gt;" in text and "<b>" not in text
     assert ".company.x1y2" not in text
@@ -300,11 +307,11 @@ def test_find_external_resources():
         '<script>import("https://cdn.jsdelivr.net/npm/vega@5")</script>'
         '<script type="application/vnd.jupyter.widget-state+json">{"u": "https://x"}</script>'
     )
-    assert render.find_external_resources(page) == [
+    assert render.find_external_resources(page) == [  # in page order
         "https://cdn.example/require.js",
         "//fonts.example/css",
-        "http://img.example/a.png",
         "https://fonts.example/x.css",
+        "http://img.example/a.png",
         "https://cdn.jsdelivr.net/npm/vega@5",
     ]
     chart = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x:Q")

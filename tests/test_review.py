@@ -42,6 +42,8 @@ def page(report: Path) -> str:
 def test_report_lands_under_a_predictable_name(report: Path, out: Path):
     assert report == out / "quarterly" / "2026-Q3" / "company.html"
     assert (report.parent / "company.ipynb").is_file()
+    record = json.loads(report.with_suffix(".json").read_text())
+    assert (record["scope"], record["scope_value"]) == ("company", "")
     index = (out / "index.html").read_text()
     assert "quarterly/2026-Q3/company.html" in index
 

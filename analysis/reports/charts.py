@@ -299,6 +299,7 @@ def _spec(chart: Any) -> dict[str, Any]:
 
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>")
 _ID_ATTR = re.compile(r'\bid="([^"]+)"')
+_SVG_TAG = re.compile(r"<[^>]+>")  # text is escaped (no "<" in it): these are the markup
 
 
 def _scope_ids(svg: str, prefix: str) -> str:
@@ -307,13 +308,14 @@ def _scope_ids(svg: str, prefix: str) -> str:
     Vega numbers clip paths and gradients from 1 in every SVG it draws (``clip1`` ...); two
     charts inline in one HTML page would otherwise point at each other's definitions.
     """
-    ids = set(_ID_ATTR.findall(svg))
+    ids = {i for tag in _SVG_TAG.findall(svg) for i in _ID_ATTR.findall(tag)}
     if not ids:
         return svg
     pattern = re.compile(
         r'(\bid="|url\(#|url\(&quot;#|href="#)(' + "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)) + r')(?=["\)&])'
     )
-    return pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
+    # only inside tags: a label that reads 'id="clip1"' or 'url(#clip1)' is data and stays as written
+    return _SVG_TAG.sub(lambda t: pattern.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", t.group(0)), svg)
 
 
 def to_svg(chart: Any, *, alt_text: str | None = None, draw_title: bool = True) -> str:

@@ -9,9 +9,13 @@ The pieces, each usable alone:
 * :func:`to_html` exports an executed notebook with the template in ``analysis/templates``:
   code and prompts hidden, a table of contents from the h2/h3 headings, print CSS, and nothing
   loaded from the network (no require.js, MathJax, widget or mermaid scripts from CDNs).
-* :func:`render` does all of it for a scheduler: on success it atomically replaces the report
-  and writes ``<stem>.ipynb`` (executed notebook) and ``<stem>.json`` (how it was made) beside
-  it; on failure it raises :class:`RenderError` with one line, keeps ``<stem>.failed.ipynb``
+* :func:`find_external_resources` (and :func:`external_resources`, with where each one is)
+  lists what a page would load from the network: only real loading places count (``src``,
+  ``<link href>``, CSS ``url()`` in ``<style>`` and ``style=""``...), never text or labels.
+* :func:`render` does all of it for a scheduler: on success it publishes the report with
+  ``<stem>.ipynb`` (executed notebook) and ``<stem>.json`` (how it was made) beside it as one
+  set (staged in a hidden folder, switched into place HTML last, one render of a report at a
+  time); on failure it raises :class:`RenderError` with one line, keeps ``<stem>.failed.ipynb``
   and leaves any earlier report untouched.
 * :func:`print_pdf` prints a report with headless Chromium; :func:`write_index` lists every
   report under ``reports/<cadence>/<period>/<scope>.html`` in ``reports/index.html``.
@@ -26,6 +30,7 @@ The pieces, each usable alone:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import html
@@ -33,18 +38,26 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from html.parser import HTMLParser
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _pkg_version
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+try:  # POSIX; elsewhere renders of one report are not serialized
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from analysis.errors import WorkbenchError
 from analysis.paths import TEMPLATES
@@ -52,10 +65,14 @@ from analysis.paths import TEMPLATES
 __all__ = [
     "CADENCES",
     "CHROMIUM_OFFLINE_FLAGS",
+    "ExternalResource",
     "KERNEL_NAME",
+    "LOCK_TIMEOUT",
     "RenderError",
+    "STALE_AFTER",
     "ensure_kernel",
     "execute_notebook",
+    "external_resources",
     "find_external_resources",
     "print_pdf",
     "render",
@@ -382,7 +399,7 @@ def _add_toc(page: str, title: str) -> str:
         seen[base] = n
         new = base if (n == 1 and old) else f"{base}-{n}"
         if new != old:
-            attrs = _ID.sub(f'id="{new}"', attrs) if found else f'{attrs} id="{new}"'
+            attrs = _ID.sub(lambda _: f'id="{new}"', attrs) if found else f'{attrs} id="{new}"'
             inner = inner.replace(f'href="#{old}"', f'href="#{new}"') if old else inner
         if text:
             entries.append((2 if tag == "h2" else 3, new, text))
@@ -419,31 +436,287 @@ def _add_toc(page: str, title: str) -> str:
     return page.replace(_TOC_MARK, f'<h1 class="wb-title">{html.escape(title)}</h1>\n' + nav, 1)
 
 
-_RESOURCE_ATTR = re.compile(
-    r"<(?!a[\s>])([a-zA-Z][\w:-]*)\b[^>]*?\s(src|href|xlink:href|srcset|poster|data|background)"
-    r"""\s*=\s*["']?\s*((?:https?:)?//[^"'\s>]+)""",
-    re.I,
+# -- the offline guard ------------------------------------------------------------------------
+
+#: Attributes that make a browser fetch their URL on whatever element carries them.
+_FETCH_ATTRS = frozenset({"src", "srcset", "imagesrcset", "poster", "background"})
+#: Elements whose ``href`` (``xlink:href`` in SVG) is fetched when the page opens; ``<a>`` and
+#: ``<area>`` are navigation, not resources. ``<base>`` turns every relative URL into a remote one.
+_HREF_FETCHERS = frozenset({"link", "script", "image", "use", "feimage", "base"})
+#: SVG presentation attributes whose ``url()`` may point at another document.
+_SVG_URL_ATTRS = frozenset(
+    {"fill", "stroke", "filter", "clip-path", "mask", "marker-start", "marker-mid", "marker-end", "cursor"}
 )
-_CSS_URL = re.compile(r"""(?:@import\s+(?:url\()?|url\()\s*["']?\s*((?:https?:)?//[^"')\s;]+)""", re.I)
-_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script\s*>", re.S | re.I)
-_DATA_SCRIPT = re.compile(r"""type\s*=\s*["']?application/(?:vnd\.jupyter[\w.+-]*|json|ld\+json)""", re.I)
+#: Attributes that hold text for people (labels of charts, tooltips, alternative text).
+_LABEL_ATTRS = frozenset(
+    {"aria-label", "aria-description", "aria-valuetext", "aria-roledescription", "title", "alt", "label",
+     "placeholder", "value"}
+)
+_NETWORK_URL = re.compile(r"^(?:(?:https?|ftp|wss?):|[\\/]{2})", re.I)
+_URL_NOISE = re.compile(r"[\t\n\r]")  # browsers drop these anywhere in a URL
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)", re.S)
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})[ \t\n\r\f]?|(.))", re.S)
+_CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)\s]*))""", re.I)
+_CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.I)
+_CSS_IMAGE_SET = re.compile(r"image-set\(([^)]*)\)", re.I)
+_CSS_STRING = re.compile(r""""([^"]*)"|'([^']*)'""")
 _JS_URL = re.compile(r"""["'`]((?:https?:)?//[^"'`\s]+)""")
+_REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\";]+)", re.I)
+
+
+def _network(url: str) -> str | None:
+    """``url`` (trimmed) when a browser would fetch it from the network, else None."""
+    url = _URL_NOISE.sub("", url).strip("".join(map(chr, range(0x21))))
+    return url if _NETWORK_URL.match(url) else None
+
+
+def _css_unescape(css: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        if match.group(1):
+            code = int(match.group(1), 16)
+            return chr(code) if 0 < code <= 0x10FFFF else "\ufffd"
+        return match.group(2)
+
+    return _CSS_ESCAPE.sub(one, _CSS_COMMENT.sub("", css))
+
+
+def _css_urls(css: str, *, imports: bool = True) -> list[str]:
+    """Network URLs that CSS text loads: ``url()``, ``@import "..."`` and ``image-set("...")``."""
+    css = _css_unescape(css)
+    found = [next(g for g in m.groups() if g is not None) for m in _CSS_URL.finditer(css)]
+    if imports:
+        found += [m.group(1) if m.group(1) is not None else m.group(2) for m in _CSS_IMPORT.finditer(css)]
+        for m in _CSS_IMAGE_SET.finditer(css):
+            found += [s.group(1) if s.group(1) is not None else s.group(2) for s in _CSS_STRING.finditer(m.group(1))]
+    return [u for u in map(_network, found) if u]
+
+
+def _srcset_urls(value: str) -> list[str]:
+    """The URLs of a ``srcset``: each candidate is a URL (no spaces; a data: URL may hold commas)
+    followed by optional descriptors up to the next comma."""
+    urls, pos, end = [], 0, len(value)
+    while pos < end:
+        while pos < end and (value[pos].isspace() or value[pos] == ","):
+            pos += 1
+        start = pos
+        while pos < end and not value[pos].isspace():
+            pos += 1
+        url = value[start:pos]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            depth = 0
+            while pos < end and (value[pos] != "," or depth):
+                depth += {"(": 1, ")": -1}.get(value[pos], 0)
+                pos += 1
+        if url:
+            urls.append(url)
+    return urls
+
+
+def _executable_script(attrs: Mapping[str, str]) -> bool:
+    kind = attrs.get("type", "").strip().lower()
+    return kind in ("", "module") or "javascript" in kind or "ecmascript" in kind
+
+
+@dataclass(frozen=True)
+class ExternalResource:
+    """One place in a page that makes a browser fetch something from the network.
+
+    ``url`` as written; ``where`` the loading place (``<img src>``, ``<style> url()``,
+    ``style="" url()`` on an element, ``<script> code``...); ``section`` the h1-h3 heading above it;
+    ``context`` the page text around it; ``value`` the text (a table cell, a chart label, a
+    paragraph...) that also contains the URL, when there is one, and ``value_place`` what that
+    text is. A URL that also shows up as text usually comes from a value in the data.
+    """
+
+    url: str
+    where: str
+    section: str = ""
+    context: str = ""
+    value: str = ""
+    value_place: str = ""
+
+
+class _ResourceScanner(HTMLParser):
+    """Tokenizes a page the way a browser reads it: tags and attributes, raw ``<script>`` and
+    ``<style>`` text, everything else text. Only the loading places are searched for URLs."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str, str, int]] = []  # url, where, section, index into texts
+        self.texts: list[tuple[str, str, str]] = []  # text, what it is, section
+        self.section = ""
+        self._heading: list[str] | None = None
+        self._raw: tuple[str, dict[str, str]] | None = None  # open <script>/<style> and its attributes
+        self._svg = 0
+        self._cell = 0
+        self._caption = 0
+
+    # places that hold text for people -------------------------------------------------------
+
+    def _place(self) -> str:
+        if self._svg:
+            return "a chart label"
+        if self._cell:
+            return "a table cell"
+        if self._heading is not None:
+            return "a heading"
+        if self._caption:
+            return "a caption"
+        return "the text"
+
+    def handle_data(self, data: str) -> None:
+        if self._raw is not None:
+            tag, attrs = self._raw
+            if tag == "style":
+                # inside <svg> a <style> is an ordinary element: character references are decoded
+                css = html.unescape(data) if self._svg else data
+                self._add(_css_urls(css), "<style> url()")
+            elif _executable_script(attrs):
+                self._add([u for u in map(_network, (m.group(1) for m in _JS_URL.finditer(data))) if u],
+                          "<script> code")
+            return
+        if self._heading is not None:
+            self._heading.append(data)
+        text = " ".join(data.split())
+        if text:
+            self.texts.append((text, self._place(), self.section))
+
+    # loading places -------------------------------------------------------------------------
+
+    def _add(self, urls: list[str], where: str) -> None:
+        for url in urls:
+            self.found.append((url, where, self.section, len(self.texts)))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        for name, value in values.items():
+            urls: list[str] = []
+            if name in _FETCH_ATTRS:
+                candidates = _srcset_urls(value) if name.endswith("srcset") else [value]
+                urls = [u for u in map(_network, candidates) if u]
+            elif name == "data" and tag == "object":
+                urls = [u for u in [_network(value)] if u]
+            elif name in ("href", "xlink:href") and tag in _HREF_FETCHERS:
+                urls = [u for u in [_network(value)] if u]
+            elif name == "style":
+                urls = _css_urls(value)
+            elif name in _SVG_URL_ATTRS:
+                urls = _css_urls(value, imports=False)
+            elif name == "content" and tag == "meta" and values.get("http-equiv", "").lower() == "refresh":
+                match = _REFRESH_URL.search(value)
+                urls = [u for u in [_network(match.group(1))] if u] if match else []
+            elif name == "srcdoc":  # a page inside the page
+                for inner in external_resources(value):
+                    self.found.append((inner.url, f"<{tag} srcdoc> {inner.where}", self.section, len(self.texts)))
+            if urls:
+                self._add(urls, f'style="" url() on <{tag}>' if name == "style" else
+                          f"<{tag} {name}> url()" if name in _SVG_URL_ATTRS else f"<{tag} {name}>")
+            if name in _LABEL_ATTRS and value.strip():
+                place = "a chart label" if self._svg else f"the {name} of a <{tag}>"
+                self.texts.append((" ".join(value.split()), place, self.section))
+        if tag in ("script", "style"):
+            self._raw = (tag, values)
+        elif tag == "svg":
+            self._svg += 1
+        elif tag in ("td", "th"):
+            self._cell += 1
+        elif tag in ("caption", "figcaption"):
+            self._caption += 1
+        elif tag in ("h1", "h2", "h3"):
+            self._heading = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._raw = None
+        elif tag == "svg":
+            self._svg = max(0, self._svg - 1)
+        elif tag in ("td", "th"):
+            self._cell = max(0, self._cell - 1)
+        elif tag in ("caption", "figcaption"):
+            self._caption = max(0, self._caption - 1)
+        elif tag in ("h1", "h2", "h3") and self._heading is not None:
+            heading = " ".join("".join(self._heading).split())
+            self._heading = None
+            if heading:
+                self.section = heading.removesuffix("¶").strip()
+
+    def context(self, index: int, width: int = 60) -> str:
+        before: list[str] = []
+        size = 0
+        for text, _, _ in reversed(self.texts[:index]):
+            before.insert(0, text)
+            size += len(text) + 1
+            if size >= width:
+                break
+        after: list[str] = []
+        size = 0
+        for text, _, _ in self.texts[index:]:
+            after.append(text)
+            size += len(text) + 1
+            if size >= width:
+                break
+        left, right = " ".join(before), " ".join(after)
+        if not (left or right):
+            return ""
+        left = left if len(left) <= width else "..." + left[-width:]
+        right = right if len(right) <= width else right[:width] + "..."
+        return f"{left} [here] {right}".strip()
+
+
+def external_resources(page: str) -> list[ExternalResource]:
+    """Every place in ``page`` that loads something from the network, in page order.
+
+    The loading places: ``src``, ``srcset``, ``poster`` and ``background`` attributes of any
+    element, ``data`` of ``<object>``, ``href`` (``xlink:href``) of ``<link>``, ``<script>``,
+    ``<image>``, ``<use>``, ``<feImage>`` and ``<base>``, a ``<meta http-equiv="refresh">``,
+    CSS ``url()``, ``@import`` and ``image-set()`` inside ``<style>`` elements and ``style=""``
+    attributes (``url()`` in SVG paint attributes such as ``fill``), ``srcdoc`` pages, and URL
+    literals inside executable ``<script>`` elements. Text (table cells, chart labels,
+    paragraphs) and the values of ``aria-label``, ``title`` or ``alt`` are never fetched, so a
+    URL written there is not a finding. Network means ``http``, ``https``, ``ftp``, ``ws(s)``
+    or protocol-relative (``//host``); ``data:`` and relative URLs are not.
+    """
+    scanner = _ResourceScanner()
+    scanner.feed(page)
+    scanner.close()
+    out = []
+    for url, where, section, index in scanner.found:
+        value, place = next(((text, what) for text, what, _ in scanner.texts if url in text), ("", ""))
+        out.append(ExternalResource(url, where, section, scanner.context(index), _one_line(value, 200), place))
+    return out
 
 
 def find_external_resources(page: str) -> list[str]:
     """URLs that a browser would fetch when opening ``page`` (empty for a self-contained report).
 
-    Looks at ``src``/``href``-like attributes of every element except links (``<a href>`` is
-    navigation, not a resource), CSS ``@import`` and ``url()``, and URLs inside executable
-    inline scripts (e.g. Altair's default renderer loading Vega from a CDN). XML namespace
-    attributes (``xmlns="http://www.w3.org/2000/svg"``) are not fetched and not reported.
+    The URLs of :func:`external_resources`, each once, in page order. Only real loading places
+    count: a URL in text, in a chart label or in an ``aria-label`` is inert and not reported, and
+    neither are XML namespace declarations (``xmlns="http://www.w3.org/2000/svg"``).
     """
-    found = [m.group(3) for m in _RESOURCE_ATTR.finditer(page)]
-    found += [m.group(1) for m in _CSS_URL.finditer(page)]
-    for m in _SCRIPT.finditer(page):
-        if not _DATA_SCRIPT.search(m.group(1)):
-            found += [u.group(1) for u in _JS_URL.finditer(m.group(2))]
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(r.url for r in external_resources(page)))
+
+
+def _external_message(report: str, found: list[ExternalResource], kept: Path) -> str:
+    """The one-line refusal: which URL, where, and whether a data value or the code put it there."""
+    first = found[0]
+    more = len({r.url for r in found}) - 1
+    others = f" (and {more} more URL{'s' if more > 1 else ''})" if more > 0 else ""
+    section = f" in section {first.section!r}" if first.section else ""
+    if first.value:
+        return (
+            f"report {report} would load {first.url} from the network{others}: it is part of the text "
+            f"{first.value!r} ({first.value_place}{section}), most likely a value in the data that reached the "
+            f"page as markup ({first.where}) instead of as text; change that value in the data, and report the "
+            f"output that did not escape it (executed notebook kept at {kept})"
+        )
+    near = f", near the text {first.context!r}" if first.context else ""
+    return (
+        f"report {report} would load {first.url} from the network{others} ({first.where}{section}{near}): "
+        f"display charts with analysis.charts.show() and tables with charts.table() "
+        f"(executed notebook kept at {kept})"
+    )
 
 
 def _html_exporter() -> Any:
@@ -501,20 +774,347 @@ def _umask() -> int:
 
 
 def _temp(folder: Path, stem: str, suffix: str) -> Path:
-    """An empty hidden file in ``folder`` with the usual permissions (mkstemp gives 0600)."""
-    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=suffix)
+    """An empty hidden file ``.<stem>.<pid>-<random><suffix>`` in ``folder`` with the usual
+    permissions (mkstemp gives 0600); the pid tells a later run whether its owner is gone."""
+    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.{os.getpid()}-", suffix=suffix)
     os.close(fd)
     os.chmod(name, 0o666 & ~_umask())
     return Path(name)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk; a no-op where the system does not allow it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _write_atomic(target: Path, text: str) -> None:
     tmp = _temp(target.parent, target.stem, target.suffix)
     try:
         tmp.write_text(text, encoding="utf-8")
+        _fsync(tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# -- locks ------------------------------------------------------------------------------------
+
+#: Seconds a render waits for another render of the same report (or index) to finish.
+LOCK_TIMEOUT = 1800.0
+#: A temporary file or folder whose owning process still runs is removed after this many seconds
+#: (the pid may belong to another process by then); one whose process is gone, at once.
+STALE_AFTER = 600.0
+
+
+@dataclass
+class _Lock:
+    path: Path
+    fd: int | None  # None: no locking on this system or file system
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()  # still held here: a waiter that locked this file notices and retries
+        os.close(self.fd)
+        self.fd = None
+
+
+def _lock_path(folder: Path, stem: str) -> Path:
+    return folder / f".{stem}.lock"
+
+
+def _try_lock(path: Path) -> _Lock | None:
+    """Hold ``path`` (an flock, with our pid written in it), or None when another run holds it."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return _Lock(path, None)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:  # another user's lock file: an flock needs no write access
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError:  # pragma: no cover - a file system without locks (some network mounts)
+        os.close(fd)
+        return _Lock(path, None)
+    try:
+        mine, there = os.fstat(fd), os.stat(path)
+        same = (mine.st_ino, mine.st_dev) == (there.st_ino, there.st_dev)
+    except FileNotFoundError:
+        same = False
+    if not same:  # the holder removed it as we opened it: try again with the new file
+        os.close(fd)
+        return None
+    with contextlib.suppress(OSError):  # the pid is for messages only
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    return _Lock(path, fd)
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+@contextlib.contextmanager
+def _locked(path: Path, *, timeout: float | None, what: str) -> Iterator[None]:
+    """Run the block while holding ``path``, waiting up to ``timeout`` seconds (None: for ever)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        lock = _try_lock(path)
+        if lock is not None:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            raise RenderError(
+                f"{what} is being written by another run{_holder(path)} that has not finished within "
+                f"{timeout:g} s: wait for it, or stop that process if it hangs (its lock {path} is freed when it ends)"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+# -- publishing -------------------------------------------------------------------------------
+
+#: A render's staging folder ``.<stem>.<pid>-<random>.tmp`` and other temporary files.
+_TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+(?:\.tmp|\.[A-Za-z0-9]+)$")
+#: Temporary files of earlier versions (``.<stem>.<8 random>.<ext>``, no pid).
+_OLD_TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.[a-z0-9_]{8}\.(?:html|ipynb|json|pdf)$")
+#: Written into a staging folder once all its files are complete: from then on the switch is
+#: finished by whoever finds the folder after a crash (rolled forward, never back).
+_JOURNAL = "publish.json"
+_BACKUP = ".old"
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # pragma: no cover - os.kill(pid, 0) would interrupt it there; go by age
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, as another user
+        return True
+    return True
+
+
+def _dead(path: Path, pid: int | None, now: float) -> bool:
+    """Whether a temporary file or folder was left by a run that is over.
+
+    Only asked while holding the lock of the report it belongs to, so no live render of that
+    report can own it: its process is gone, or it is this process (an earlier attempt), or it
+    is older than :data:`STALE_AFTER` (the pid may have been reused). Names without a pid
+    (earlier versions) go by age alone.
+    """
+    try:
+        age = now - path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    if pid is None:
+        return age > STALE_AFTER
+    return pid == os.getpid() or not _pid_alive(pid) or age > STALE_AFTER
+
+
+def _temps(folder: Path) -> dict[str, list[tuple[Path, int | None]]]:
+    found: dict[str, list[tuple[Path, int | None]]] = {}
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.name.startswith(".") or entry.name.endswith(".lock"):
+            continue
+        match = _TEMP_NAME.match(entry.name)
+        if match:
+            found.setdefault(match["stem"], []).append((entry, int(match["pid"])))
+            continue
+        match = _OLD_TEMP_NAME.match(entry.name)
+        if match:
+            found.setdefault(match["stem"], []).append((entry, None))
+    return found
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _journal(stage: Path) -> tuple[list[str], list[str]]:
+    record = json.loads((stage / _JOURNAL).read_text(encoding="utf-8"))
+    files, drop = [str(n) for n in record["files"]], [str(n) for n in record["drop"]]
+    if not files or any(Path(n).name != n or n.startswith(".") for n in files + drop):
+        raise ValueError(f"bad publishing journal in {stage}")
+    return files, drop
+
+
+def _switch(stage: Path, folder: Path, files: list[str], drop: list[str]) -> None:
+    """Move the staged files into place, the report (the last name) last; idempotent."""
+    *sidecars, report = files
+    for name in sidecars:
+        if (stage / name).exists():
+            os.replace(stage / name, folder / name)
+    for name in drop:
+        (folder / name).unlink(missing_ok=True)
+    if (stage / report).exists():
+        os.replace(stage / report, folder / report)
+
+
+def _roll_back(stage: Path, folder: Path, files: list[str], drop: list[str]) -> None:
+    """Undo a switch that stopped with an error: the new files back into the stage, the old ones
+    (hard links kept in ``<stage>/.old``) back in place; the journal goes last."""
+    backup = stage / _BACKUP
+    for name in reversed(files):
+        if (stage / name).exists():
+            continue  # never moved
+        if (folder / name).exists():
+            os.replace(folder / name, stage / name)
+        if (backup / name).exists():
+            os.replace(backup / name, folder / name)
+    for name in drop:
+        if (backup / name).exists() and not (folder / name).exists():
+            os.replace(backup / name, folder / name)
+    (stage / _JOURNAL).unlink()
+
+
+def _publish(stage: Path, folder: Path, files: list[str], drop: list[str]) -> None:
+    """Replace the report's files in ``folder`` with the staged ones as one set.
+
+    The old set is kept as hard links in the stage, every staged file is flushed, then the
+    journal is written (the commit point) and the files are moved into place, the HTML last.
+    An error during the moves puts the old set back; a crash (nothing runs any more) leaves the
+    journal, and the next render or index of the folder finishes the switch to the new set.
+    """
+    report = files[-1]
+    backup = stage / _BACKUP
+    try:
+        backup.mkdir()
+        for name in [*files, *drop]:
+            current = folder / name
+            if current.is_file():
+                try:
+                    os.link(current, backup / name)
+                except OSError:  # no hard links here (some network or FAT file systems)
+                    shutil.copy2(current, backup / name)
+        mode = 0o666 & ~_umask()
+        for name in files:
+            os.chmod(stage / name, mode)
+            _fsync(stage / name)
+        part = stage / f"{_JOURNAL}.part"
+        part.write_text(json.dumps({"files": files, "drop": drop}), encoding="utf-8")
+        _fsync(part)
+        os.replace(part, stage / _JOURNAL)
+        _fsync(stage)
+    except Exception as error:
+        raise RenderError(
+            f"could not stage {report} for publishing ({type(error).__name__}: {error}); "
+            "the earlier report and its files were not touched"
+        ) from error
+    try:
+        _switch(stage, folder, files, drop)
+    except BaseException as error:
+        try:
+            _roll_back(stage, folder, files, drop)
+        except BaseException:
+            raise RenderError(
+                f"publishing {report} stopped halfway ({type(error).__name__}: {error}) and the earlier files "
+                f"could not be put back: the next render or index of {folder} completes the switch to the new "
+                f"files (kept in {stage.name})"
+            ) from error
+        if not isinstance(error, Exception):
+            raise  # KeyboardInterrupt, SystemExit: after the old set is back
+        raise RenderError(
+            f"could not publish {report} ({type(error).__name__}: {error}); the earlier report and its files "
+            "are back in place"
+        ) from error
+    (stage / _JOURNAL).unlink(missing_ok=True)
+    _fsync(folder)
+
+
+def _tidy(folder: Path, locked_stem: str | None = None) -> None:
+    """Finish or remove what dead runs left in ``folder``.
+
+    For every report with temporary files there, whose lock this process holds
+    (``locked_stem``) or can take right now (nobody renders it): a staging folder with a
+    journal is switched into place (its run stopped mid-switch: roll forward), oldest first;
+    every other dead temporary file or folder (see :func:`_dead`) is removed. Reports being
+    rendered are left to their own run.
+    """
+    now = time.time()
+
+    def age(item: tuple[Path, int | None]) -> float:
+        with contextlib.suppress(OSError):
+            return item[0].lstat().st_mtime
+        return now
+
+    for stem, temps in _temps(folder).items():
+        lock = None
+        if stem != locked_stem:
+            lock = _try_lock(_lock_path(folder, stem))
+            if lock is None:
+                continue
+        try:
+            for path, pid in sorted(temps, key=age):  # oldest first: a later switch wins
+                # a journal is only written under the lock, and its run let go of the lock
+                # without finishing: whatever the pid, that switch is abandoned
+                journaled = path.is_dir() and (path / _JOURNAL).exists()
+                if not journaled and not _dead(path, pid, now):
+                    continue
+                if journaled:
+                    try:
+                        _switch(path, folder, *_journal(path))
+                    except (OSError, ValueError, KeyError, TypeError):
+                        if stem != locked_stem:
+                            continue  # left for that report's next render
+                        # this render replaces the whole set anyway
+                _remove(path)
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+def _stamp(page: str, render_id: str) -> str:
+    """Put the render id in the page's head, so a reader can match it with ``<stem>.json``."""
+    tag = f'<meta name="wb-render-id" content="{html.escape(render_id)}">'
+    match = re.search(r"<meta\s+charset[^>]*>", page, re.I) or re.search(r"<head\b[^>]*>", page, re.I)
+    if match is None:
+        return page
+    return page[: match.end()] + "\n" + tag + page[match.end():]
+
+
+_RENDER_ID = re.compile(r'<meta name="wb-render-id" content="([^"]*)">')
+
+
+def _page_render_id(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    match = _RENDER_ID.search(head)
+    return html.unescape(match.group(1)) if match else None
 
 
 def _chromium() -> str:
@@ -568,26 +1168,35 @@ def render(
     meta: Mapping[str, Any] | None = None,
     cwd: str | os.PathLike | None = None,
     timeout: float | None = CELL_TIMEOUT,
+    lock_timeout: float | None = LOCK_TIMEOUT,
 ) -> Path:
     """Execute a notebook and publish it as ``target_html``, all or nothing.
 
     Writes, beside ``target_html`` (``<folder>/<stem>.html``):
 
     * ``<stem>.ipynb``: the executed notebook;
-    * ``<stem>.json``: how the report was made (title, notebook, parameters, start time, run
-      time in seconds, package and Python versions, ``meta``);
+    * ``<stem>.json``: how the report was made (title, notebook, parameters, render id, start
+      time, run time in seconds, package and Python versions, ``scope`` and ``scope_value``
+      when ``meta`` has them, ``meta``);
     * ``<stem>.pdf`` when ``pdf=True`` (headless Chromium).
 
-    Every file is first written to a hidden temporary file in the same folder and then moved
-    into place with :func:`os.replace`, the HTML last; a successful run removes a stale
+    Publishing guarantee: the files are made in a hidden staging folder
+    ``<folder>/.<stem>.<pid>-<random>.tmp`` and switched into place as one set, the HTML last:
+    an error during the switch puts the earlier set back, and after a crash mid-switch the next
+    render or :func:`write_index` finishes it, so the set is not left mixed. The HTML and the
+    record carry the same render id (``<meta name="wb-render-id">``, ``render_id``). Renders of
+    the same report take turns (an flock on ``<folder>/.<stem>.lock``, waiting up to
+    ``lock_timeout`` seconds, None: for ever); each render first finishes or removes what dead
+    runs left in the folder. A successful run removes a stale
     ``<stem>.failed.ipynb`` (and, without ``pdf``, a ``<stem>.pdf`` of an earlier run).
 
     Raises
     ------
     RenderError
-        One line. Unknown parameters are refused before anything runs. When the notebook fails,
-        the executed notebook is kept as ``<stem>.failed.ipynb`` (named in the message) and the
-        earlier report, if any, is left as it was.
+        One line. Unknown parameters are refused before anything runs. When the notebook fails
+        (or its page would load something from the network), the executed notebook is kept as
+        ``<stem>.failed.ipynb`` (named in the message) and the earlier report, if any, is left
+        as it was.
     """
     source = Path(notebook_path)
     target = Path(target_html)
@@ -599,75 +1208,66 @@ def render(
     folder.mkdir(parents=True, exist_ok=True)
     stem = target.stem
     failed = folder / f"{stem}.failed.ipynb"
+    meta = dict(meta or {})
 
-    started = datetime.now(timezone.utc)
-    clock = time.perf_counter()
-    temps: list[Path] = []
-    try:
-        executed = _temp(folder, stem, ".ipynb")
-        temps.append(executed)
+    with _locked(_lock_path(folder, stem), timeout=lock_timeout, what=f"report {target}"):
+        _tidy(folder, stem)
+        started = datetime.now(timezone.utc)
+        clock = time.perf_counter()
+        render_id = f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+        stage = Path(tempfile.mkdtemp(dir=folder, prefix=f".{stem}.{os.getpid()}-", suffix=".tmp"))
         try:
-            execute_notebook(source, executed, params, cwd=cwd, progress=progress, timeout=timeout)
-        except RenderError as error:
-            kept = None
-            if executed.exists() and executed.stat().st_size > 0:
+            executed = stage / f"{stem}.ipynb"
+            try:
+                execute_notebook(source, executed, params, cwd=cwd, progress=progress, timeout=timeout)
+            except RenderError as error:
+                kept = None
+                if executed.exists() and executed.stat().st_size > 0:
+                    os.replace(executed, failed)
+                    kept = failed
+                where = f"executed notebook kept at {kept}" if kept else "no executed notebook was written"
+                raise RenderError(
+                    f"{error} ({where}; earlier report {target.name}, if any, left as it was)",
+                    executed=kept,
+                    ename=error.ename,
+                    evalue=error.evalue,
+                ) from error.__cause__
+
+            page = to_html(executed, title, base_dir=source.parent)
+            external = external_resources(page)
+            if external:
                 os.replace(executed, failed)
-                kept = failed
-            where = f"executed notebook kept at {kept}" if kept else "no executed notebook was written"
-            raise RenderError(
-                f"{error} ({where}; earlier report {target.name}, if any, left as it was)",
-                executed=kept,
-                ename=error.ename,
-                evalue=error.evalue,
-            ) from error.__cause__
+                raise RenderError(_external_message(target.name, external, failed), executed=failed)
+            (stage / target.name).write_text(_stamp(page, render_id), encoding="utf-8")
+            files = [executed.name]
+            if pdf:
+                print_pdf(stage / target.name, stage / f"{stem}.pdf")
+                files.append(f"{stem}.pdf")
 
-        page = to_html(executed, title, base_dir=source.parent)
-        external = find_external_resources(page)
-        if external:
-            os.replace(executed, failed)
-            raise RenderError(
-                f"report {target.name} would load {external[0]} from the network: display charts "
-                f"with analysis.charts.show() and tables with charts.table() (executed notebook kept at {failed})",
-                executed=failed,
-            )
-        page_tmp = _temp(folder, stem, ".html")
-        temps.append(page_tmp)
-        page_tmp.write_text(page, encoding="utf-8")
-
-        pdf_tmp = None
-        if pdf:
-            pdf_tmp = _temp(folder, stem, ".pdf")
-            temps.append(pdf_tmp)
-            print_pdf(page_tmp, pdf_tmp)
-
-        record = {
-            "title": str(title),
-            "notebook": str(source),
-            "parameters": params,
-            "rendered_at": started.isoformat(timespec="seconds"),
-            "duration_seconds": round(time.perf_counter() - clock, 2),
-            "report": target.name,
-            "executed_notebook": f"{stem}.ipynb",
-            "pdf": f"{stem}.pdf" if pdf else None,
-            "package_version": _version(),
-            "python": platform.python_version(),
-            "meta": dict(meta or {}),
-        }
-        record_tmp = _temp(folder, stem, ".json")
-        temps.append(record_tmp)
-        record_tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-
-        os.replace(executed, folder / f"{stem}.ipynb")
-        if pdf_tmp is not None:
-            os.replace(pdf_tmp, folder / f"{stem}.pdf")
-        else:  # a PDF of an earlier run would no longer match the report
-            (folder / f"{stem}.pdf").unlink(missing_ok=True)
-        os.replace(record_tmp, folder / f"{stem}.json")
-        os.replace(page_tmp, target)
-        failed.unlink(missing_ok=True)
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
+            record = {
+                "title": str(title),
+                "notebook": str(source),
+                "parameters": params,
+                "render_id": render_id,
+                "rendered_at": started.isoformat(timespec="seconds"),
+                "duration_seconds": round(time.perf_counter() - clock, 2),
+                "report": target.name,
+                "executed_notebook": f"{stem}.ipynb",
+                "pdf": f"{stem}.pdf" if pdf else None,
+                "scope": meta.get("scope"),
+                "scope_value": meta.get("scope_value"),
+                "package_version": _version(),
+                "python": platform.python_version(),
+                "meta": meta,
+            }
+            (stage / f"{stem}.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+            files += [f"{stem}.json", target.name]
+            # a PDF of an earlier run would no longer match the report
+            _publish(stage, folder, files, [] if pdf else [f"{stem}.pdf"])
+            failed.unlink(missing_ok=True)
+        finally:
+            if not (stage / _JOURNAL).exists():  # else: left for the next run to finish
+                shutil.rmtree(stage, ignore_errors=True)
     return target
 
 
@@ -715,18 +1315,46 @@ def _read_record(path: Path) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
-def write_index(reports_dir: str | os.PathLike) -> Path:
+def _scope_label(record: Mapping[str, Any], stem: str) -> tuple[str, str]:
+    """(scope, name shown in the index) from a report's record; the file stem when it has none."""
+    meta = record.get("meta") if isinstance(record.get("meta"), Mapping) else {}
+    scope = record.get("scope") or meta.get("scope")
+    value = record.get("scope_value") if record.get("scope_value") not in (None, "") else meta.get("scope_value")
+    if scope == "company":
+        return "company", "Company"
+    if isinstance(scope, str) and scope and value not in (None, ""):
+        return scope, f"{scope.capitalize()} {value}"
+    return ("company", "company") if stem == "company" else (str(scope or ""), stem)
+
+
+def write_index(reports_dir: str | os.PathLike, *, lock_timeout: float | None = 300.0) -> Path:
     """(Re)write ``reports_dir/index.html``: every ``<cadence>/<period>/<scope>.html`` report.
 
     Reports are grouped by cadence (monthly, quarterly, semiannual, annual, then any other
     folder), newest period first; within a period the company report comes first, then the
-    other scopes alphabetically. Each row links (relatively) to the report and its PDF, and
-    shows the render time from the ``<scope>.json`` record (the file time when missing). A
-    ``<scope>.failed.ipynb`` newer than the report (or without any report) is flagged as a
-    failed last run. The page is self-contained and every name is HTML-escaped.
+    other scopes alphabetically. A report's scope is shown by its real name (``Team 销售一部``),
+    read from the ``scope`` / ``scope_value`` of its ``<scope>.json`` record (the file name when
+    there is no record). Each row links (relatively) to the report and its PDF, and shows the
+    render time from the record (the file time when missing, or when the record belongs to
+    another render than the page). A ``<scope>.failed.ipynb`` newer than the report (or without
+    any report) is flagged as a failed last run. The page is self-contained and every name is
+    HTML-escaped.
+
+    Index writers take turns (``.index.lock``, waiting up to ``lock_timeout`` seconds), so the
+    last one to write has seen every report published before it started. Each first finishes
+    or removes what dead renders left in the period folders (see :func:`render`).
     """
     root = Path(reports_dir)
     root.mkdir(parents=True, exist_ok=True)
+    with _locked(_lock_path(root, "index"), timeout=lock_timeout, what=f"the index {root / 'index.html'}"):
+        _tidy(root, "index")
+        for folder in sorted(root.glob("*/*")):
+            if folder.is_dir() and not any(p.startswith(".") for p in folder.relative_to(root).parts):
+                _tidy(folder)
+        return _write_index(root)
+
+
+def _write_index(root: Path) -> Path:
     rows: dict[str, list[dict[str, Any]]] = {}
     seen: set[tuple[str, str, str]] = set()
     candidates = sorted(root.glob("*/*/*.html")) + sorted(root.glob("*/*/*.failed.ipynb"))
@@ -735,18 +1363,20 @@ def write_index(reports_dir: str | os.PathLike) -> Path:
         if any(part.startswith(".") for part in rel.parts):
             continue  # temporary files of a render in progress
         cadence, period = rel.parts[0], rel.parts[1]
-        scope = path.name.removesuffix(".failed.ipynb") if path.name.endswith(".failed.ipynb") else path.stem
-        key = (cadence, period, scope)
+        stem = path.name.removesuffix(".failed.ipynb") if path.name.endswith(".failed.ipynb") else path.stem
+        key = (cadence, period, stem)
         if key in seen:
             continue
         seen.add(key)
-        report = path.with_name(f"{scope}.html")
-        failed = path.with_name(f"{scope}.failed.ipynb")
-        record = _read_record(path.with_name(f"{scope}.json")) if report.exists() else {}
+        report = path.with_name(f"{stem}.html")
+        failed = path.with_name(f"{stem}.failed.ipynb")
+        record = _read_record(path.with_name(f"{stem}.json"))
+        scope, label = _scope_label(record, stem)
         if report.exists():
-            when = record.get("rendered_at") or datetime.fromtimestamp(
-                report.stat().st_mtime, timezone.utc
-            ).isoformat(timespec="seconds")
+            file_time = datetime.fromtimestamp(report.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+            page_id = _page_render_id(report)
+            mismatch = page_id is not None and record.get("render_id") not in (None, page_id)
+            when = file_time if mismatch else (record.get("rendered_at") or file_time)
         else:
             when = datetime.fromtimestamp(failed.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
         last_failed = failed.exists() and (
@@ -756,9 +1386,10 @@ def write_index(reports_dir: str | os.PathLike) -> Path:
             {
                 "period": period,
                 "scope": scope,
-                "title": str(record.get("title") or f"{cadence} review {period}, {scope}"),
+                "label": label,
+                "title": str(record.get("title") or f"{cadence} review {period}, {label}"),
                 "report": rel.with_name(report.name).as_posix() if report.exists() else None,
-                "pdf": rel.with_name(f"{scope}.pdf").as_posix() if path.with_name(f"{scope}.pdf").exists() else None,
+                "pdf": rel.with_name(f"{stem}.pdf").as_posix() if path.with_name(f"{stem}.pdf").exists() else None,
                 "failed": rel.with_name(failed.name).as_posix() if last_failed else None,
                 "when": when,
             }
@@ -767,7 +1398,7 @@ def write_index(reports_dir: str | os.PathLike) -> Path:
     order = [c for c in CADENCES if c in rows] + sorted(c for c in rows if c not in CADENCES)
     sections = []
     for cadence in order:
-        entries = sorted(rows[cadence], key=lambda r: (r["scope"] != "company", r["scope"]))
+        entries = sorted(rows[cadence], key=lambda r: (r["scope"] != "company", r["label"].casefold(), r["label"]))
         entries.sort(key=lambda r: _period_key(r["period"]), reverse=True)  # stable: scopes keep order
         body = []
         for r in entries:
@@ -782,7 +1413,7 @@ def write_index(reports_dir: str | os.PathLike) -> Path:
                     f'(<a href="{html.escape(quote(r["failed"]))}">executed notebook</a>)'
                 )
             body.append(
-                f"<tr><td>{html.escape(r['period'])}</td><td>{html.escape(r['scope'])}</td>"
+                f"<tr><td>{html.escape(r['period'])}</td><td>{html.escape(r['label'])}</td>"
                 f"<td>{' · '.join(links)}</td><td class=\"when\">{html.escape(_when(r['when']))}</td></tr>"
             )
         sections.append(

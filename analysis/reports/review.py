@@ -7,13 +7,17 @@ catalog and every value from the data is HTML-escaped. A section whose data is m
 so in one line instead of failing.
 
 ``render_review`` is what ``python -m analysis review`` runs: it executes the notebook with
-papermill and publishes ``reports/<cadence>/<period>/<scope>.html`` (see :mod:`analysis.render`).
+papermill and publishes ``reports/<cadence>/<period>/<name>.html`` (``company.html``,
+``team-east-smb-<hash>.html``, see :func:`report_name` and :mod:`analysis.render`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -564,12 +568,65 @@ def provenance(r: Review) -> list[Any]:
 # -- rendering ---------------------------------------------------------------------------------------
 
 
-def report_path(out: Path, cadence: str, period: str, scope: str, scope_value: str | None) -> Path:
-    """``<out>/<cadence>/<period>/<scope>.html``: company.html, team-<name>.html, rep-<id>.html."""
-    import re
+#: Longest readable part of a team or rep file name, in characters (the hash keeps it unique).
+_SLUG_LIMIT = 40
 
-    name = "company" if scope == "company" else f"{scope}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', str(scope_value))}"
-    return Path(out) / cadence / period / f"{name}.html"
+
+def _slug(value: str) -> str:
+    """Letters, digits and combining marks of any script kept (``销售一部`` stays readable), NFKC
+    and lower case; every other run of characters becomes one "-"."""
+    text = unicodedata.normalize("NFKC", value).lower()
+    kept = "".join(ch if unicodedata.category(ch)[0] in "LNM" else "-" for ch in text)
+    slug = "-".join(part for part in kept.split("-") if part)
+    return slug[:_SLUG_LIMIT].strip("-")
+
+
+def report_name(scope: str, scope_value: str | None, *, digits: int = 6) -> str:
+    """The file stem of a review: ``company``, or ``<scope>-<slug>-<hash>``.
+
+    The slug is the value lower-cased, with letters and digits of any script kept and every
+    other run of characters turned into "-" (at most 40 characters); the hash is the first
+    ``digits`` hex digits of the SHA-256 of the exact value, so distinct values never share a
+    file (``East SMB`` -> ``team-east-smb-<hash>``, ``East_SMB`` -> ``team-east-smb-<other hash>``,
+    ``销售一部`` -> ``team-销售一部-<hash>``).
+    """
+    if scope == "company":
+        return "company"
+    value = str(scope_value)
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:digits]
+    slug = _slug(value)
+    return f"{scope}-{slug}-{digest}" if slug else f"{scope}-{digest}"
+
+
+def report_path(out: Path, cadence: str, period: str, scope: str, scope_value: str | None) -> Path:
+    """``<out>/<cadence>/<period>/<name>.html`` with the name of :func:`report_name`.
+
+    In the unlikely case that the file already holds the review of another scope value (its
+    ``.json`` record says so: same slug and same short hash), a longer hash is used.
+    """
+    folder = Path(out) / cadence / period
+    if scope == "company":
+        return folder / "company.html"
+    for digits in (6, 16, 64):
+        path = folder / f"{report_name(scope, scope_value, digits=digits)}.html"
+        if _record_belongs_to(path.with_suffix(".json"), scope, str(scope_value)):
+            return path
+    return path
+
+
+def _record_belongs_to(record_path: Path, scope: str, value: str) -> bool:
+    """True when no review lives at this name yet, or the one there is for ``scope`` ``value``."""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return True  # unreadable: the render replaces it
+    if not isinstance(record, dict):
+        return True
+    meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+    owner = (record.get("scope") or meta.get("scope"), record.get("scope_value") or meta.get("scope_value"))
+    return owner == (scope, value) or owner[1] in (None, "")
 
 
 def render_review(
@@ -586,7 +643,11 @@ def render_review(
     pdf: bool = False,
     cell_timeout: float | None = None,
 ) -> Path:
-    """Render a review to ``<out>/<cadence>/<period>/<scope>.html`` and refresh the index.
+    """Render a review to ``<out>/<cadence>/<period>/<name>.html`` and refresh the index.
+
+    ``<name>`` is ``company`` or, for a team or rep, the value's slug and hash (see
+    :func:`report_name`); the ``.json`` record beside it keeps the exact ``scope`` and
+    ``scope_value``, which the index shows.
 
     ``cell_timeout``: seconds one notebook cell may run (default
     :data:`analysis.render.CELL_TIMEOUT`); a cell that runs longer fails the render like any
@@ -599,10 +660,10 @@ def render_review(
     r = setup(cadence=cadence, period=period or "", scope=scope, scope_value=value, data=data,
               config=str(Path(config).resolve()) if config else "", source=source or "")
     params = dict(r.parameters)
-    target = report_path(Path(out), r.cadence, r.period.label, scope, value)
+    target = report_path(Path(out), r.cadence, r.period.label, r.scope, r.scope_value)
     path = render(NOTEBOOKS / "review.ipynb", params, target, title=r.title, progress=progress, pdf=pdf,
-                  meta={"cadence": r.cadence, "period": r.period.label, "scope": scope, "scope_value": value or "",
-                        "fingerprint": r.ds.source.fingerprint}, cwd=NOTEBOOKS,
+                  meta={"cadence": r.cadence, "period": r.period.label, "scope": r.scope,
+                        "scope_value": r.scope_value or "", "fingerprint": r.ds.source.fingerprint}, cwd=NOTEBOOKS,
                   timeout=CELL_TIMEOUT if cell_timeout is None else cell_timeout)
     write_index(Path(out))
     return path
