@@ -1,19 +1,33 @@
 """Command line: ``python -m analysis COMMAND``.
 
 Every command has ``--help``. Errors are one line on stderr (``error: ...``) with a non-zero exit
-code: 1 for unusable data, 2 for bad arguments or config, 3 for an internal error (rerun with
-``--debug`` to see the traceback).
+code, the same for every command (see :mod:`analysis.errors`):
+
+* 0 success;
+* 1 unusable data (missing or empty tables, unreadable files, no dated deals);
+* 2 bad arguments or config;
+* 3 an internal error, a bug (rerun with ``--debug`` to see the traceback);
+* 4 the environment: disk full, output not writable, ``--out`` under a file, a read-only folder
+  (any OSError of those kinds, also one a workbench error was raised from, and one writing
+  standard output); the line names the path and how to fix it.
+
+Every CSV written (``--format csv`` of any command) goes through
+:func:`analysis.reports.export.write_csv`, so that no cell runs as a spreadsheet formula.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Sequence
 
-from analysis.errors import WorkbenchError
+from analysis.errors import EnvironmentProblem, WorkbenchError
+
+#: How an error writing standard output names it.
+STDOUT = "standard output"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,28 +45,47 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date; use YYYY-MM-DD") from None
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
-    return n
+def _at_least(minimum: int, why: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (``why`` says the reason)."""
+
+    def whole(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"{value!r} must be at least {minimum}{why}")
+        return n
+
+    return whole
+
+
+_positive = _at_least(1)
 
 
 # -- commands ------------------------------------------------------------------------------
 
 
-def cmd_sample(args: argparse.Namespace) -> int:
-    from analysis.data.sample import write_sample
+#: Calendar years a synthetic sample may cover (dates far outside overflow the generator).
+SAMPLE_YEARS = (1900, 2200)
 
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from analysis.data.sample import default_end, write_sample
+
+    end = args.end or default_end()
+    first_month = end.year * 12 + end.month - args.months  # the window's first month, counted from year 0
+    if end.year > SAMPLE_YEARS[1] or first_month < SAMPLE_YEARS[0] * 12:
+        raise WorkbenchError(
+            f"sample: --end {end.isoformat()} with --months {args.months} leaves the years "
+            f"{SAMPLE_YEARS[0]}-{SAMPLE_YEARS[1]}; choose another --end or fewer --months"
+        )
     out = write_sample(
         args.out,
         reps=args.reps,
         months=args.months,
         seed=args.seed,
-        end=args.end,
+        end=end,
         format=args.format,
         progress=not args.quiet,
     )
@@ -67,11 +100,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(report.to_json())
     elif args.format == "csv":
-        report.to_frame().to_csv(sys.stdout, index=False)
+        from analysis.reports.export import write_csv
+
+        write_csv(report.to_frame(), sys.stdout)
     else:
         print(report.to_text())
-    for f in report.fatal:
-        sys.stderr.write(f"error: {f.message}\n")
+    messages = [f.message for f in report.fatal]
+    if messages:  # one line, however many fatal problems (the report above lists them all)
+        line = messages[0] if len(messages) == 1 else f"{len(messages)} fatal problems: " + "; ".join(messages)
+        sys.stderr.write(f"error: {line}\n")
     return 0 if report.ok else 1
 
 
@@ -85,7 +122,9 @@ def _print_frame(frame, fmt: str) -> None:
     import pandas as pd
 
     if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False)
+        from analysis.reports.export import write_csv
+
+        write_csv(frame, sys.stdout)
     elif fmt == "json":
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print(json.dumps(records, indent=2, default=str))
@@ -287,9 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate a synthetic dataset", description="Write a realistic, "
                        "internally consistent synthetic dataset in the canonical format.")
     p.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
-    p.add_argument("--reps", type=_positive, default=40, help="number of reps (default 40)")
+    p.add_argument("--reps", type=_at_least(4, " (a team needs a manager, an SDR, an AE and an AM)"), default=40,
+                   help="number of reps (default 40, at least 4)")
     p.add_argument("--months", type=_positive, default=24, help="months covered (default 24)")
-    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--seed", type=_at_least(0), default=7, help="random seed (default 7)")
     p.add_argument("--end", type=_date, default=None,
                    help="last day covered (default: end of the last full quarter before today)")
     p.add_argument("--format", choices=["csv", "parquet", "mixed"], default="csv",
@@ -421,29 +461,106 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _TaggedStdout:
+    """Standard output that names itself in an OSError it raises (a full disk behind ``>``)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _call(self, name: str, *args):
+        try:
+            return getattr(self._stream, name)(*args)
+        except OSError as err:
+            if err.filename is None:
+                err.filename = STDOUT
+            raise
+
+    def write(self, text: str) -> int:
+        return self._call("write", text)
+
+    def writelines(self, lines) -> None:
+        return self._call("writelines", lines)
+
+    def flush(self) -> None:
+        return self._call("flush")
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _discard_stdout(stream) -> None:
+    """After standard output failed (disk full): point the process's stdout at the null device so
+    that Python's own flush at exit cannot fail again (a second message, exit code 120). Only for
+    the real standard output; a replaced ``sys.stdout`` (tests) is left alone."""
+    if stream is None or stream is not sys.__stdout__:
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).splitlines()) or "(no message)"
+
+
+def _environment(err: BaseException, args: argparse.Namespace) -> EnvironmentProblem | None:
+    """The exit-4 problem when ``err`` is, or was raised from, an OSError of the environment."""
+    if isinstance(err, EnvironmentProblem):
+        return err
+    cause = EnvironmentProblem.caused_by(err)
+    if cause is None:
+        return None
+    out = getattr(args, "out", None)
+    option = "--out" if out is not None and cause.filename != STDOUT else None
+    problem = EnvironmentProblem.from_os_error(cause, where=out, option=option)
+    if cause is not err and not isinstance(err, OSError):  # keep what the workbench said too
+        problem = EnvironmentProblem(f"{problem} ({err})")
+    return problem
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    stdout = sys.stdout
+    sys.stdout = _TaggedStdout(stdout)
     try:
-        return args.func(args)
-    except WorkbenchError as err:
-        sys.stderr.write(f"error: {err}\n")
-        return err.exit_code
+        code = args.func(args)
+        sys.stdout.flush()  # a full disk behind > shows here, not after the exit code is decided
+        return code
     except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130
-    except Exception as err:  # noqa: BLE001 - the CLI never shows a traceback unless asked
+    except Exception as err:
+        problem = _environment(err, args)
+        if problem is not None:
+            if getattr(EnvironmentProblem.caused_by(err), "filename", None) == STDOUT:
+                _discard_stdout(stdout)
+            sys.stderr.write(f"error: {_one_line(problem)}\n")
+            return problem.exit_code
+        if isinstance(err, WorkbenchError):
+            sys.stderr.write(f"error: {_one_line(err)}\n")
+            return err.exit_code
         if args.debug:
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         sys.stderr.write(f"error: internal error ({type(err).__name__}: {first}); rerun with --debug\n")
         return 3
+    finally:
+        sys.stdout = stdout
+        if stdout is not None:
+            try:  # what is still buffered, so that a failure cannot surface after the exit code
+                stdout.flush()
+            except (OSError, ValueError):
+                pass
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The command line: every command has --help; errors are one line with a non-zero exit."""
+"""The command line: every command has --help; errors are one line with a non-zero exit (1 data,
+2 arguments or config, 3 internal, 4 environment; the full corpus is in tests/test_exit_codes.py)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def test_each_command_has_help(cmd, capsys):
     "args, code, message",
     [
         (["nope"], 2, "invalid choice: 'nope'"),
-        (["sample", "--out", "/tmp/x", "--reps", "0"], 2, "must be at least 1"),
+        (["sample", "--out", "/tmp/x", "--reps", "0"], 2, "must be at least 4"),
+        (["sample", "--out", "/tmp/x", "--seed", "-1"], 2, "must be at least 0"),
+        (["sample", "--out", "/tmp/x", "--end", "0001-01-01"], 2, "choose another --end"),
         (["sample", "--out", "/tmp/x", "--end", "2025-13-01"], 2, "is not a date"),
         (["validate", "/definitely/not/here"], 1, "no such file or directory"),
         (["metrics", "data/sample", "--metrics", "revenue", "--grain", "quater"], 2, "did you mean 'quarter'"),
@@ -51,6 +54,42 @@ def test_errors_are_one_line(args, code, message):
     assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
     assert message in lines[0]
     assert "Traceback" not in res.stderr
+
+
+def test_environment_problems_exit_4_with_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    res = run("sample", "--out", str(blocker / "sub"), "--quiet")
+    assert res.returncode == 4, res.stderr
+    assert res.stderr.startswith(f"error: {blocker / 'sub'}: a part of the path is a file") and res.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_behind_standard_output_exits_4():
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "analysis", "schema"], stdout=full, stderr=subprocess.PIPE,
+                             text=True, timeout=300, check=False)
+    assert res.returncode == 4
+    assert res.stderr == ("error: standard output: no space left on the device (ENOSPC); free disk space or write to "
+                          "another disk\n")
+
+
+def test_validate_prints_one_error_line_for_several_fatal_problems(tmp_path):
+    res = run("validate", str(tmp_path))
+    assert res.returncode == 1
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: 2 fatal problems: missing required table reps")
+
+
+def test_csv_output_is_safe_for_spreadsheets(tmp_path):
+    from tests.conftest import OPPS_CSV, REPS_CSV, write_tables
+
+    data = write_tables(tmp_path / "d", reps=REPS_CSV.replace("East,NA,M1,AE", "=1+1,NA,M1,AE"), opportunities=OPPS_CSV)
+    res = run("metrics", str(data), "--metrics", "deals_won", "--by", "team", "--grain", "quarter", "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    assert "'=1+1," in res.stdout and "\n=1+1," not in res.stdout
+    res = run("metrics", str(data), "--metrics", "deals_won", "--by", "team", "--grain", "quarter", "--format", "json")
+    assert '"team": "=1+1"' in res.stdout
 
 
 def test_no_command_prints_help(capsys):
