@@ -88,8 +88,8 @@ MODULES = {
     **{m: f"analysis.analytics.{m}" for m in ("funnel", "losses", "pipeline")},
     **{m: f"analysis.steering.{m}" for m in ("coaching", "enps", "experiments", "forecast", "outlook", "plan",
                                              "scorecard")},
-    **{m: f"analysis.reports.{m}" for m in ("charts", "explore", "figures", "plan_view", "render", "review",
-                                            "steering_review")},
+    **{m: f"analysis.reports.{m}" for m in ("charts", "explore", "export", "figures", "plan_view", "render",
+                                            "review", "steering_review")},
     "format": "analysis.format",
 }
 

@@ -182,7 +182,7 @@ def ensure_kernel() -> Path:
         raise RenderError(
             f"cannot install the {KERNEL_NAME} kernelspec into {sys.prefix} ({error.strerror}): "
             "run the workbench from a virtual environment you can write to"
-        ) from None
+        ) from error  # the cause makes it an environment problem (exit 4)
     return folder
 
 
