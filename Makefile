@@ -29,7 +29,7 @@ review: $(STAMP)
 	$(BIN)/python -m analysis review --cadence quarterly --data data/sample --out reports
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 validate: $(STAMP)
 	$(BIN)/python -m analysis validate data/sample
