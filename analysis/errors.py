@@ -114,3 +114,8 @@ class EnvironmentProblem(WorkbenchError):
                 return cause
             cause, seen = cause.__cause__, seen + 1
         return None
+
+
+class MissingTableError(DataError, UnknownNameError):
+    """A canonical table the request needs is not in the data (exit 1, like any unusable data;
+    still an :class:`UnknownNameError` for callers that look a table up by name)."""

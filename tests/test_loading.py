@@ -208,6 +208,15 @@ def test_unknown_table_access_is_clear(tiny):
         ds.table("oportunities")
 
 
+def test_a_command_needing_an_absent_table_is_a_data_problem(tiny, capsys):
+    """Exit 1 (unusable data), not 2 (bad arguments): the funnel needs stage_history."""
+    from analysis.__main__ import main
+
+    assert main(["funnel", str(tiny), "--period", "2025-Q3"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: table 'stage_history' is not in")
+
+
 def test_parquet_is_scanned_not_copied(tiny, tmp_path):
     frames = raw_frames()
     folder = tmp_path / "pq"

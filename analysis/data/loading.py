@@ -71,7 +71,7 @@ from analysis.data.values import (
     step_expr,
     unread,
 )
-from analysis.errors import ConfigError, DataError, UnknownNameError
+from analysis.errors import ConfigError, DataError, MissingTableError
 
 __all__ = ["Dataset", "load", "read_raw", "coerce", "step_expr", "canonical_category", "ROW", "FILE",
            "CANONICAL_DTYPES", "convert_currency"]
@@ -328,10 +328,9 @@ class Dataset:
         if name in self.tables:
             return self.tables[name]
         schema.table(name)  # raises for names that are not tables at all
-        raise UnknownNameError(
-            f"table {name!r} is not in {self.source.location}; add {name}.csv or {name}.parquet "
-            "to use the metrics that need it"
-        )
+        message = (f"table {name!r} is not in {self.source.location}; add {name}.csv or {name}.parquet "
+                   "to use the metrics that need it")
+        raise MissingTableError(message, [("missing_table", name, message)])
 
     def __getitem__(self, name: str) -> ibis.Table:
         return self.table(name)
