@@ -200,7 +200,7 @@ def cmd_stalled(args: argparse.Namespace) -> int:
     from analysis.data.loading import load
 
     ds = load(args.data, args.config, preset=args.source)
-    frame = stalled_deals(ds, as_of=args.as_of or ds.last_date())
+    frame = stalled_deals(ds, as_of=args.as_of)  # None: the data's snapshot day
     _print_frame(frame, args.format)
     return 0
 

@@ -343,10 +343,14 @@ def stall_candidates(
     threshold: what :func:`stalled_deals` judges (same parameters and columns, without
     ``last_activity_at``; ``threshold_days`` NaN for a step with no completed stint yet),
     sorted by ``opportunity_id``. ``attrs["as_of"]`` is the moment, ``attrs["quantile"]`` q."""
+    return _candidates(ds, timeline.moment(ds, as_of, "as_of", error=FunnelError), quantile)
+
+
+def _candidates(ds: Dataset, m: timeline.Moment, quantile: float | None) -> pd.DataFrame:
+    """:func:`stall_candidates` at moment ``m``."""
     q = ds.config.stalled_quantile if quantile is None else quantile
     if not isinstance(q, (int, float)) or not 0 < q < 1:
         raise FunnelError(f"quantile {quantile!r} must be between 0 and 1 (0.75 = the p75)")
-    m = timeline.moment(ds, as_of, "as_of", error=FunnelError)
     ref = _ts(m.instant)
     st = _stints(ds)
     done = st.filter(st.end.notnull() & m.happened(st.end))
@@ -408,10 +412,10 @@ def stalled_deals(
     ``days_in_step > threshold_days``. Steps with no completed stint have no threshold and
     flag no deal; nurturing is judged like any step.
     """
-    cand = stall_candidates(ds, as_of=as_of, quantile=quantile)
+    m = timeline.moment(ds, as_of, "as_of", error=FunnelError)
+    cand = _candidates(ds, m, quantile)
     out = cand[cand.days_in_step > cand.threshold_days].reset_index(drop=True)
-    before = pd.Timestamp(cand.attrs["as_of"]).to_pydatetime()
-    out["last_activity_at"] = _last_activity(ds, list(out.opportunity_id), before)
+    out["last_activity_at"] = _last_activity(ds, list(out.opportunity_id), m.instant)
     out["ratio"] = out.days_in_step / out.threshold_days
     out = out.sort_values(["ratio", "days_in_step", "opportunity_id"], ascending=[False, False, True])
     out = out.drop(columns="ratio").reset_index(drop=True)

@@ -105,11 +105,6 @@ def _ts(d: Any) -> Any:
     return ibis.literal(datetime.combine(d, datetime.min.time()))
 
 
-def _money(col: Any, where: Any = None) -> Any:
-    """Exact decimal sum (:func:`analysis.data.timeline.money_sum`) as float64."""
-    return timeline.money_sum(col, where).cast("float64")
-
-
 def _by_list(by: Sequence[str] | str | None) -> list[str]:
     if by is None:
         return []
@@ -435,7 +430,7 @@ def loss_analysis(ds: Dataset, period: str | Period, *, by: Sequence[str] | str 
     o = _group(ds, o, "opportunities", by, native=("owner_id",), special=("step",))
     o = o.mutate(loss_reason=o.loss_reason.fill_null(NOT_GIVEN))
     keys = [*by, "loss_reason"]
-    agg = o.group_by(keys).aggregate(lost_deals=o.count(), amount_lost=_money(o.amount)).to_pandas()
+    agg = o.group_by(keys).aggregate(lost_deals=o.count(), amount_lost=timeline.money_total(o.amount)).to_pandas()
     agg = _string_keys(agg, keys)
     agg["amount_lost"] = pd.to_numeric(agg["amount_lost"], errors="coerce").astype("Float64").fillna(0.0)
     groups = _keys_frame(agg, by)

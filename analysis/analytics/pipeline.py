@@ -74,10 +74,6 @@ def placed_deals(ds: Dataset) -> ibis.Table:
     return o.mutate(_created=o.created_at.date())
 
 
-def _money(col: Any, where: Any = None) -> Any:
-    return timeline.money_sum(col, where)
-
-
 def _step_order(steps: pd.Series) -> pd.Series:
     order = {s: i for i, s in enumerate([*STEPS, *CLOSED])}
     return steps.map(order).fillna(len(order)).astype(int)
@@ -144,7 +140,7 @@ def pipeline_by_step(ds: Dataset, when: Any, *, by: Sequence[str] | str | None =
     """
     by = _by(by)
     t, _ = _as_of_table(ds, when, by)
-    agg = _execute(t, [*by, "step"], deals=t.count(), amount=_money(t.amount))
+    agg = _execute(t, [*by, "step"], deals=t.count(), amount=timeline.money_sum(t.amount))
     agg["amount"] = agg["amount"].map(timeline.to_decimal).astype("float64")
     groups = agg[by].drop_duplicates() if by else pd.DataFrame(index=[0])
     if by and groups.empty:
@@ -204,7 +200,7 @@ def open_pipeline_by_close_period(
     o = o.mutate(close_period=ibis.cases(
         (o.close_date.isnull(), "undated"), (o.close_date < ibis.literal(day), "overdue"), else_=label
     ))
-    out = _execute(o, [*by, "close_period", "step"], deals=o.count(), amount=_money(o.amount))
+    out = _execute(o, [*by, "close_period", "step"], deals=o.count(), amount=timeline.money_sum(o.amount))
     out["amount"] = out["amount"].map(timeline.to_decimal).astype("float64")
     out["deals"] = out["deals"].astype("int64")
     rank = out["close_period"].map(lambda p: 0 if p == "overdue" else (2 if p == "undated" else 1))
@@ -363,7 +359,7 @@ def pipeline_waterfall(ds: Dataset, period: str | Period, *, by: Sequence[str] |
     t = with_dimensions(ds, t, "opportunities", by)
     aggs: dict[str, Any] = {}
     for k in flags:
-        aggs[k] = _money(t.amount, t[f"_f_{k}"])
+        aggs[k] = timeline.money_sum(t.amount, t[f"_f_{k}"])
         aggs[f"{k}_deals"] = t.count(where=t[f"_f_{k}"])
     raw = _execute(t, by, **aggs)
     if by:

@@ -105,8 +105,6 @@ class Moment:
         """Boolean expression: the timestamp column ``col`` is at or before the moment."""
         return col < ibis.literal(self.upto, type=dt.Timestamp())
 
-    at_or_before = happened
-
     @property
     def instant(self) -> datetime:
         """The moment as a naive local datetime (the end of the day for a date: next midnight)."""
@@ -483,6 +481,11 @@ def money_sum(col: Any, where: Any = None) -> Any:
     """Exact decimal sum of a money column (NULL amounts count as 0): the same figure whatever the
     row order or thread count. Cast the result to float64 at the edge."""
     return col.cast(MONEY).sum(where=where)
+
+
+def money_total(col: Any, where: Any = None) -> Any:
+    """:func:`money_sum` as float64, for result frames."""
+    return money_sum(col, where).cast("float64")
 
 
 def to_decimal(value: Any) -> Decimal:

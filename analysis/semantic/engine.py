@@ -676,7 +676,7 @@ class Engine:
                 if m.type == "count":
                     aggs[m.id] = t.count(where=cond) if cond is not None else t.count()
                 elif m.type == "sum":
-                    aggs[m.id] = _money(col, cond)
+                    aggs[m.id] = timeline.money_total(col, cond)
                 elif m.type == "nunique":
                     aggs[m.id] = col.nunique(where=cond)
                 elif m.type == "mean":
@@ -848,11 +848,6 @@ class Engine:
 
 # -- function metrics ---------------------------------------------------------------------------
 
-def _money(col: Any, where: Any = None) -> Any:
-    """Exact decimal sum (:func:`analysis.timeline.money_sum`) as float64."""
-    return timeline.money_sum(col, where).cast("float64")
-
-
 def _periods_table(periods: list[Period]) -> ibis.Table:
     return ibis.memtable(
         {
@@ -894,7 +889,7 @@ def _fn_open(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
     j = timeline.open_deals(eng.ds, {p.label: timeline.period_end(p) for p in periods}, table=o)
     j = j.mutate(**{PERIOD: j.moment})
-    return _agg(eng, j, open_deals=j.count(), open_pipeline=_money(j.amount))
+    return _agg(eng, j, open_deals=j.count(), open_pipeline=timeline.money_total(j.amount))
 
 
 def _fn_new_customers(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
@@ -916,21 +911,21 @@ def _fn_arr(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     if eng.ds.has("subscriptions"):
         s = _subs(eng)
         j = _with_periods(eng, s, periods, lambda j: (j.start_date <= j._last) & (j.end_date >= j._last))
-        return _agg(eng, j, arr=_money(j.annual_value))
+        return _agg(eng, j, arr=timeline.money_total(j.annual_value))
     o = eng.filtered(eng.with_dims(eng.opportunities(), "opportunities", [*eng.by, *eng.filters]), "opportunities")
     o = o.filter((o.status == "won") & (o.contract_months > 0) & o.close_date.notnull())
     # contract covers [close_date, close_date + contract_months months)
     months = o.contract_months.round().cast("int64")
     o = o.mutate(_until=o.close_date + months.as_interval("M"), _annual=o.amount / (o.contract_months / 12))
     j = _with_periods(eng, o, periods, lambda j: (j.close_date <= j._last) & (j._until > j._last))
-    return _agg(eng, j, arr=_money(j._annual))
+    return _agg(eng, j, arr=timeline.money_total(j._annual))
 
 
 def _fn_churn(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     s = _subs(eng)
     keys = [*eng.by]
     start = _with_periods(eng, s, periods, lambda j: (j.start_date <= j._start) & (j.end_date >= j._start))
-    start = start.group_by([*keys, PERIOD, "account_id"]).aggregate(_value=_money(start.annual_value))
+    start = start.group_by([*keys, PERIOD, "account_id"]).aggregate(_value=timeline.money_total(start.annual_value))
     end = _with_periods(eng, eng.ds.table("subscriptions"), periods,
                         lambda j: (j.start_date <= j._last) & (j.end_date >= j._last))
     end = end.select(end.account_id.name("_acct"), end[PERIOD].name("_per")).distinct()
@@ -939,7 +934,7 @@ def _fn_churn(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     out = _agg(
         eng, j,
         _n=j.count(), _churned=j.count(where=churned),
-        _v=_money(j._value), _vc=_money(j._value, churned),
+        _v=timeline.money_total(j._value), _vc=timeline.money_total(j._value, churned),
     )
     out["churn_rate"] = safe_divide(out["_churned"].astype("Float64"), out["_n"].astype("Float64"))
     out["churn_rate_numerator"] = out["_churned"].astype("Float64")
@@ -960,7 +955,7 @@ def _fn_velocity(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
     w = _agg(
         eng, closed,
         _won=closed.count(where=won), _closed=closed.count(),
-        _rev=_money(closed.amount, won), _cycle=closed.cycle_days.mean(where=won),
+        _rev=timeline.money_total(closed.amount, won), _cycle=closed.cycle_days.mean(where=won),
     )
     open_ = _fn_open(eng, Metric("open_deals", "", "", "", "function", "count", "higher", "lead"), periods)
     keys = [*eng.by, PERIOD]
@@ -992,8 +987,8 @@ def _fn_coverage(eng: Engine, m: Metric, periods: list[Period]) -> pd.DataFrame:
         open_at = open_at.filter((open_at.close_date >= dl) & (open_at.close_date < ibis.literal(p.end)))
         won_so_far = o.filter((o.status == "won") & (o.close_date >= ibis.literal(p.start)) & (o.close_date < dl))
         label = ibis.literal(p.label)
-        a = _agg(eng, open_at.mutate(**{PERIOD: label}), _open=_money(open_at.amount))
-        b = _agg(eng, won_so_far.mutate(**{PERIOD: label}), _won=_money(won_so_far.amount))
+        a = _agg(eng, open_at.mutate(**{PERIOD: label}), _open=timeline.money_total(open_at.amount))
+        b = _agg(eng, won_so_far.mutate(**{PERIOD: label}), _won=timeline.money_total(won_so_far.amount))
         rows.append(outer_merge(a, b, [*eng.by, PERIOD]))
     f = pd.concat(rows, ignore_index=True)
     if not eng.by:  # the company has a row in every period, even with no open deal (coverage 0)
