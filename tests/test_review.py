@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import analysis
@@ -46,6 +47,19 @@ def test_report_lands_under_a_predictable_name(report: Path, out: Path):
     assert (record["scope"], record["scope_value"]) == ("company", "")
     index = (out / "index.html").read_text()
     assert "quarterly/2026-Q3/company.html" in index
+
+
+def test_full_tables_are_attached_beside_the_report(report: Path, page: str):
+    """The sample lists more stalled deals than the review shows: the whole list is a CSV beside it."""
+    record = json.loads(report.with_suffix(".json").read_text())
+    assert "company.stalled-deals.csv" in record["attachments"]
+    stalled = pd.read_csv(report.parent / "company.stalled-deals.csv")
+    ds = analysis.load(SAMPLE_DATA)
+    from analysis.analytics import funnel
+
+    expected = funnel.stalled_deals(ds, as_of=date(2026, 9, 30))
+    assert stalled.opportunity_id.tolist() == expected.opportunity_id.tolist()
+    assert 'href="company.stalled-deals.csv"' in page and f"All {len(expected):,} stalled deals" in page
 
 
 def test_report_has_every_section_and_no_code(page: str):

@@ -132,6 +132,22 @@ class Coaching(_Model):
     min_activities: int = Field(default=30, ge=1)
 
 
+class ReviewLayout(_Model):
+    """How a review lists reps, teams and deals: a list up to ``list_all_up_to`` rows is shown
+    whole; a longer one shows its first and last ``top`` rows, summarises the rest and attaches
+    the full table as a CSV beside the report."""
+
+    top: int = Field(default=10, ge=1, le=100)
+    list_all_up_to: int = Field(default=50, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> "ReviewLayout":
+        if self.list_all_up_to < 2 * self.top:
+            raise ValueError(f"review.list_all_up_to ({self.list_all_up_to}) must be at least twice review.top "
+                             f"({self.top}), or the first and last rows of a long list would overlap")
+        return self
+
+
 class Experiment(_Model):
     """A change to evaluate: a metric before vs after a date, or between two groups of reps.
 
@@ -256,6 +272,7 @@ class Config(_Model):
     forecast: Forecast = Field(default_factory=Forecast)
     coaching: Coaching = Field(default_factory=Coaching)
     experiments: tuple[Experiment, ...] = ()
+    review: ReviewLayout = Field(default_factory=ReviewLayout)
     stalled_quantile: float = Field(default=0.75, gt=0, lt=1)
     velocity_window_months: int = Field(default=12, ge=1, le=60)
     duplicate_check_max_rows: int = Field(default=5_000_000, ge=0)

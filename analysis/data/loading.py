@@ -304,6 +304,30 @@ class Dataset:
             store[key] = expr
         return store[key]
 
+    def cached_parts(self, key: str, parts: list, build) -> ibis.Table:
+        """A derived table made of parts (months of activities...), each computed once per
+        dataset when first asked for: ``build(missing_parts)`` gives the rows of those parts.
+
+        In DuckDB the parts accumulate in one temporary table (the parts asked before and now);
+        elsewhere the expression of the parts asked is returned, computed by the engine."""
+        if getattr(self.con, "name", "") != "duckdb":
+            return build(list(parts))
+        store = self.__dict__.setdefault("_derived_parts", {})
+        done: set = store.setdefault(key, set())
+        missing = [p for p in parts if p not in done]
+        name = f"derived__{key}"
+        if missing:
+            sql = ibis.to_sql(build(missing), dialect="duckdb")
+            if done:
+                self.con.raw_sql(f'INSERT INTO "{name}" {sql}')
+            else:
+                self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
+            done.update(missing)
+        if not done:  # nothing asked yet: an empty table of the right shape
+            sql = ibis.to_sql(build([]), dialect="duckdb")
+            self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
+        return self.con.table(name)
+
     # -- access ----------------------------------------------------------------------------
 
     def has(self, name: str) -> bool:
@@ -835,6 +859,42 @@ def _facts(rt: RawTable) -> None:
 # -- entry point -------------------------------------------------------------------------------
 
 
+def _spill_folder(con: Any) -> Path:
+    """A spill folder of this connection's own: DuckDB names its spill files the same in every
+    process (``duckdb_temp_storage_S160K-0.tmp``), so two runs sharing a folder (a company and a
+    team review rendered at once) overwrite each other's files and read back garbage. Folders
+    left by dead processes are removed; this one goes when the connection is collected or the
+    process exits."""
+    import os
+    import secrets
+    import shutil
+    import weakref
+
+    base = Path(tempfile.gettempdir()) / "workbench-duckdb"
+    try:
+        for old in base.iterdir():
+            pid = old.name.split("-", 1)[0]
+            if old.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError:
+        pass  # no folder yet, or not ours to list
+    folder = base / f"{os.getpid()}-{secrets.token_hex(4)}"
+    weakref.finalize(con, shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _connect_duckdb(config: Config, path: str | None = None) -> Any:
     """An in-memory DuckDB in the company time zone; a database file is attached read-only."""
     con = ibis.duckdb.connect()
@@ -842,8 +902,7 @@ def _connect_duckdb(config: Config, path: str | None = None) -> Any:
     # no progress-bar widget in notebooks: reports must not carry widget output
     con.raw_sql("SET enable_progress_bar = false")
     # bounded memory: large aggregations spill to disk instead of growing past the limit
-    spill = Path(tempfile.gettempdir()) / "workbench-duckdb"
-    con.raw_sql(f"SET temp_directory = {_sql_str(spill)}")
+    con.raw_sql(f"SET temp_directory = {_sql_str(_spill_folder(con))}")
     con.raw_sql(f"SET memory_limit = {_sql_str(config.memory_limit)}")
     if path:
         if not Path(path).is_file():

@@ -197,6 +197,7 @@ class HTMLBlock:
     def __init__(self, html_text: str, text: str = ""):
         self.html = html_text
         self.text = text or "<html block>"
+        self.rows: int | None = None  # data rows of a chart (see show)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/html": self.html, "text/plain": self.text}
@@ -297,6 +298,28 @@ def _spec(chart: Any) -> dict[str, Any]:
         ) from None
 
 
+#: Most data rows a report chart may draw. Beyond a few hundred marks a chart is no use to a
+#: reader (a 5,000-bar leaderboard), and vl-convert's engine overflows its stack on thousands:
+#: sections show the ends of a long list or a distribution instead (see analysis.reports.review).
+MAX_MARKS = 1_000
+
+
+def chart_rows(spec: Mapping[str, Any]) -> int:
+    """Data rows a Vega-Lite spec draws: its named datasets and inline ``values``, every layer."""
+    rows = sum(len(v) for v in (spec.get("datasets") or {}).values() if isinstance(v, list))
+
+    def inline(node: Any) -> int:
+        if isinstance(node, Mapping):
+            data = node.get("data")
+            own = len(data["values"]) if isinstance(data, Mapping) and isinstance(data.get("values"), list) else 0
+            return own + sum(inline(v) for k, v in node.items() if k in ("layer", "hconcat", "vconcat", "concat", "spec"))
+        if isinstance(node, list):
+            return sum(inline(v) for v in node)
+        return 0
+
+    return rows + inline(spec)
+
+
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>")
 _ID_ATTR = re.compile(r'\bid="([^"]+)"')
 _SVG_TAG = re.compile(r"<[^>]+>")  # text is escaped (no "<" in it): these are the markup
@@ -353,6 +376,12 @@ def to_svg(chart: Any, *, alt_text: str | None = None, draw_title: bool = True) 
             "chart has no title: state the finding, e.g. alt.Chart(df, title='Win rate fell 4 "
             "points in Q3'), or pass alt_text= so the picture has an accessible name"
         )
+    rows = chart_rows(spec)
+    if rows > MAX_MARKS:
+        raise PresentationError(
+            f"chart {title or name!r} would draw {rows:,} data rows, more than the {MAX_MARKS:,} a report chart may: "
+            "show the first and last rows of the list or their distribution, and attach the full table"
+        )
     try:
         import vl_convert as vlc
 
@@ -404,7 +433,9 @@ def show(chart: Any, *, caption: str | None = None, alt_text: str | None = None)
         parts.append(f'<span class="wb-fig-note">{esc(caption)}</span>')
     figcaption = f"<figcaption>{''.join(parts)}</figcaption>" if parts else ""
     body = f'{_STYLE_TAG}<figure class="wb-figure">{figcaption}{svg}</figure>'
-    return HTMLBlock(body, text=f"[chart] {title or alt_text or ''}".strip())
+    block = HTMLBlock(body, text=f"[chart] {title or alt_text or ''}".strip())
+    block.rows = chart_rows(spec)  # what the chart draws, for checks of the mark bound
+    return block
 
 
 # -- KPI cards --------------------------------------------------------------------------------

@@ -226,7 +226,7 @@ def outcome_chart(totals: Any, *, title: str, target: float | None = None,
     return alt.layer(*layers).properties(title=title, width=560, height=220)
 
 
-def leaderboard_chart(board: pd.DataFrame, *, top: int | None = None) -> alt.LayerChart:
+def leaderboard_chart(board: pd.DataFrame, *, top: int | None = None, note: str = "") -> alt.LayerChart:
     """Horizontal bars of each rep's score, by role and rank, labelled with the rank change.
 
     Parameters
@@ -235,6 +235,8 @@ def leaderboard_chart(board: pd.DataFrame, *, top: int | None = None) -> alt.Lay
         A :func:`leaderboard` frame.
     top
         Show only the first ``top`` reps of each role.
+    note
+        Appended to the subtitle (say which reps are shown when not all are).
     """
     b = board.copy()
     if top is not None:
@@ -253,8 +255,9 @@ def leaderboard_chart(board: pd.DataFrame, *, top: int | None = None) -> alt.Lay
     order = b.who.tolist()
     period = board.attrs.get("period", "")
     leader = ""
-    if len(b):
-        first = b.sort_values(["score"], ascending=False).iloc[0]
+    leaders = b[b["rank"] == 1]  # a neighbourhood without a role's first names no leader
+    if len(leaders):
+        first = leaders.sort_values(["score"], ascending=False).iloc[0]
         leader = f"{first['name']} leads with {first.score:,.0f} points"
     base = alt.Chart(b).encode(
         y=alt.Y("who:N", sort=order, title=None),
@@ -266,6 +269,7 @@ def leaderboard_chart(board: pd.DataFrame, *, top: int | None = None) -> alt.Lay
     text = base.mark_text(align="left", dx=4).encode(text="label:N")
     return (bars + text).properties(
         title=alt.Title(f"Leaderboard {period}: {leader}" if leader else f"Leaderboard {period}",
-                        subtitle="Ranked within each role; ▲/▼ rank change since the previous period"),
+                        subtitle="Ranked within each role; ▲/▼ rank change since the previous period"
+                        + (f"; {note}" if note else "")),
         width=480, height=alt.Step(20),
     )

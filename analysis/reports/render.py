@@ -63,6 +63,8 @@ from analysis.errors import WorkbenchError
 from analysis.paths import TEMPLATES
 
 __all__ = [
+    "ATTACH_DIR_ENV",
+    "ATTACH_STEM_ENV",
     "CADENCES",
     "CHROMIUM_OFFLINE_FLAGS",
     "ExternalResource",
@@ -70,6 +72,7 @@ __all__ = [
     "LOCK_TIMEOUT",
     "RenderError",
     "STALE_AFTER",
+    "attachments_of",
     "ensure_kernel",
     "execute_notebook",
     "external_resources",
@@ -199,6 +202,14 @@ def _kernel_manager_class() -> type:
             return [str(_kernels_dir())]
 
     class PrefixKernelManager(AsyncKernelManager):
+        #: variables added to the kernel's environment (see :func:`_kernel_manager_with`)
+        extra_env: dict[str, str] = {}
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if self.extra_env:
+                kw["env"] = {**(kw.get("env") or os.environ), **self.extra_env}
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+
         @default("kernel_spec_manager")
         def _kernel_spec_manager_default(self) -> KernelSpecManager:
             return PrefixKernelSpecManager(data_dir=self.data_dir)
@@ -214,6 +225,40 @@ def _kernel_manager_class() -> type:
                 return "auto" if zmq.has("curve") else "disabled"
 
     return PrefixKernelManager
+
+
+def _kernel_manager_with(env: Mapping[str, str] | None) -> type:
+    """The kernel manager class, launching kernels with ``env`` added to their environment
+    (per run, so concurrent renders in one process never see each other's variables)."""
+    base = _kernel_manager_class()
+    if not env:
+        return base
+    return type("EnvKernelManager", (base,), {"extra_env": {str(k): str(v) for k, v in env.items()}})
+
+
+#: A notebook run by :func:`render` may write files to attach beside its report: into the folder
+#: named by this environment variable, each named ``<stem>.<name>.csv`` where ``<stem>`` is the
+#: value of :data:`ATTACH_STEM_ENV`. They are published with the report, as one set.
+ATTACH_DIR_ENV = "WORKBENCH_ATTACHMENTS"
+ATTACH_STEM_ENV = "WORKBENCH_ATTACHMENT_STEM"
+_ATTACHMENT = re.compile(r"[a-z0-9][a-z0-9-]{0,60}")
+
+
+def attachments_of(folder: Path, stem: str) -> list[str]:
+    """Names of the attachment files of report ``stem`` in ``folder`` (``<stem>.<name>.csv``)."""
+    names = []
+    for path in folder.glob(f"{glob_escape(stem)}.*.csv"):
+        middle = path.name[len(stem) + 1:-len(".csv")]
+        if _ATTACHMENT.fullmatch(middle) and path.is_file():
+            names.append(path.name)
+    return sorted(names)
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob wildcards escaped (report stems come from team names)."""
+    import glob
+
+    return glob.escape(text)
 
 
 # -- parameters and execution -----------------------------------------------------------------
@@ -300,6 +345,7 @@ def execute_notebook(
     cwd: str | os.PathLike | None = None,
     progress: bool = False,
     timeout: float | None = CELL_TIMEOUT,
+    env: Mapping[str, str] | None = None,
 ) -> Path:
     """Run a notebook with papermill on this interpreter's ``python3`` kernel.
 
@@ -317,6 +363,8 @@ def execute_notebook(
         Seconds a single cell may run (default :data:`CELL_TIMEOUT`; None: no limit), so that a
         hung cell (or a kernel message lost under load) ends the run with an error instead of
         holding a scheduled review for ever.
+    env : dict, optional
+        Variables added to the kernel's environment.
 
     Raises
     ------
@@ -342,7 +390,7 @@ def execute_notebook(
             log_output=False,
             cwd=None if cwd is None else str(cwd),
             execution_timeout=timeout,
-            kernel_manager_class=_kernel_manager_class(),
+            kernel_manager_class=_kernel_manager_with(env),
         )
     except PapermillExecutionError as error:
         evalue = _one_line(error.evalue, limit=300)
@@ -1178,7 +1226,10 @@ def render(
     * ``<stem>.json``: how the report was made (title, notebook, parameters, render id, start
       time, run time in seconds, package and Python versions, ``scope`` and ``scope_value``
       when ``meta`` has them, ``meta``);
-    * ``<stem>.pdf`` when ``pdf=True`` (headless Chromium).
+    * ``<stem>.pdf`` when ``pdf=True`` (headless Chromium);
+    * ``<stem>.<name>.csv``: the files the notebook attached (full tables a report shows in part,
+      see :data:`ATTACH_DIR_ENV`), listed in the record's ``attachments``; those of an earlier
+      run that this one did not write are removed with the switch.
 
     Publishing guarantee: the files are made in a hidden staging folder
     ``<folder>/.<stem>.<pid>-<random>.tmp`` and switched into place as one set, the HTML last:
@@ -1219,7 +1270,8 @@ def render(
         try:
             executed = stage / f"{stem}.ipynb"
             try:
-                execute_notebook(source, executed, params, cwd=cwd, progress=progress, timeout=timeout)
+                execute_notebook(source, executed, params, cwd=cwd, progress=progress, timeout=timeout,
+                                 env={ATTACH_DIR_ENV: str(stage), ATTACH_STEM_ENV: stem})
             except RenderError as error:
                 kept = None
                 if executed.exists() and executed.stat().st_size > 0:
@@ -1239,7 +1291,8 @@ def render(
                 os.replace(executed, failed)
                 raise RenderError(_external_message(target.name, external, failed), executed=failed)
             (stage / target.name).write_text(_stamp(page, render_id), encoding="utf-8")
-            files = [executed.name]
+            attached = attachments_of(stage, stem)
+            files = [executed.name, *attached]
             if pdf:
                 print_pdf(stage / target.name, stage / f"{stem}.pdf")
                 files.append(f"{stem}.pdf")
@@ -1254,6 +1307,7 @@ def render(
                 "report": target.name,
                 "executed_notebook": f"{stem}.ipynb",
                 "pdf": f"{stem}.pdf" if pdf else None,
+                "attachments": attached,
                 "scope": meta.get("scope"),
                 "scope_value": meta.get("scope_value"),
                 "package_version": _version(),
@@ -1262,8 +1316,9 @@ def render(
             }
             (stage / f"{stem}.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
             files += [f"{stem}.json", target.name]
-            # a PDF of an earlier run would no longer match the report
-            _publish(stage, folder, files, [] if pdf else [f"{stem}.pdf"])
+            # a PDF or attachment of an earlier run would no longer match the report
+            stale = [n for n in attachments_of(folder, stem) if n not in attached]
+            _publish(stage, folder, files, stale + ([] if pdf else [f"{stem}.pdf"]))
             failed.unlink(missing_ok=True)
         finally:
             if not (stage / _JOURNAL).exists():  # else: left for the next run to finish

@@ -81,6 +81,8 @@ class Review:
     scope_value: str | None
     parameters: dict
     started: float = field(default_factory=time.time)
+    #: full tables the review shows in part, by attachment name (see :meth:`attach`)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def filters(self) -> dict[str, list[str]]:
@@ -116,6 +118,31 @@ class Review:
 
     def fmt(self, metric_id: str, value: Any) -> str:
         return self.catalog.get(metric_id).fmt(value)
+
+    def attach(self, name: str, frame: pd.DataFrame, *, what: str) -> charts.HTMLBlock:
+        """Keep the full table ``frame`` (``what``: "reps", "deals"...) and link it from the report.
+
+        Rendered (``python -m analysis review``), it is written beside the report as
+        ``<report>.<name>.csv`` (formula-safe, see :mod:`analysis.reports.export`) and published
+        with it; in a live notebook it stays in ``r.tables[name]``.
+        """
+        import os
+
+        from analysis.reports.export import write_csv
+        from analysis.reports.render import ATTACH_DIR_ENV, ATTACH_STEM_ENV
+
+        self.tables[name] = frame
+        folder, stem = os.environ.get(ATTACH_DIR_ENV), os.environ.get(ATTACH_STEM_ENV)
+        n = f"{len(frame):,} {what}"
+        if not (folder and stem):
+            text = f"All {n}: r.tables[{name!r}] in this notebook (a rendered report attaches them as a CSV file)."
+            return charts.HTMLBlock(f'<p class="note"><em>{html.escape(text)}</em></p>', text=text)
+        file = f"{stem}.{name}.csv"
+        write_csv(frame, Path(folder) / file)
+        text = f"All {n}: {file} (CSV, beside this report)."
+        link = f'<a href="{html.escape(file, quote=True)}" download>{html.escape(file)}</a>'
+        return charts.HTMLBlock(f'<p class="note"><em>All {html.escape(n)}: {link} (CSV, beside this report).</em></p>',
+                                text=text)
 
 
 # -- setup and parameters ----------------------------------------------------------------------
@@ -224,6 +251,43 @@ def paragraph(text: str) -> charts.HTMLBlock:
 
 def html_table(df: pd.DataFrame, **kw: Any) -> charts.HTMLBlock:
     return charts.table(df.reset_index(drop=True), index=False, **kw)
+
+
+def long_table(r: Review, frame: pd.DataFrame, *, name: str, what: str, caption: str,
+               formats: dict[str, Any] | None = None, summary: pd.DataFrame | None = None,
+               summary_caption: str = "") -> list[Any]:
+    """A ranked table of reps, teams or deals that reads well at any length.
+
+    Up to ``config.review.list_all_up_to`` rows it is shown whole. A longer one shows its first
+    and last ``config.review.top`` rows (numbered by their place in the whole list), says how many
+    rows lie between them, shows ``summary`` (a distribution of all rows, by role or team) when
+    given, and attaches the full table (:meth:`Review.attach`).
+    """
+    layout = r.ds.config.review
+    frame = frame.reset_index(drop=True)
+    if len(frame) <= layout.list_all_up_to:
+        return [html_table(frame, formats=formats, caption=caption)]
+    k, n = layout.top, len(frame)
+    numbered = frame.copy()
+    numbered.insert(0, "#", range(1, n + 1))
+    formats = {"#": "{:,.0f}", **(formats or {})}
+    out: list[Any] = [
+        html_table(numbered.head(k), formats=formats, caption=f"{caption}: the first {k} of {n:,} {what}"),
+        note_block(f"... {n - 2 * k:,} more {what} between these and the last {k}."),
+        html_table(numbered.tail(k), formats=formats, caption=f"{caption}: the last {k} of {n:,} {what}"),
+    ]
+    if summary is not None and len(summary):
+        out.append(html_table(summary, caption=summary_caption))
+    out.append(r.attach(name, frame, what=what))
+    return out
+
+
+def ends(frame: pd.DataFrame, k: int, by: str | None = None) -> pd.DataFrame:
+    """The first and last ``k`` rows of ``frame`` (of each ``by`` group), in their order."""
+    if by is None:
+        return frame if len(frame) <= 2 * k else pd.concat([frame.head(k), frame.tail(k)])
+    parts = [ends(g, k) for _, g in frame.groupby(by, sort=False, dropna=False)]
+    return pd.concat(parts) if parts else frame
 
 
 def cover(r: Review) -> list[Any]:
@@ -426,26 +490,59 @@ def attainment(r: Review) -> list[Any]:
     df = df[df.revenue_target.notna()].copy()
     if df.empty:
         return [note_block(f"No revenue quotas for {r.period.label}.")]
-    reps = r.reps[["rep_id", "name", "team"]]
-    df = df.merge(reps, on="rep_id", how="left").sort_values("quota_attainment", ascending=False)
+    cols = [c for c in ("rep_id", "name", "team", "role") if c in r.reps.columns]
+    df = df.merge(r.reps[cols], on="rep_id", how="left").sort_values("quota_attainment", ascending=False)
     hit = int((df.quota_attainment >= 1).sum())
     out = [paragraph(f"{hit} of {len(df)} reps with a quota reached it in {r.period.label}.")]
     table = df[["name", "team", "revenue", "revenue_target", "quota_attainment", "deals_won"]].rename(
         columns={"name": "Rep", "team": "Team", "revenue": "Revenue", "revenue_target": "Target",
                  "quota_attainment": "Attainment", "deals_won": "Deals won"})
-    out.append(html_table(table, formats={"Revenue": "{:,.0f}", "Target": "{:,.0f}", "Attainment": "{:.0%}"},
-                            caption=f"Revenue quota attainment by rep, {r.period.label}"))
+    summary = None
+    if "role" in df.columns and df.role.notna().any():
+        summary = (df.assign(reached=df.quota_attainment >= 1, att=df.quota_attainment.astype(float))
+                   .groupby("role", dropna=False)
+                   .agg(reps=("rep_id", "size"), reached=("reached", "sum"), median=("att", "median"),
+                        p25=("att", lambda a: a.quantile(0.25)), p75=("att", lambda a: a.quantile(0.75)))
+                   .reset_index())
+        summary = pd.DataFrame({
+            "Role": summary.role.fillna("(none)"), "Reps with a quota": summary.reps,
+            "Reached it": summary.reached.astype(int), "Median attainment": summary["median"].map("{:.0%}".format),
+            "Middle half": [f"{a:.0%} to {b:.0%}" for a, b in zip(summary.p25, summary.p75)]})
+    out += long_table(r, table, name="attainment", what="reps", caption=f"Revenue quota attainment by rep, {r.period.label}",
+                      formats={"Revenue": "{:,.0f}", "Target": "{:,.0f}", "Attainment": "{:.0%}"},
+                      summary=summary, summary_caption="Attainment of every rep with a quota, by role")
     if r.scope != "rep" and len(df) > 1:
-        chart = alt.Chart(df.assign(att=df.quota_attainment.astype(float), rep=df.name)).mark_bar().encode(
+        out.append(charts.show(attainment_chart(df.assign(att=df.quota_attainment.astype(float)), hit,
+                                                limit=r.ds.config.review.list_all_up_to),
+                               caption="Green: at or above quota; red: below; the line marks 100%."))
+    return out
+
+
+def attainment_chart(df: pd.DataFrame, hit: int, *, limit: int) -> alt.LayerChart:
+    """Each rep's attainment as a bar, or, beyond ``limit`` reps, how many reps fall in each band
+    of 10 points (attainment over 200% in the last band), so the marks stay bounded."""
+    good, bad = charts.STATUS_COLORS["won"], charts.STATUS_COLORS["lost"]
+    rule = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color="#222").encode(x="x:Q")
+    title = f"{hit} of {len(df):,} reps reached quota"
+    if len(df) <= limit:
+        chart = alt.Chart(df.assign(rep=df.name)).mark_bar().encode(
             y=alt.Y("rep:N", sort="-x", title=None),
             x=alt.X("att:Q", title="Quota attainment", axis=alt.Axis(format="%")),
-            color=alt.condition("datum.att >= 1", alt.value(charts.STATUS_COLORS["won"]),
-                                alt.value(charts.STATUS_COLORS["lost"])),
+            color=alt.condition("datum.att >= 1", alt.value(good), alt.value(bad)),
         ).properties(width=520, height=max(120, 14 * len(df)))
-        rule = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color="#222").encode(x="x:Q")
-        layered = alt.layer(chart, rule).properties(title=f"{hit} of {len(df)} reps reached quota")
-        out.append(charts.show(layered, caption="Green: at or above quota; red: below; the line marks 100%."))
-    return out
+        return alt.layer(chart, rule).properties(title=title)
+    band = (df.att.clip(upper=2.0) * 10).fillna(0).astype(float).apply(lambda v: min(int(v), 20)) / 10
+    counts = band.value_counts().sort_index().rename_axis("band").reset_index(name="reps")
+    counts["end"] = counts.band + 0.1
+    counts["label"] = [f"{a:.0%} to {a + 0.1:.0%}" if a < 2 else "200% or more" for a in counts.band]
+    bars = alt.Chart(counts).mark_bar(binSpacing=1).encode(
+        x=alt.X("band:Q", title="Quota attainment (bands of 10 points)", axis=alt.Axis(format="%")),
+        x2="end:Q",
+        y=alt.Y("reps:Q", title="Reps"),
+        color=alt.condition("datum.band >= 1", alt.value(good), alt.value(bad)),
+        tooltip=[alt.Tooltip("label:N", title="Attainment"), alt.Tooltip("reps:Q", title="Reps", format=",")],
+    ).properties(width=520, height=220)
+    return alt.layer(bars, rule).properties(title=title)
 
 
 def breakdown(r: Review, dim: str) -> list[Any]:
@@ -474,9 +571,11 @@ def breakdown(r: Review, dim: str) -> list[Any]:
     top = df.iloc[0]
     out = [paragraph(f"{top[dim]} brought the most revenue ({r.fmt('revenue', top.revenue)}), "
               f"with a win rate of {r.fmt('win_rate', top.win_rate)} over {int(top.win_rate_denominator)} closed deals.")]
-    out.append(html_table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
-                                            "Cycle (d)": "{:.0f}", "Closed": "{:,.0f}"},
-                            caption=f"Outcomes by {dim.replace('_', ' ')}, {r.period.label}"))
+    what = {"rep_id": "reps", "team": "teams"}.get(dim, f"{dim.replace('_', ' ')} values")
+    out += long_table(r, table, name=f"outcomes-by-{dim.replace('_id', '').replace('_', '-')}", what=what,
+                      formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
+                               "Cycle (d)": "{:.0f}", "Closed": "{:,.0f}"},
+                      caption=f"Outcomes by {dim.replace('_', ' ')}, {r.period.label}, most revenue first")
     return out
 
 
@@ -495,7 +594,12 @@ def activity(r: Review) -> list[Any]:
     labels = {m: r.catalog.get(m).label for m in cols}
     table = df[[by, *cols]].rename(columns={by: by.replace("_id", "").capitalize(), **labels})
     formats = {labels[m]: r.catalog.get(m).display_format for m in cols}
-    out = [html_table(table, formats=formats, caption=f"Activity per rep, {r.period.label}")]
+    caption = f"Activity per rep, {r.period.label}"
+    if len(table) > r.ds.config.review.list_all_up_to:
+        table = table.sort_values(labels[cols[0]], ascending=False, na_position="last")
+        caption += f", by {labels[cols[0]].lower()}"
+    out = long_table(r, table, name=f"activity-by-{by.replace('_id', '')}", what="reps" if by == "rep_id" else "teams",
+                     formats=formats, caption=caption)
     bench = {**r.ds.config.benchmarks}
     if bench:
         rows = [(r.catalog.get(k).label, v) for k, v in bench.items() if k in r.catalog]
@@ -878,5 +982,12 @@ def stage_time_section(r: Review) -> list[Any]:
         return out
     out.append(paragraph(f"{len(stalled):,} open deals ({money(stalled.amount.sum(), r.ds.config.currency)}) have been in "
                   f"their step longer than {r.ds.config.stalled_quantile:.0%} of past deals as of {as_of}."))
-    out.append(figures.stalled_table(stalled, r.rep_names))
+    out.append(figures.stalled_table(stalled, r.rep_names, limit=STALLED_SHOWN))
+    if len(stalled) > STALLED_SHOWN:
+        full = stalled.assign(rep=stalled.rep_id.map(r.rep_name), step=stalled.step.map(figures.step_label))
+        out.append(r.attach("stalled-deals", full, what="stalled deals"))
     return out
+
+
+#: Stalled deals a review lists (most stuck first); a longer list is attached in full.
+STALLED_SHOWN = 15

@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis.format import money
 from analysis.reports import charts, figures, plan_view
-from analysis.reports.review import Review, heading_block, html_table, note_block, paragraph
+from analysis.reports.review import Review, ends, heading_block, html_table, long_table, note_block, paragraph
 from analysis.steering import forecast as fc
 from analysis.steering import plan as planning
 from analysis.steering import scorecard as sc
@@ -89,12 +89,12 @@ def forecast_section(r: Review) -> list[Any]:
                                   caption="The simulation replayed on past periods, each as of the day before it started."))
             teams = o.simulation.groups.get("team")
             if teams is not None and teams.target.notna().any():
-                t = teams[teams.target.notna()]
-                out.append(html_table(t[["team", "target", "p10", "p50", "p90", "p_reach_target"]].rename(columns={
-                    "team": "Team", "target": "Quota", "p_reach_target": "Chance of quota"}),
-                    formats={"Quota": "{:,.0f}", "p10": "{:,.0f}", "p50": "{:,.0f}", "p90": "{:,.0f}",
-                             "Chance of quota": "{:.0%}"},
-                    caption=f"Chance of reaching each team's revenue quota in {nxt}"))
+                t = teams[teams.target.notna()].sort_values(["p_reach_target", "team"], ascending=[False, True])
+                out += long_table(r, t[["team", "target", "p10", "p50", "p90", "p_reach_target"]].rename(columns={
+                    "team": "Team", "target": "Quota", "p_reach_target": "Chance of quota"}), name="team-quota-chances",
+                    what="teams", formats={"Quota": "{:,.0f}", "p10": "{:,.0f}", "p50": "{:,.0f}", "p90": "{:,.0f}",
+                                           "Chance of quota": "{:.0%}"},
+                    caption=f"Chance of reaching each team's revenue quota in {nxt}, most likely first")
         return out
     # team or rep: their own pipeline and simulated outcome
     dim, value = ("team", r.scope_value) if r.scope == "team" else ("rep_id", r.scope_value)
@@ -191,13 +191,26 @@ def scorecard_section(r: Review) -> list[Any]:
         if int(up.rank_change) > 0:
             out.append(paragraph(f"Biggest climb: {up['name']} ({up.role}), up {int(up.rank_change)} places to "
                           f"{int(up['rank'])} of {int(up.peers)}."))
-    out.append(charts.show(figures.leaderboard_chart(board)))
+    layout = r.ds.config.review
+    shown = board
+    if len(board) > layout.list_all_up_to:
+        shown = ends(board.sort_values(["role", "rank", "name"], kind="stable"), layout.top, by="role")
+        shown.attrs = board.attrs
+    note = f"the first and last {layout.top} of each role of {len(board):,} reps" if shown is not board else ""
+    out.append(charts.show(figures.leaderboard_chart(shown, note=note)))
     table = board[["rank", "name", "team", "role", "score", "rank_change", "percentile"]].rename(columns={
         "rank": "Rank", "name": "Rep", "team": "Team", "role": "Role", "score": "Score",
         "rank_change": "Change", "percentile": "Percentile"})
-    out.append(html_table(table, formats={"Score": "{:,.0f}", "Percentile": "{:.0f}", "Change": "{:+d}"},
+    scores = board.assign(score=board.score.astype(float)).groupby("role", dropna=False).score
+    summary = pd.DataFrame({"Reps": scores.size(), "Top score": scores.max(), "Median score": scores.median(),
+                            "Lowest score": scores.min()}).rename_axis("Role").reset_index()
+    summary[["Top score", "Median score", "Lowest score"]] = summary[["Top score", "Median score", "Lowest score"]].map(
+        "{:,.0f}".format)
+    out += long_table(r, table, name="leaderboard", what="reps",
+                      formats={"Score": "{:,.0f}", "Percentile": "{:.0f}", "Change": "{:+d}"},
                       caption=f"Scores are points per unit (config weights) summed over the scorecard's metrics; "
-                              f"ranks are within each role; change since {board.attrs.get('previous_period')}."))
+                              f"ranks are within each role; change since {board.attrs.get('previous_period')}",
+                      summary=summary, summary_caption="Scores of every ranked rep, by role")
     return out
 
 
@@ -224,7 +237,16 @@ def _own_scorecard(r: Review, board: pd.DataFrame) -> list[Any]:
                      "Points": "{:,.0f}"},
             caption=f"{title} scorecard, {r.period.label}"))
     if _names_public(r):
-        out.append(charts.show(figures.leaderboard_chart(board[board.role == x.role])))
+        peers = board[board.role == x.role]
+        k = r.ds.config.review.top
+        if len(peers) > r.ds.config.review.list_all_up_to:  # the rep's neighbourhood in the ranking
+            near = peers[(peers["rank"] - x["rank"]).abs() <= k // 2]
+            near.attrs = board.attrs
+            note = f"your neighbours among {len(peers):,} {x.role}s"
+            peers = near
+        else:
+            note = ""
+        out.append(charts.show(figures.leaderboard_chart(peers, note=note)))
     return out
 
 
@@ -246,8 +268,15 @@ def coaching_section(r: Review) -> list[Any]:
                    + (" (small samples are never flagged)." if r.scope != "rep" else "."))]
     out: list[Any] = [paragraph(coaching.coaching_summary(flags))] if r.scope != "rep" else []
     sentences = flags.sentence.tolist()
+    layout = r.ds.config.review
+    long = len(sentences) > layout.list_all_up_to
+    if long:
+        sentences = sentences[: 2 * layout.top]
     items = "".join(f"<li>{charts.esc(s)}</li>" for s in sentences)
     out.append(charts.HTMLBlock(f'<ul class="coaching">{items}</ul>', text=" ".join(sentences)))
+    if long:
+        out.append(note_block(f"The first {len(sentences)} of {len(flags):,} coaching notes, in the order above."))
+        out.append(r.attach("coaching-notes", flags, what="coaching notes"))
     out.append(note_block("A flag needs a gap of at least a quarter against the other reps of the same role that is "
                      "significant after correcting for the number of comparisons (Benjamini-Hochberg), and enough "
                      "deals or activities to be sure of it."))
@@ -308,10 +337,13 @@ def enps_section(r: Review) -> list[Any]:
     shown = frame.drop(small.index)
     out: list[Any] = [paragraph(enps.enps_sentence(shown, r.period.label))]
     table = shown[["team", "responses", "promoters", "passives", "detractors", "enps", "enps_low", "enps_high"]]
-    out.append(html_table(table.rename(columns={
+    if len(table) > r.ds.config.review.list_all_up_to:  # the company first, then teams by eNPS
+        table = pd.concat([table[shown.level == "company"],
+                           table[shown.level != "company"].sort_values(["enps", "team"], ascending=[False, True])])
+    out += long_table(r, table.rename(columns={
         "team": "Team", "responses": "Answers", "promoters": "Promoters (9-10)", "passives": "Passives (7-8)",
         "detractors": "Detractors (0-6)", "enps": "eNPS", "enps_low": "95% low", "enps_high": "95% high"}),
-        formats={"eNPS": "{:+.0f}", "95% low": "{:+.0f}", "95% high": "{:+.0f}"},
+        name="enps-by-team", what="rows", formats={"eNPS": "{:+.0f}", "95% low": "{:+.0f}", "95% high": "{:+.0f}"},
         caption=f"eNPS = % promoters - % detractors of the pulse answers in {r.period.label}; teams with fewer than "
-                f"{MIN_PULSE_ANSWERS} answers are not shown, to keep answers anonymous."))
+                f"{MIN_PULSE_ANSWERS} answers are not shown, to keep answers anonymous")
     return out

@@ -627,21 +627,10 @@ class Engine:
 
     def data_periods(self) -> list[Period]:
         """Every period from the first deal created to the last deal closed or activity."""
-        o = self.ds.table("opportunities")
-        closed = o.filter(o.status.isin(["won", "lost"]))
-        lo_hi = [
-            o.aggregate(lo=o.created_at.min().date(), hi=o.created_at.max().date()),
-            closed.aggregate(lo=closed.close_date.min(), hi=closed.close_date.max()),
-        ]
-        if self.ds.has("activities"):
-            a = self.ds.table("activities")
-            lo_hi.append(a.aggregate(lo=a.occurred_at.min().date(), hi=a.occurred_at.max().date()))
-        bounds = [r for e in lo_hi for r in e.to_pyarrow().to_pylist()]
-        los = [r["lo"] for r in bounds if r["lo"] is not None]
-        his = [r["hi"] for r in bounds if r["hi"] is not None]
-        if not los:
+        bounds = data_bounds(self.ds)
+        if bounds is None:
             return []
-        return periods_between(min(los), max(his), self.grain, fiscal_start_month=self.fsm)
+        return periods_between(*bounds, self.grain, fiscal_start_month=self.fsm)
 
     def simple(self, source: str, ms: list[Metric], periods: list[Period]) -> pd.DataFrame:
         """Every simple metric of one source from one scan of its table.
@@ -707,10 +696,20 @@ class Engine:
             return False
         return all(set(m.where) <= set(self.CUBE_CATS) and m.column in (None, "duration_min") for m in ms)
 
-    def _cube(self) -> ibis.Table:
-        def build() -> ibis.Table:
+    def _cube(self, periods: list[Period]) -> ibis.Table:
+        """The cube, holding at least the months of ``periods``: months are added as they are
+        first asked for, so a one-quarter query scans one quarter of activities (without
+        periods: every month of the data)."""
+        if periods:
+            months = sorted({m.start for p in periods for m in periods_between(p.start, p.last_day, "month")})
+        else:
+            bounds = data_bounds(self.ds)
+            months = [m.start for m in periods_between(*bounds, "month")] if bounds else []
+
+        def build(part: list[date]) -> ibis.Table:
             a = self.ds.table("activities")
             a = a.filter(a.occurred_at.notnull())
+            a = a.filter(_in_ranges(a.occurred_at, [period_of(m, "month") for m in part]))
             month = period_start_expr(a.occurred_at, "month")
             return a.group_by(["rep_id", month.name("_month"), *self.CUBE_CATS]).aggregate(
                 _n=a.count(),
@@ -718,10 +717,10 @@ class Engine:
                 _cnt_duration_min=a.duration_s.count(),
             )
 
-        return self.ds.cached("activity_cube", build)
+        return self.ds.cached_parts("activity_cube", months, build)
 
     def _from_cube(self, ms: list[Metric], periods: list[Period], keys: list[str]) -> pd.DataFrame:
-        c = self._cube()
+        c = self._cube(periods)
         c = self.filtered(self.with_dims(c, "activities", [*self.by, *self.filters]), "activities")
         if periods:
             c = c.filter(_in_ranges(c._month, periods))
@@ -847,6 +846,27 @@ class Engine:
 
 
 # -- function metrics ---------------------------------------------------------------------------
+
+def data_bounds(ds: Dataset) -> tuple[date, date] | None:
+    """The first and last day the data covers (deals created or closed, activities logged),
+    queried once per dataset: every metric call without explicit periods needs them."""
+    memo = ds.__dict__.setdefault("_data_bounds", {})
+    if "bounds" not in memo:
+        o = ds.table("opportunities")
+        closed = o.filter(o.status.isin(["won", "lost"]))
+        lo_hi = [
+            o.aggregate(lo=o.created_at.min().date(), hi=o.created_at.max().date()),
+            closed.aggregate(lo=closed.close_date.min(), hi=closed.close_date.max()),
+        ]
+        if ds.has("activities"):
+            a = ds.table("activities")
+            lo_hi.append(a.aggregate(lo=a.occurred_at.min().date(), hi=a.occurred_at.max().date()))
+        bounds = [r for e in lo_hi for r in e.to_pyarrow().to_pylist()]
+        los = [r["lo"] for r in bounds if r["lo"] is not None]
+        his = [r["hi"] for r in bounds if r["hi"] is not None]
+        memo["bounds"] = (min(los), max(his)) if los else None
+    return memo["bounds"]
+
 
 def _periods_table(periods: list[Period]) -> ibis.Table:
     return ibis.memtable(
