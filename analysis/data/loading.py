@@ -798,14 +798,36 @@ MAX_DISTINCT = 10_000
 
 def _value_maps(rt: RawTable, config: Config) -> None:
     """Find each category column's distinct values once and respell them in Python, so that
-    scans of large tables compare exact strings instead of normalising every row."""
+    scans of large tables compare exact strings instead of normalising every row.
+
+    Two scans per table, whatever its number of category columns: the facts scan
+    (:func:`_facts`) also estimates each column's distinct count, then one GROUP BY GROUPING SETS
+    lists the values of every column with at most :data:`MAX_DISTINCT` of them (an estimate
+    errs by a few percent, so columns near the limit are listed and counted exactly)."""
     spec = schema.TABLES[rt.name]
     wanted = [c for c in spec.columns if c.type == "category" and c.name in rt.columns]
     stage = "stage" if rt.name in ("opportunities", "stage_history") and "stage" in rt.columns else None
-    for c in [*wanted, *([spec.column("stage")] if stage else [])]:
-        values = coerce(rt.expr[c.name], schema.Column(c.name, "string"), trim=rt.trim)
-        distinct = values.as_table().distinct().limit(MAX_DISTINCT + 1).to_pyarrow().column(0).to_pylist()
-        if len(distinct) > MAX_DISTINCT:
+    cols = [*wanted, *([spec.column("stage")] if stage else [])]
+    values = {f"v{i}": coerce(rt.expr[c.name], schema.Column(c.name, "string"), trim=rt.trim) for i, c in enumerate(cols)}
+    estimates = _facts(rt, {k: v.approx_nunique() for k, v in values.items()})
+    found: dict[int, list] = {}
+    few = [i for i in range(len(cols)) if f"v{i}" in estimates and (estimates[f"v{i}"] or 0) <= MAX_DISTINCT * 1.25]
+    if few and _is_duckdb(rt.expr):
+        names = [f"v{i}" for i in few]
+        sub = ibis.to_sql(rt.expr.select(**{n: values[n] for n in names}), dialect="duckdb")
+        quoted = ", ".join(f'"{n}"' for n in names)
+        sets = ", ".join(f'("{n}")' for n in names)
+        sql = f"SELECT {quoted}, GROUPING_ID({quoted}) AS g FROM ({sub}) AS t GROUP BY GROUPING SETS ({sets})"
+        rows = rt.expr.get_backend().raw_sql(sql).fetch_arrow_table().to_pylist()
+        for j, (n, i) in enumerate(zip(names, few)):
+            bit = 1 << (len(names) - 1 - j)  # GROUPING_ID sets the bit of each column not grouped by
+            found[i] = [row[n] for row in rows if not row["g"] & bit]
+    for i in range(len(cols)):
+        if i not in found and (estimates.get(f"v{i}") or 0) <= MAX_DISTINCT * 1.25:  # no estimate, other engines
+            found[i] = values[f"v{i}"].as_table().distinct().limit(MAX_DISTINCT + 1).to_pyarrow().column(0).to_pylist()
+    for i, c in enumerate(cols):
+        distinct = found.get(i)
+        if distinct is None or len(distinct) > MAX_DISTINCT:
             continue  # free text in a category column: fall back to row-by-row normalisation
         distinct = [v for v in distinct if v is not None]
         if c.name == "stage":
@@ -813,15 +835,22 @@ def _value_maps(rt: RawTable, config: Config) -> None:
         else:
             rt.maps[c.name] = {v: canonical_category(v, c) for v in distinct if canonical_category(v, c) != v}
             rt.facts[c.name] = {"values": {rt.maps[c.name].get(v, v) for v in distinct}}
-    _facts(rt)
 
 
-def _facts(rt: RawTable) -> None:
+def _is_duckdb(expr: Any) -> bool:
+    try:
+        return getattr(expr.get_backend(), "name", "") == "duckdb"
+    except Exception:  # noqa: BLE001 - tables of several backends, or none: not one DuckDB
+        return False
+
+
+def _facts(rt: RawTable, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Range and non-finite count of each typed number, date and timestamp column, in one scan:
     a rule that they prove cannot fire (no negative amount when the minimum is 0) costs nothing
-    on the scans of large Parquet tables."""
+    on the scans of large Parquet tables. ``extra`` aggregates ride along in the same scan; their
+    values are returned (empty when the scan fails)."""
     spec = schema.TABLES[rt.name]
-    aggs: dict[str, Any] = {}
+    aggs: dict[str, Any] = dict(extra or {})
     cols = []
     for c in spec.columns:
         if c.name not in rt.columns or c.type not in PARSED_TYPES:
@@ -843,17 +872,18 @@ def _facts(rt: RawTable) -> None:
             v = ibis.cases((bad, ibis.null(dt.float64)), else_=v)
         aggs[f"lo{i}"] = v.min()
         aggs[f"hi{i}"] = v.max()
-    if not cols:
-        return
+    if not aggs:
+        return {}
     try:
         row = rt.expr.aggregate(**aggs).to_pyarrow().to_pylist()[0]
     except Exception:  # noqa: BLE001 - facts only save work; without them every rule runs
-        return
+        return {}
     for i, c in enumerate(cols):
         f = rt.facts.setdefault(c.name, {})
         f["min"], f["max"] = row[f"lo{i}"], row[f"hi{i}"]
         if f"n{i}" in row:
             f["nonfinite"] = int(row[f"n{i}"] or 0)
+    return {k: row[k] for k in (extra or {})}
 
 
 # -- entry point -------------------------------------------------------------------------------
