@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
+
+# The load cache (analysis.data.loading.LoadCache) of the test runs lives apart from the user's:
+# every worker and every notebook kernel the tests start share it, as a user's runs would.
+os.environ.setdefault("WORKBENCH_CACHE", str(Path(tempfile.gettempdir()) / "workbench-test-cache"))
 
 REPS_CSV = """\
 rep_id,name,team,region,manager_id,role,hire_date,end_date

@@ -41,6 +41,9 @@ scanned in place, never copied into memory. Input files are only ever opened for
 from __future__ import annotations
 
 import codecs
+import contextlib
+import copy
+import functools
 import hashlib
 import itertools
 import sys
@@ -121,6 +124,104 @@ class Source:
         return h.hexdigest()[:16]
 
 
+#: Bump when what the load cache holds changes meaning (the code's own hash is in the key too).
+CACHE_VERSION = 1
+#: Files up to this size are identified by their content too (a rewrite within one tick of the
+#: file system's clock keeps size and times); larger ones by size, times and inode.
+CACHE_HASH_BELOW = 32 << 20
+#: Load caches kept per cache folder (the least recently used go first).
+CACHE_ENTRIES = 32
+
+
+def cache_folder() -> Path | None:
+    """Where the workbench keeps what it learns about data files: ``$WORKBENCH_CACHE``, else
+    ``$XDG_CACHE_HOME/sales-workbench`` (``~/.cache/sales-workbench``). ``WORKBENCH_CACHE=off``
+    (or ``0``, ``no``, ``false``, empty) turns caching off."""
+    import os
+
+    env = os.environ.get("WORKBENCH_CACHE")
+    if env is not None:
+        return None if env.strip().lower() in ("", "0", "off", "no", "false") else Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sales-workbench"
+
+
+@functools.cache
+def _code_hash() -> str:
+    """Hash of the code that decides what a load finds (this package's data layer)."""
+    h = hashlib.sha256(str(CACHE_VERSION).encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+class LoadCache:
+    """What the scans of a load found (category values, column ranges, parse and duplicate
+    counts, row counts; the snapshot day and currency counts with the day they were made), kept
+    on disk so that the next load of the same files skips those scans: the review's notebook
+    after the command that started it, a second query, tomorrow's unchanged export.
+
+    The key is the data's identity: every file's path, size, modification and change times and
+    inode, the content of files under :data:`CACHE_HASH_BELOW`, the whole config, the preset,
+    and the code of the data layer. A changed file, config or package gives a new key; what
+    cannot be read back (a truncated or foreign file) counts as absent. Writes are atomic; a
+    folder that cannot be written just means no cache.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def of(cls, source: Source, config: Config) -> LoadCache | None:
+        folder = cache_folder()
+        if folder is None or source.kind not in ("directory", "duckdb") or not source.files:
+            return None
+        import json
+
+        try:
+            ident = []
+            for f in sorted(source.files, key=lambda f: str(f.path)):
+                st = f.path.stat()
+                entry = [str(f.path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+                if st.st_size < CACHE_HASH_BELOW:
+                    entry.append(hashlib.sha256(f.path.read_bytes()).hexdigest())
+                ident.append(entry)
+            key = json.dumps({"files": ident, "config": config.model_dump(mode="json"), "preset": source.preset,
+                              "kind": source.kind, "code": _code_hash()}, sort_keys=True, default=str)
+        except (OSError, TypeError, ValueError):
+            return None
+        return cls(folder / "load" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pickle")
+
+    def read(self) -> dict[str, Any]:
+        import pickle
+
+        try:
+            with self.path.open("rb") as fh:
+                value = pickle.load(fh)
+            self.path.touch()  # recently used
+        except Exception:  # noqa: BLE001 - a missing, partial or foreign file is no cache
+            return {}
+        return value if isinstance(value, dict) and value.get("version") == CACHE_VERSION else {}
+
+    def write(self, value: dict[str, Any]) -> None:
+        import os
+        import pickle
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".", suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump({**value, "version": CACHE_VERSION}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+            entries = sorted(self.path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+            for old in entries[CACHE_ENTRIES:]:
+                old.unlink(missing_ok=True)
+        except Exception:  # noqa: BLE001 - no cache is slower, never wrong
+            with contextlib.suppress(Exception):
+                os.unlink(tmp)
+
+
 @dataclass
 class RawTable:
     """A table as read, before coercion: ibis expression with ``_file`` and ``_row``."""
@@ -167,23 +268,46 @@ class Dataset:
         self.config = config
         self.source = source
         self._missing_columns = missing_columns or {}
+        #: what scans of these files found before (see :class:`LoadCache`); refreshed below
+        self._cache = LoadCache.of(source, config)
+        known = self._cache.read() if self._cache is not None else {}
+        self._learned: dict[str, Any] = {"tables": {}}
         for rt in raw.values():
-            _value_maps(rt, config)
+            seen = known.get("tables", {}).get(rt.name, {})
+            if "maps" in seen:
+                rt.maps, rt.steps, rt.facts = seen["maps"], seen["steps"], seen["facts"]
+            else:
+                _value_maps(rt, config)
+            self._learn(rt.name, maps=rt.maps, steps=rt.steps, facts=copy.deepcopy(rt.facts))
             self._parse(rt)
         #: today in the company time zone: records dated later are errors
         self.today = datetime.now(config.tz).date()
+        # what depends on today (the snapshot, the plausible dates of canonical tables) is reused on that day only
+        today = known if known.get("today") == self.today.isoformat() else {}
+        self._learned["today"] = self.today.isoformat()
         #: the day the data was taken (the latest plausible record), whatever ``config.as_of`` says
-        self.snapshot = _snapshot(raw, config, self.today)
+        self.snapshot = today["snapshot"] if "snapshot" in today else _snapshot(raw, config, self.today)
+        self._learned["snapshot"] = self.snapshot
         self.context: Context = context(config, self.snapshot or self.today, self.today)
         #: (table, column) -> why the column cannot be used (most of its values did not parse)
         self.unusable_columns: dict[tuple[str, str], str] = {}
-        self._check_parse_shares()
+        self._rows_read = {name: t["rows"] for name, t in known.get("tables", {}).items() if "rows" in t}
+        self._check_parse_shares(known.get("tables", {}))
         self.tables: dict[str, ibis.Table] = {
             name: canonical_table(rt, config, self.context, duplicates=False) for name, rt in raw.items()
         }
-        self._dedupe()
-        self._convert_currency()
+        self._dedupe(known.get("tables", {}))
+        self._convert_currency(today.get("fx"))
         self._register()
+        if self._cache is not None:
+            for name, n in self._rows_read.items():
+                self._learn(name, rows=n)
+            if self._learned != {k: v for k, v in known.items() if k != "version"}:
+                self._cache.write(self._learned)
+
+    def _learn(self, table: str, **facts: Any) -> None:
+        """Remember what a scan of ``table`` found, for the load cache."""
+        self._learned["tables"].setdefault(table, {}).update(facts)
 
     def _parse(self, rt: RawTable) -> None:
         """Parse every canonical column once (``__c`` beside the raw text; see
@@ -199,9 +323,10 @@ class Dataset:
         self.con.raw_sql(f'CREATE OR REPLACE TEMP {kind} "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
         rt.expr = self.con.table(name)
 
-    def _check_parse_shares(self) -> None:
+    def _check_parse_shares(self, known: Mapping[str, dict] | None = None) -> None:
         """A column whose values mostly fail to read is unusable: fatal for a required column,
-        treated as absent (metrics that need it are "not available", never 0) otherwise."""
+        treated as absent (metrics that need it are "not available", never 0) otherwise.
+        ``known``: per table, the counts of an earlier load of the same files (no scan)."""
         share = self.config.limits.max_unparseable_share
         problems: list[tuple[str, str, str]] = []
         for name, rt in self.raw.items():
@@ -216,7 +341,10 @@ class Dataset:
                 text = rt.expr[c.name].strip()
                 aggs[f"g{i}"] = (text.notnull() & (text != "")).cast("int64").sum()
                 aggs[f"f{i}"] = unread(rt.expr[c.name], rt.expr[f"__{c.name}"], c).fill_null(False).cast("int64").sum()
-            counts = rt.expr.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+            counts = (known or {}).get(name, {}).get("shares")
+            if counts is None or set(counts) != set(aggs):
+                counts = rt.expr.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+            self._learn(name, shares=dict(counts))
             for i, c in enumerate(cols):
                 given, failed = int(counts[f"g{i}"] or 0), int(counts[f"f{i}"] or 0)
                 if not given or failed / given <= share:
@@ -236,8 +364,9 @@ class Dataset:
             raise DataError(messages[0] if len(messages) == 1 else
                             f"{len(messages)} fatal problems: " + "; ".join(messages), problems)
 
-    def _convert_currency(self) -> None:
-        """Deal amounts and costs in the reporting currency; deals without a rate left out."""
+    def _convert_currency(self, known: Mapping[str, Any] | None = None) -> None:
+        """Deal amounts and costs in the reporting currency; deals without a rate left out.
+        ``known``: the counts of an earlier load of the same files on the same day (no scans)."""
         self.fx_missing: list[dict] = []
         #: (currency, date) given two different rates: neither is used
         self.fx_conflicts: list[dict] = []
@@ -247,25 +376,30 @@ class Dataset:
             return
         o = self.tables["opportunities"]
         fx = self.tables.get("fx_rates")
+        known = known or {}
         if fx is not None:
             key = fx.select(_c=fx.currency.strip().upper(), _d=fx.date, _r=fx.rate_to_reporting)
             per_day = key.group_by(["_c", "_d"]).aggregate(_n=key._r.nunique())
             clash = per_day.filter(per_day._n > 1)
-            self.fx_conflicts = [{"currency": r["_c"], "date": r["_d"], "rates": int(r["_n"])}
-                                 for r in clash.order_by(["_c", "_d"]).to_pyarrow().to_pylist()]
+            self.fx_conflicts = known["conflicts"] if "conflicts" in known else [
+                {"currency": r["_c"], "date": r["_d"], "rates": int(r["_n"])}
+                for r in clash.order_by(["_c", "_d"]).to_pyarrow().to_pylist()]
             if self.fx_conflicts:
                 fx = fx.anti_join(clash, (fx.currency.strip().upper() == clash._c) & (fx.date == clash._d))
         converted, missing = convert_currency(o, fx, self.config.currency)
         limit = self.config.limits.max_amount
         too_big = (converted.amount.abs() > limit) | (converted.cost.abs() > limit)
-        self.fx_implausible = int(converted.filter(too_big.fill_null(False)).count().to_pyarrow().as_py())
+        self.fx_implausible = known["implausible"] if "implausible" in known else int(
+            converted.filter(too_big.fill_null(False)).count().to_pyarrow().as_py())
         if self.fx_implausible:
             converted = converted.filter(~too_big.fill_null(False))
-        stats = missing.group_by(currency=missing._cur).aggregate(
+        stats = known["missing"] if "missing" in known else missing.group_by(currency=missing._cur).aggregate(
             deals=missing.count(), first=missing._fx_day.min(), last=missing._fx_day.max()
         ).order_by(ibis.desc("deals")).to_pyarrow().to_pylist()
         self.fx_missing = stats
         self.tables["opportunities"] = converted
+        self._learned["fx"] = {"implausible": self.fx_implausible, "missing": stats,
+                               **({"conflicts": self.fx_conflicts} if fx is not None else {})}
         n_missing = sum(r["deals"] for r in stats)
         if n_missing:
             total = int(o.count().to_pyarrow().as_py())
@@ -370,7 +504,7 @@ class Dataset:
 
     def rows_read(self, name: str) -> int:
         """Rows read for table ``name`` (before duplicates are dropped); counted once."""
-        cache = self.__dict__.setdefault("_rows_read", {})
+        cache = self._rows_read
         if name not in cache:
             cache[name] = int(self.raw[name].expr.count().to_pyarrow().as_py())
         return cache[name]
@@ -416,7 +550,7 @@ class Dataset:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _dedupe(self) -> None:
+    def _dedupe(self, known: Mapping[str, dict] | None = None) -> None:
         """Keep the first row per key where keys repeat; count what was dropped.
 
         An exact distinct count of 50 million IDs costs about 20 s and 3 GB, so tables larger
@@ -434,9 +568,11 @@ class Dataset:
                 self.unchecked_duplicates.append(name)
                 continue
             k = rt.expr[f"__{key}"]  # the parsed key of every row read, as the first-row-wins rule ranks them
-            n_rows, n_keys = (
+            counted = (known or {}).get(name, {}).get("keys")
+            n_rows, n_keys = counted if counted is not None else (
                 rt.expr.aggregate(n=k.count(), k=k.nunique()).to_pyarrow().to_pylist()[0].values()
             )
+            self._learn(name, keys=(int(n_rows), int(n_keys)))
             dropped = int(n_rows) - int(n_keys)
             if dropped:
                 self.duplicates[name] = dropped

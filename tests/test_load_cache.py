@@ -1,0 +1,101 @@
+"""The load cache: a second load of the same files skips the scans and gives the same figures;
+any change to the files, the config or the code is a new load."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import analysis
+from analysis.data import loading
+from analysis.paths import SAMPLE_DATA
+
+from .conftest import OPPS_CSV, REPS_CSV, write_tables
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("WORKBENCH_CACHE", str(folder))
+    return folder
+
+
+def _no_scans(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("scanned although the load cache knew")
+
+    monkeypatch.setattr(loading, "_value_maps", refuse)
+    monkeypatch.setattr(loading, "_snapshot", refuse)
+
+
+def test_a_second_load_reads_the_cache_and_gives_the_same_figures(cache: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "sample"
+    shutil.copytree(SAMPLE_DATA, data)
+    first = analysis.load(data)
+    ids = ["revenue", "win_rate", "calls", "positive_call_rate", "avg_call_minutes", "sales_cycle_days"]
+    expected = analysis.metrics(first, ids, by="team", grain="quarter")
+    assert len(list((cache / "load").glob("*.pickle"))) == 1
+    with monkeypatch.context() as m:
+        _no_scans(m)
+        second = analysis.load(data)
+        got = analysis.metrics(second, ids, by="team", grain="quarter")
+    assert got.equals(expected)
+    assert second.snapshot == first.snapshot and second.row_counts() == first.row_counts()
+    assert second.duplicates == first.duplicates and second.fx_missing == first.fx_missing
+    assert [rt.maps for rt in second.raw.values()] == [rt.maps for rt in first.raw.values()]
+
+
+def test_a_changed_file_is_loaded_afresh(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=OPPS_CSV)
+    before = analysis.load(data)
+    assert before.raw["opportunities"].facts["status"]["values"] == {"won", "lost", "open"}
+    # the same size, written within the same tick of the clock: the content tells them apart
+    path = data / "opportunities.csv"
+    stat = path.stat()
+    path.write_text(path.read_text().replace(",won,", ",WON,"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    after = analysis.load(data)
+    assert after.raw["opportunities"].maps["status"] == {"WON": "won"}
+    assert len(list((cache / "load").glob("*.pickle"))) == 2
+
+
+def test_a_changed_config_is_loaded_afresh(cache: Path, tmp_path: Path) -> None:
+    data = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=OPPS_CSV)
+    analysis.load(data)
+    (data / "workbench.yml").write_text("stages:\n  - {name: Demo, step: closing}\n")
+    ds = analysis.load(data)
+    assert ds.raw["opportunities"].steps["Demo"] == "closing"
+    assert len(list((cache / "load").glob("*.pickle"))) == 2
+
+
+def test_an_unreadable_cache_is_no_cache(cache: Path, tmp_path: Path) -> None:
+    data = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=OPPS_CSV)
+    analysis.load(data)
+    (entry,) = (cache / "load").glob("*.pickle")
+    entry.write_bytes(b"not a pickle")
+    ds = analysis.load(data)
+    assert ds.raw["opportunities"].facts["status"]["values"] == {"won", "lost", "open"}
+
+
+def test_the_cache_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_CACHE", "off")
+    assert loading.cache_folder() is None
+    data = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=OPPS_CSV)
+    assert analysis.load(data)._cache is None
+    monkeypatch.delenv("WORKBENCH_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert loading.cache_folder() == tmp_path / "xdg" / "sales-workbench"
+
+
+def test_an_unwritable_cache_folder_only_costs_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("WORKBENCH_CACHE", str(blocker / "cache"))  # under a file: cannot be made
+    data = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=OPPS_CSV)
+    ds = analysis.load(data)
+    assert ds.raw["opportunities"].facts["status"]["values"] == {"won", "lost", "open"}
