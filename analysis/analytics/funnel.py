@@ -343,14 +343,41 @@ def stall_candidates(
     threshold: what :func:`stalled_deals` judges (same parameters and columns, without
     ``last_activity_at``; ``threshold_days`` NaN for a step with no completed stint yet),
     sorted by ``opportunity_id``. ``attrs["as_of"]`` is the moment, ``attrs["quantile"]`` q."""
-    return _candidates(ds, timeline.moment(ds, as_of, "as_of", error=FunnelError), quantile)
+    return _copy(_candidates(ds, timeline.moment(ds, as_of, "as_of", error=FunnelError), quantile))
 
 
-def _candidates(ds: Dataset, m: timeline.Moment, quantile: float | None) -> pd.DataFrame:
-    """:func:`stall_candidates` at moment ``m``."""
+def _quantile(ds: Dataset, quantile: float | None) -> float:
     q = ds.config.stalled_quantile if quantile is None else quantile
     if not isinstance(q, (int, float)) or not 0 < q < 1:
         raise FunnelError(f"quantile {quantile!r} must be between 0 and 1 (0.75 = the p75)")
+    return q
+
+
+def _memo(ds: Dataset, name: str) -> dict:
+    """A per-dataset memo (a loaded dataset does not change): the review asks for the same
+    stalled deals in its stage-time section and in coaching, a few seconds each at scale."""
+    return ds.__dict__.setdefault(f"_funnel_{name}", {})
+
+
+def _copy(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a memoized frame (and of its attrs), so a caller cannot change the memo."""
+    out = frame.copy()
+    out.attrs = dict(frame.attrs)
+    return out
+
+
+def _candidates(ds: Dataset, m: timeline.Moment, quantile: float | None) -> pd.DataFrame:
+    """:func:`stall_candidates` at moment ``m``, memoized per dataset, moment and quantile (the
+    memo itself: callers that hand it out copy it)."""
+    q = _quantile(ds, quantile)
+    memo = _memo(ds, "candidates")
+    key = (m, float(q))
+    if key not in memo:
+        memo[key] = _query_candidates(ds, m, q)
+    return memo[key]
+
+
+def _query_candidates(ds: Dataset, m: timeline.Moment, q: float) -> pd.DataFrame:
     ref = _ts(m.instant)
     st = _stints(ds)
     done = st.filter(st.end.notnull() & m.happened(st.end))
@@ -410,17 +437,23 @@ def stalled_deals(
     from its creation) to ``as_of``. ``threshold_days`` = the ``quantile`` of the step's
     completed stints that ended before ``as_of`` (all deals). A deal is stalled when
     ``days_in_step > threshold_days``. Steps with no completed stint have no threshold and
-    flag no deal; nurturing is judged like any step.
+    flag no deal; nurturing is judged like any step. Memoized per dataset, moment and quantile
+    (a loaded dataset does not change): each call returns a fresh copy.
     """
     m = timeline.moment(ds, as_of, "as_of", error=FunnelError)
-    cand = _candidates(ds, m, quantile)
-    out = cand[cand.days_in_step > cand.threshold_days].reset_index(drop=True)
-    out["last_activity_at"] = _last_activity(ds, list(out.opportunity_id), m.instant)
-    out["ratio"] = out.days_in_step / out.threshold_days
-    out = out.sort_values(["ratio", "days_in_step", "opportunity_id"], ascending=[False, False, True])
-    out = out.drop(columns="ratio").reset_index(drop=True)
-    out.attrs = dict(cand.attrs)
-    return out
+    q = _quantile(ds, quantile)
+    memo = _memo(ds, "stalled")
+    key = (m, float(q))
+    if key not in memo:
+        cand = _candidates(ds, m, q)
+        out = cand[cand.days_in_step > cand.threshold_days].reset_index(drop=True)
+        out["last_activity_at"] = _last_activity(ds, list(out.opportunity_id), m.instant)
+        out["ratio"] = out.days_in_step / out.threshold_days
+        out = out.sort_values(["ratio", "days_in_step", "opportunity_id"], ascending=[False, False, True])
+        out = out.drop(columns="ratio").reset_index(drop=True)
+        out.attrs = dict(cand.attrs)
+        memo[key] = out
+    return _copy(memo[key])
 
 
 def transitions(ds: Dataset, *, period: str | Period | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -213,13 +213,13 @@ def _reps(ds: Dataset) -> pd.DataFrame:
 
 def _cards(ds: Dataset, period: Any, *, role: Any, catalog: Catalog | None,
            previous: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    given = catalog
     catalog = catalog or build_catalog(ds.config)
     p = ds.period(period)
     prev = p.previous()
     ids = _metric_ids(ds, catalog)
     extra = [m for m in ("deals_closed", "opportunities_created") if m not in ids]
-    frame = metrics(ds, [*ids, *extra], by="rep_id", grain=p.grain,
-                    periods=[p, prev] if previous else [p], catalog=catalog)
+    frame = _actuals(ds, [*ids, *extra], [p, prev] if previous else [p], catalog, given)
     reps = _reps(ds)
     roles = None if role is None else {str(x).lower() for x in ([role] if isinstance(role, str) else role)}
     out = []
@@ -232,6 +232,28 @@ def _cards(ds: Dataset, period: Any, *, role: Any, catalog: Catalog | None,
                           unavailable=dict(frame.attrs.get("unavailable", {})))
         out.append(card)
     return out[0], (out[1] if previous else out[0])
+
+
+def _actuals(ds: Dataset, ids: list[str], periods: list[Period], catalog: Catalog,
+             given: Catalog | None) -> pd.DataFrame:
+    """The metrics per rep of ``periods``, memoized per dataset (a loaded dataset does not
+    change): the review's leaderboard asks for the period and the previous one, and a rep's
+    scorecard then for the period alone, which is read from the same frame: a period's values do
+    not depend on the other periods asked (a rep with rows only in the other period gets empty
+    rows here, read as the card reads a rep without rows). Only with the default catalog or the
+    same catalog object."""
+    memo: dict = ds.__dict__.setdefault("_scorecard_actuals", {})
+    key = (tuple(ids), given is None)
+    for (k_ids, k_default, k_periods), (cat, frame) in memo.items():
+        if (k_ids, k_default) == key and (k_default or cat is given) and set(periods) <= set(k_periods):
+            out = frame[frame.period.isin([q.label for q in periods])].reset_index(drop=True)
+            out.attrs = dict(frame.attrs)
+            return out
+    frame = metrics(ds, ids, by="rep_id", grain=periods[0].grain, periods=periods, catalog=catalog)
+    memo[(*key, tuple(periods))] = (given, frame)
+    out = frame.copy()
+    out.attrs = dict(frame.attrs)
+    return out
 
 
 def _period_card(ds: Dataset, catalog: Catalog, reps: pd.DataFrame, actual: pd.DataFrame, p: Period,
