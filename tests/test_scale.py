@@ -9,6 +9,7 @@ The speed at the real scale (1M deals, 50M activities) is measured by ``make ben
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -259,7 +260,8 @@ def test_each_connection_spills_to_a_folder_of_its_own(tiny: Path, tmp_path: Pat
     import analysis
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = tmp_path / "workbench-duckdb" / "999999999-0a1b2c3d"  # no process has that pid
+    base = tmp_path / f"workbench-duckdb-{os.getuid()}"
+    dead = base / "999999999-0a1b2c3d"  # no process has that pid
     dead.mkdir(parents=True)
     folders = set()
     for _ in range(2):
@@ -267,5 +269,11 @@ def test_each_connection_spills_to_a_folder_of_its_own(tiny: Path, tmp_path: Pat
         (folder,) = ds.con.raw_sql("SELECT current_setting('temp_directory')").fetchone()
         folders.add(folder)
     assert len(folders) == 2
-    assert all(Path(f).parent == tmp_path / "workbench-duckdb" for f in folders)
+    assert all(Path(f).parent == base for f in folders)
     assert not dead.exists()
+    # a query larger than the memory limit spills there and still answers
+    ds.con.raw_sql("SET memory_limit = '60MB'")
+    ds.con.raw_sql("SET preserve_insertion_order = false")
+    (n,) = ds.con.raw_sql("SELECT count(*) FROM (SELECT i, md5(i::VARCHAR) AS h FROM range(3000000) t(i) "
+                          "ORDER BY h)").fetchone()
+    assert n == 3_000_000

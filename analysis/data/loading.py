@@ -1036,8 +1036,10 @@ def _spill_folder(con: Any) -> Path:
     import shutil
     import weakref
 
-    base = Path(tempfile.gettempdir()) / "workbench-duckdb"
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    base = Path(tempfile.gettempdir()) / f"workbench-duckdb-{uid}"  # DuckDB makes only the last folder
     try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
         for old in base.iterdir():
             pid = old.name.split("-", 1)[0]
             if old.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
