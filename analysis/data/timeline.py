@@ -226,7 +226,9 @@ def history(ds: Dataset) -> ibis.Table:
 
     Columns: opportunity_id, entered_at, stage, code (:data:`STEP_CODE`), seq (0-based order
     within the deal: by entered_at, then code, then stage), stint_start (when the stint this row
-    belongs to began: consecutive rows of one step are one stint).
+    belongs to began: consecutive rows of one step are one stint), next_at (entered_at of the
+    deal's next row, NULL on its last: the row is the deal's last at a moment m when
+    ``entered_at < m <= next_at``).
     """
 
     def build() -> ibis.Table:
@@ -238,8 +240,9 @@ def history(ds: Dataset) -> ibis.Table:
         t = t.mutate(seq=ibis.row_number().over(w).cast("int32"), _prev=t.code.lag().over(w))
         run_start = ibis.cases((t._prev.isnull() | (t._prev != t.code), t.entered_at), else_=ibis.null(dt.Timestamp()))
         upto = ibis.window(group_by=t.opportunity_id, order_by=t.seq, rows=(None, 0))
+        after = ibis.window(group_by=t.opportunity_id, order_by=t.seq)
         return t.select("opportunity_id", "entered_at", "stage", "code", "seq",
-                        stint_start=run_start.max().over(upto))
+                        stint_start=run_start.max().over(upto), next_at=t.entered_at.lead().over(after))
 
     return ds.cached("timeline__history", build)
 
@@ -340,34 +343,61 @@ def states(
         (NULL for closed deals) and ``since`` (start of the stint) and ``step_source`` are added.
         Rules in the module docstring.
     """
+    return _states(ds, moments, table, steps, open_only=False)
+
+
+def open_deals(
+    ds: Dataset,
+    moments: Moment | Mapping[str, Moment] | Sequence[Moment],
+    *,
+    table: ibis.Table | None = None,
+    steps: bool = False,
+) -> ibis.Table:
+    """The deals open at each moment: :func:`states` rows whose state is ``open``."""
+    t = _states(ds, moments, table, steps, open_only=True)
+    return t.filter(t.state == "open")
+
+
+def _states(ds: Dataset, moments: Moment | Mapping[str, Moment] | Sequence[Moment], table: ibis.Table | None,
+            steps: bool, *, open_only: bool) -> ibis.Table:
+    """:func:`states`; ``open_only`` drops early the (moment, deal) rows that are closed whatever
+    the history says (a moment after the history, closed by the final record), so the history is
+    read only for the rows that can be open."""
     keyed = _as_mapping(moments)
     o = deals(ds) if table is None else table
     cols = list(o.columns)
     o = o.filter(placed(o))
     mt = _moments_table(ds, keyed)
-    d = o.cross_join(mt)
-    d = d.filter(d.created_at < d._upto)
     if not ds.has("stage_history"):
+        d = o.cross_join(mt)
+        d = d.filter(d.created_at < d._upto)
         d = d.mutate(_closed=_final_closed(d), _out=d.status)
         if steps:
             d = _no_history_steps(d)
         return _finish(d, cols, steps)
+    # the history's ends are a property of the deal, not of the moment: joined once per deal,
+    # before the rows are multiplied by the moments
     e = _history_ends(ds)
-    d = d.left_join(e, d.opportunity_id == e._e_id)
+    o = o.left_join(e, o.opportunity_id == e._e_id)
+    d = o.cross_join(mt)
+    d = d.filter(d.created_at < d._upto)
     has_close = d._e_has_close.fill_null(False)
     covered = has_close & (d._e_last_at >= d._upto)
+    if open_only:
+        d = d.filter(covered | ~_uncovered_closed(d))
+        has_close = d._e_has_close.fill_null(False)
+        covered = has_close & (d._e_last_at >= d._upto)
     # the last row at the moment decides openness while the history covers it; otherwise it only
     # gives the step of a deal the final record leaves open
     need = covered | (d._e_last_at.notnull() & ~_uncovered_closed(d)) if steps else covered
+    # the deal's last history row at the moment (the one whose next row, if any, is not before
+    # it): at most one per (moment, deal), so one join and no aggregation
     cand = d.filter(need).select(_c_id=d.opportunity_id, _c_m=d._m, _c_upto=d._upto)
     h = history(ds)
-    x = cand.join(h, [cand._c_id == h.opportunity_id, h.entered_at < cand._c_upto])
-    last = x.group_by([x._c_id.name("_l_id"), x._c_m.name("_l_m")]).aggregate(
-        _l_code=x.code.argmax(x.seq),
-        _l_stage=x.stage.argmax(x.seq),
-        _l_since=x.stint_start.argmax(x.seq),
-        _l_at=x.entered_at.max(),
-    )
+    x = cand.join(h, [cand._c_id == h.opportunity_id, h.entered_at < cand._c_upto,
+                      h.next_at.isnull() | (h.next_at >= cand._c_upto)])
+    last = x.select(_l_id=x._c_id, _l_m=x._c_m, _l_code=x.code, _l_stage=x.stage, _l_since=x.stint_start,
+                    _l_at=x.entered_at)
     d = d.left_join(last, [d.opportunity_id == last._l_id, d._m == last._l_m])
     has_close = d._e_has_close.fill_null(False)
     covered = has_close & (d._e_last_at >= d._upto)
@@ -381,18 +411,6 @@ def states(
     if steps:
         d = _history_steps(d)
     return _finish(d, cols, steps)
-
-
-def open_deals(
-    ds: Dataset,
-    moments: Moment | Mapping[str, Moment] | Sequence[Moment],
-    *,
-    table: ibis.Table | None = None,
-    steps: bool = False,
-) -> ibis.Table:
-    """The deals open at each moment: :func:`states` rows whose state is ``open``."""
-    t = states(ds, moments, table=table, steps=steps)
-    return t.filter(t.state == "open")
 
 
 def _uncovered_closed(d: ibis.Table) -> Any:

@@ -138,6 +138,9 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
                          "is_winner": bool(r.is_winner)})
         sentences.append(fc.forecast_sentence(ds, series, period=p))
 
+    if day < p.last_day:
+        # the simulation below reads the same open deals by its groups: one reading serves both
+        fc.open_deals_forecast(ds, as_of=day, by=list(dict.fromkeys([*fc.OUTCOME_BY, "team"])), grain=p.grain)
     deals = fc.open_deals_forecast(ds, as_of=day, by=["team"], grain=p.grain)
     full = fc.weighted_pipeline(ds, as_of=day, grain=p.grain, deals=deals)
     pipe = full[full.close_period == p.label].reset_index(drop=True)

@@ -4,7 +4,7 @@ helpers for as-of values, whole cents and month-end snapshot days."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -51,3 +51,16 @@ def month_ends(since: date, day: date) -> list[date]:
             out.append(m.date())
         m = m + pd.offsets.MonthEnd(1)
     return out
+
+
+def memoized(ds: Dataset, name: str, key: Any, build: Callable[[], Any]) -> Any:
+    """``build()`` computed once per dataset, configuration, ``name`` and ``key`` (a loaded
+    dataset does not change; a dataset given another configuration computes anew). The caller
+    copies what it hands out when the value is mutable."""
+    memo: dict[tuple[str, Any], tuple[Any, Any]] = ds.__dict__.setdefault("_forecast_memo", {})
+    hit = memo.get((name, key))
+    if hit is not None and hit[0] is ds.config:
+        return hit[1]
+    value = build()
+    memo[(name, key)] = (ds.config, value)
+    return value

@@ -17,7 +17,7 @@ from analysis.data import timeline
 from analysis.data.loading import Dataset
 from analysis.data.periods import Period
 from analysis.data.schema import STEPS
-from analysis.steering.forecast.common import as_of_day, as_of_value, month_ends, months_before, to_cents
+from analysis.steering.forecast.common import as_of_day, as_of_value, memoized, month_ends, months_before, to_cents
 
 #: Where a step's probability came from.
 SOURCES = ("history", "config", "overall", "none")
@@ -41,27 +41,35 @@ def snapshot_deals(ds: Dataset, snapshots: Sequence[date]) -> pd.DataFrame:
     cols = ["snapshot", "opportunity_id", "step", "amount", "status", "closed_on"]
     if not snapshots or not ds.has("stage_history"):
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
-    memo: dict[date, pd.DataFrame] = ds.__dict__.setdefault("_forecast_snapshots", {})
+    memo: dict[date, tuple[pd.DataFrame, int, int]] = ds.__dict__.setdefault("_forecast_snapshots", {})
     wanted = sorted(set(snapshots))
     missing = [s for s in wanted if s not in memo]
     if missing:
         fresh = _query_snapshots(ds, missing)
-        groups = dict(iter(fresh.groupby("snapshot", sort=False)))
+        # rows come sorted by snapshot: each day is a slice of one frame (no copies kept)
+        snap = fresh["snapshot"].to_numpy()
         for s in missing:
-            memo[s] = groups.get(pd.Timestamp(s), fresh.iloc[0:0])
-    return pd.concat([memo[s] for s in wanted], ignore_index=True)
+            key = pd.Timestamp(s).to_datetime64().astype(snap.dtype)
+            memo[s] = (fresh, int(np.searchsorted(snap, key, "left")), int(np.searchsorted(snap, key, "right")))
+    parts = [memo[s] for s in wanted]
+    frame = parts[0][0]
+    if all(f is frame for f, _, _ in parts) and all(a[2] == b[1] for a, b in zip(parts, parts[1:])):
+        return frame.iloc[parts[0][1]:parts[-1][2]].reset_index(drop=True)  # one slice of one query
+    return pd.concat([f.iloc[lo:hi] for f, lo, hi in parts], ignore_index=True)
 
 
 def _query_snapshots(ds: Dataset, snapshots: Sequence[date]) -> pd.DataFrame:
-    """The one query of :func:`snapshot_deals`."""
-    o = timeline.open_deals(ds, {s.isoformat(): timeline.end_of_day(s) for s in snapshots}, steps=True)
+    """The one query of :func:`snapshot_deals` (only the columns it needs, sorted by DuckDB)."""
+    d = timeline.deals(ds)
+    d = d.select("opportunity_id", "created_at", "status", "closed_on", "step", "stage", "amount")
+    o = timeline.open_deals(ds, {s.isoformat(): timeline.end_of_day(s) for s in snapshots}, table=d, steps=True)
     o = o.filter(o.step.notnull())
     out = o.select(snapshot=o.moment, opportunity_id=o.opportunity_id, step=o.step, amount=o.amount,
-                   status=o.status, closed_on=o.closed_on).to_pandas()
+                   status=o.status, closed_on=o.closed_on).order_by(["snapshot", "opportunity_id"]).to_pandas()
     out["amount"] = to_cents(out["amount"])
     out["snapshot"] = pd.to_datetime(out["snapshot"])
     out["closed_on"] = pd.to_datetime(out["closed_on"])
-    return out.sort_values(["snapshot", "opportunity_id"], kind="stable").reset_index(drop=True)
+    return out
 
 
 # -- win probabilities ---------------------------------------------------------------------------
@@ -160,9 +168,14 @@ def win_probabilities(ds: Dataset, *, as_of: Any = None) -> pd.DataFrame:
       config default (:meth:`Config.default_probability`), else the overall win rate
       ``won / closed`` (count) of deals closed in the window, else (no closed deal at all) NaN
       with source ``none``.
+    * Computed once per dataset and as-of day; each call gets a copy.
     """
-    when = as_of_value(ds, as_of)
-    day = as_of_day(ds, when)
+    day = as_of_day(ds, as_of_value(ds, as_of))
+    return memoized(ds, "win_probabilities", day, lambda: _win_probabilities(ds, day)).copy()
+
+
+def _win_probabilities(ds: Dataset, day: date) -> pd.DataFrame:
+    """:func:`win_probabilities` as of the end of ``day`` (computed once per dataset and day)."""
     cfg = ds.config.forecast
     since = months_before(day, cfg.history_months)
     o = pl.placed_deals(ds)

@@ -26,6 +26,8 @@ from analysis.steering.forecast.weighted import open_deals_forecast
 MIX_PERIODS = True
 #: Simulations per chunk are chosen so that a chunk's draw matrix holds about this many cells.
 CHUNK_CELLS = 4_000_000
+#: Groups :func:`simulate_outcome` reports quota probabilities for by default.
+OUTCOME_BY = ("rep_id", "team")
 #: Fewest simulations ``simulate_outcome(max_cells=...)`` runs (P10/P90 move by about 1% at 1,000).
 MIN_CAPPED_SIMULATIONS = 1_000
 
@@ -83,7 +85,7 @@ def simulate_outcome(
     as_of: Any = None,
     n: int | None = None,
     seed: int | None = None,
-    by: Sequence[str] | str = ("rep_id", "team"),
+    by: Sequence[str] | str = OUTCOME_BY,
     max_cells: int | None = None,
 ) -> OutcomeSimulation:
     """Monte Carlo distribution of a period's revenue and the chance of reaching each quota.
@@ -342,7 +344,16 @@ class _GroupColumns:
     def of(self, frame: pd.DataFrame, dim: str) -> np.ndarray:
         """The column of each row of ``frame`` for dimension ``dim``."""
         idx = self.index[dim]
-        return np.array([idx[None if pd.isna(v) else v] for v in frame[dim]], dtype="int64")
+        values = pd.Series(frame[dim]).reset_index(drop=True)
+        missing = values.isna().to_numpy()
+        got = values[~missing].map(idx)
+        if got.isna().any():  # every group has a column (see build): not expected
+            raise KeyError(f"{dim} values without a column: {sorted(set(values[~missing][got.isna()]), key=str)[:5]}")
+        out = np.empty(len(values), dtype="int64")
+        out[~missing] = got.to_numpy("int64")
+        if missing.any():
+            out[missing] = idx[None]
+        return out
 
     def levels(self, frame: pd.DataFrame) -> np.ndarray:
         """Each row's column per level (rows x (1 + dimensions)): the company (0), then one per
@@ -381,11 +392,15 @@ class _ColumnSums:
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """Sum ``values`` (rows x deals, in deal order) into (rows x n_cols)."""
-        out_ = np.zeros((values.shape[0], self.n_cols))
-        out_[:, 0] = values.sum(axis=1)
-        if values.shape[1] == 0:
+        return self.ordered(values[:, self.order])
+
+    def ordered(self, ordered: np.ndarray) -> np.ndarray:
+        """Sum ``ordered`` (rows x deals, in :attr:`order`) into (rows x n_cols). Values are whole
+        cents held in float64, so every sum is exact whatever the order of the additions."""
+        out_ = np.zeros((ordered.shape[0], self.n_cols))
+        out_[:, 0] = ordered.sum(axis=1)
+        if ordered.shape[1] == 0:
             return out_
-        ordered = values[:, self.order]
         for starts, run_cols, unique in self.runs:
             sums = np.add.reduceat(ordered, starts, axis=1)
             if unique:
@@ -421,6 +436,9 @@ def _simulate(rng: np.random.Generator, n_sims: int, p_win: np.ndarray, d_cents:
     sims = np.zeros((n_sims, n_cols))
     chunk = max(1, CHUNK_CELLS // max(1, len(d_cents)))
     win_lam = new.window_rates()
+    # the deals in the order the group sums read them (the draws stay in deal order)
+    p_ord, c_ord = p_win[:, sums.order], d_cents[sums.order]
+    levels = [np.ascontiguousarray(pool_cols[:, c]) for c in range(1, pool_cols.shape[1])]
     for lo in range(0, n_sims, chunk):
         hi = min(n_sims, lo + chunk)
         rows = hi - lo
@@ -428,37 +446,43 @@ def _simulate(rng: np.random.Generator, n_sims: int, p_win: np.ndarray, d_cents:
         n_mix = max(len(p_win), len(win_lam))
         which = rng.integers(0, n_mix, size=rows) if n_mix > 1 else np.zeros(rows, dtype="int64")
         if len(d_cents):
-            sims[lo:hi] += sums(_draw_open_deals(rng, which, p_win, d_cents))
+            sims[lo:hi] += sums.ordered(_draw_open_deals(rng, which, p_ord, c_ord, sums.order))
         if new.rate > 0 and len(new.pool):
-            _add_new_business(rng, sims[lo:hi], which, win_lam, new.cents, pool_cols)
+            _add_new_business(rng, sims[lo:hi], which, win_lam, new.cents, levels)
     return sims
 
 
-def _draw_open_deals(rng: np.random.Generator, which: np.ndarray, p_win: np.ndarray,
-                     d_cents: np.ndarray) -> np.ndarray:
-    """The amount (cents) each open deal wins in each simulation of a chunk: rows x deals."""
+def _draw_open_deals(rng: np.random.Generator, which: np.ndarray, p_ord: np.ndarray, c_ord: np.ndarray,
+                     order: np.ndarray) -> np.ndarray:
+    """The amount (cents) each open deal wins in each simulation of a chunk: rows x deals, the
+    deals in ``order`` (``p_ord`` and ``c_ord``, the probabilities per analogous period and the
+    amounts, are in that order). The uniforms are drawn in deal order."""
     rows = len(which)
-    u = rng.random((rows, len(d_cents)), dtype=np.float32)
-    won_c = np.empty((rows, len(d_cents)))
-    w_of = which % len(p_win)
-    for w in np.unique(w_of):  # each window's rates broadcast, never copied per row
-        sel = np.flatnonzero(w_of == w)
-        won_c[sel] = (u[sel] < p_win[w]) * d_cents
+    u = rng.random((rows, len(c_ord)), dtype=np.float32)
+    won_c = np.empty((rows, len(c_ord)))
+    w_of = which % len(p_ord)
+    for i in range(rows):  # one simulation at a time: no chunk-sized temporaries
+        np.multiply(u[i, order] < p_ord[w_of[i]], c_ord, out=won_c[i])
     return won_c
 
 
 def _add_new_business(rng: np.random.Generator, out: np.ndarray, which: np.ndarray, win_lam: np.ndarray,
-                      pool_cents: np.ndarray, pool_cols: np.ndarray) -> None:
+                      pool_cents: np.ndarray, levels: list[np.ndarray]) -> None:
     """Add the new business of each simulation of a chunk to ``out`` (rows x columns, cents): a
-    Poisson count of deals drawn with replacement from the pool, summed into their columns."""
+    Poisson count of deals drawn with replacement from the pool, summed into their columns
+    (``levels``: each pool deal's column per dimension; the company is column 0)."""
     rows, n_cols = out.shape
     counts = rng.poisson(win_lam[which % len(win_lam)])
     draws = rng.integers(0, len(pool_cents), size=int(counts.sum()))
     sim_of = np.repeat(np.arange(rows), counts)
     amt = pool_cents[draws]
-    for c in range(pool_cols.shape[1]):
-        flat = sim_of * n_cols + pool_cols[draws, c]
-        out += np.bincount(flat, weights=amt, minlength=rows * n_cols).reshape(rows, n_cols)
+    out[:, 0] += np.bincount(sim_of, weights=amt, minlength=rows)
+    if levels:
+        base = sim_of * n_cols
+        acc = np.zeros(rows * n_cols)
+        for cols in levels:
+            acc += np.bincount(base + cols[draws], weights=amt, minlength=rows * n_cols)
+        out += acc.reshape(rows, n_cols)
 
 
 # -- the result frames ---------------------------------------------------------------------------

@@ -4,17 +4,18 @@ close period and forecast category."""
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from analysis.analytics import pipeline as pl
+from analysis.data import timeline
 from analysis.data.loading import Dataset
 from analysis.data.periods import grain_of, parse_period, period_of
 from analysis.semantic.engine import resolve_dims
-from analysis.steering.forecast.common import as_of_day, as_of_value, to_cents
+from analysis.steering.forecast.common import ForecastError, as_of_day, as_of_value, memoized, to_cents
 from analysis.steering.forecast.probabilities import win_probabilities
 
 #: Forecast categories, most certain first.
@@ -70,11 +71,36 @@ def open_deals_forecast(
       close date have NA.
     * ``category``: ``commit`` when probability >= ``config.forecast.commit_probability``,
       ``best_case`` when >= ``best_case_probability``, else ``pipeline`` (also for NaN).
+    * Without ``probabilities`` the frame is computed once per dataset, moment and grain (a
+      call with more ``by`` columns serves later calls with fewer); each call gets a copy.
     """
     when = as_of_value(ds, as_of)
     day = as_of_day(ds, when)
     by_list = resolve_dims(ds, by)
     grain = grain_of(grain)
+    if probabilities is not None:
+        return _open_deals_forecast(ds, when, day, by_list, grain, probabilities)
+    # computed once per dataset, moment and grain: a frame with more ``by`` columns answers a
+    # request for fewer (the dimensions are attributes of the deal)
+    moment = timeline.moment(ds, when, "as_of", error=ForecastError)
+    frames: list[pd.DataFrame] = memoized(ds, "open_deals_forecast", (moment, grain), list)
+    for f in frames:
+        if set(by_list) <= set(f.attrs["by"]):
+            break
+    else:
+        f = _open_deals_forecast(ds, when, day, by_list, grain, None)
+        f.attrs["by"] = list(by_list)
+        frames.append(f)
+    out = f[[c for c in f.columns if c not in f.attrs["by"] or c in by_list]]
+    out = out[["opportunity_id", "owner_id", *by_list, *out.columns[2 + len(by_list):]]].copy()
+    out.attrs = {k: v for k, v in f.attrs.items() if k != "by"}
+    out.attrs["probabilities"] = f.attrs["probabilities"].copy()
+    return out
+
+
+def _open_deals_forecast(ds: Dataset, when: Any, day: date, by_list: list[str], grain: str,
+                         probabilities: pd.DataFrame | None) -> pd.DataFrame:
+    """:func:`open_deals_forecast` computed."""
     probs = win_probabilities(ds, as_of=when) if probabilities is None else probabilities
     deals = pl.pipeline_as_of(ds, when, by=by_list)
     prob_of = dict(zip(probs.step, probs.probability))
