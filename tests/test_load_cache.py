@@ -99,3 +99,40 @@ def test_an_unwritable_cache_folder_only_costs_time(tmp_path: Path, monkeypatch:
     data = write_tables(tmp_path / "d", reps=REPS_CSV, opportunities=OPPS_CSV)
     ds = analysis.load(data)
     assert ds.raw["opportunities"].facts["status"]["values"] == {"won", "lost", "open"}
+
+
+def test_derived_tables_and_cube_months_are_kept_and_reused(cache: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quarter asked first keeps its three cube months on disk; a later load asking for every
+    period computes only the other months, and every figure equals a run without any cache."""
+    from analysis.data import timeline
+
+    data = tmp_path / "sample"
+    shutil.copytree(SAMPLE_DATA, data)
+    ids = ["revenue", "deals_won", "calls", "meetings", "avg_call_minutes", "positive_call_rate", "sales_cycle_days"]
+    first = analysis.load(data)
+    quarter = analysis.metrics(first, ids, by="team", grain="quarter", periods=["2026-Q3"])
+    months = sorted(p.name for p in first._cache.derived.joinpath("activity_cube").glob("*.parquet"))
+    assert months == ["2026-07-01.parquet", "2026-08-01.parquet", "2026-09-01.parquet"]
+    assert first._cache.derived.joinpath("opportunities.parquet").is_file()
+
+    with monkeypatch.context() as m:
+        m.setattr(timeline, "_deals", lambda ds: (_ for _ in ()).throw(AssertionError("recomputed the deals")))
+        second = analysis.load(data)
+        everything = analysis.metrics(second, ids, by="team", grain="quarter")
+    assert len(list(second._cache.derived.joinpath("activity_cube").glob("*.parquet"))) > 3
+
+    monkeypatch.setenv("WORKBENCH_CACHE", "off")
+    fresh = analysis.load(data)
+    assert analysis.metrics(fresh, ids, by="team", grain="quarter").equals(everything)
+    assert analysis.metrics(fresh, ids, by="team", grain="quarter", periods=["2026-Q3"]).equals(quarter)
+
+
+def test_a_run_keeps_reading_derived_tables_another_run_pruned(cache: Path, tmp_path: Path) -> None:
+    data = tmp_path / "sample"
+    shutil.copytree(SAMPLE_DATA, data)
+    ids = ["revenue", "calls", "sales_cycle_days"]
+    ds = analysis.load(data)
+    before = analysis.metrics(ds, ids, by="team", grain="quarter")
+    shutil.rmtree(ds._cache.derived)  # what pruning by another process does
+    assert analysis.metrics(ds, ids, by="team", grain="quarter").equals(before)

@@ -276,7 +276,8 @@ class Config(_Model):
     stalled_quantile: float = Field(default=0.75, gt=0, lt=1)
     velocity_window_months: int = Field(default=12, ge=1, le=60)
     duplicate_check_max_rows: int = Field(default=5_000_000, ge=0)
-    memory_limit: str = Field(default="2GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+    #: DuckDB's own share of the memory (the rest is pandas'): a review stays under 2 GB at 5,000 reps
+    memory_limit: str = Field(default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
     as_of: ConfigDate | None = Field(
         default=None,
         description=(

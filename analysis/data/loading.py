@@ -46,6 +46,7 @@ import copy
 import functools
 import hashlib
 import itertools
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -146,6 +147,21 @@ def cache_folder() -> Path | None:
     return Path(base) / "sales-workbench"
 
 
+#: Datasets whose derived tables are kept on disk (the least recently loaded go first).
+DERIVED_ENTRIES = 4
+
+
+@functools.cache
+def _package_hash() -> str:
+    """Hash of the whole package's code and catalog: derived tables are built by every layer."""
+    h = hashlib.sha256(str(CACHE_VERSION).encode())
+    root = Path(__file__).parents[1]
+    for path in sorted([*root.rglob("*.py"), *root.rglob("*.yml")]):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 @functools.cache
 def _code_hash() -> str:
     """Hash of the code that decides what a load finds (this package's data layer)."""
@@ -169,8 +185,10 @@ class LoadCache:
     folder that cannot be written just means no cache.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, derived: Path):
         self.path = path
+        #: folder of derived tables (Parquet) of this data; their code is the whole package's
+        self.derived = derived
 
     @classmethod
     def of(cls, source: Source, config: Config) -> LoadCache | None:
@@ -191,7 +209,10 @@ class LoadCache:
                               "kind": source.kind, "code": _code_hash()}, sort_keys=True, default=str)
         except (OSError, TypeError, ValueError):
             return None
-        return cls(folder / "load" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pickle")
+        digest = hashlib.sha256(key.encode())
+        load_key = digest.hexdigest()[:32]
+        digest.update(_package_hash().encode())
+        return cls(folder / "load" / f"{load_key}.pickle", folder / "derived" / digest.hexdigest()[:32])
 
     def read(self) -> dict[str, Any]:
         import pickle
@@ -200,6 +221,8 @@ class LoadCache:
             with self.path.open("rb") as fh:
                 value = pickle.load(fh)
             self.path.touch()  # recently used
+            if self.derived.is_dir():
+                self.derived.touch()
         except Exception:  # noqa: BLE001 - a missing, partial or foreign file is no cache
             return {}
         return value if isinstance(value, dict) and value.get("version") == CACHE_VERSION else {}
@@ -217,6 +240,11 @@ class LoadCache:
             entries = sorted(self.path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
             for old in entries[CACHE_ENTRIES:]:
                 old.unlink(missing_ok=True)
+            kept = sorted((p for p in self.derived.parent.glob("*") if p.is_dir()),
+                          key=lambda p: p.stat().st_mtime, reverse=True) if self.derived.parent.is_dir() else []
+            for old in kept[DERIVED_ENTRIES:]:
+                if old != self.derived:  # runs still using its files hold hard links to them
+                    shutil.rmtree(old, ignore_errors=True)
         except Exception:  # noqa: BLE001 - no cache is slower, never wrong
             with contextlib.suppress(Exception):
                 os.unlink(tmp)
@@ -427,40 +455,124 @@ class Dataset:
             self.tables[name] = self.con.table(f"canon__{name}")
 
     def cached(self, key: str, build) -> ibis.Table:
-        """A derived table computed once per dataset (materialized in DuckDB when possible)."""
+        """A derived table computed once per dataset: in DuckDB, materialized, and kept as Parquet
+        in the load cache's folder (see :class:`LoadCache`) so that the next process that loads
+        the same files and code reads it instead of computing it again."""
         store = self.__dict__.setdefault("_derived", {})
         if key not in store:
-            expr = build()
-            if getattr(self.con, "name", "") == "duckdb":
-                sql = ibis.to_sql(expr, dialect="duckdb")
-                self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "derived__{key}" AS {sql}')
-                expr = self.con.table(f"derived__{key}")
-            store[key] = expr
+            if getattr(self.con, "name", "") != "duckdb":
+                store[key] = build()
+                return store[key]
+            name = f"derived__{key}"
+            file = self._derived_file(f"{key}.parquet")
+            if file is not None and file.is_file():
+                self._view_of(name, [file])
+            else:
+                sql = ibis.to_sql(build(), dialect="duckdb")
+                self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
+                if file is not None and self._save(name, "", file):
+                    self.con.raw_sql(f'DROP TABLE "{name}"')
+                    self._view_of(name, [file])
+            store[key] = self.con.table(name)
         return store[key]
 
-    def cached_parts(self, key: str, parts: list, build) -> ibis.Table:
+    def cached_parts(self, key: str, parts: list, build, column: str) -> ibis.Table:
         """A derived table made of parts (months of activities...), each computed once per
-        dataset when first asked for: ``build(missing_parts)`` gives the rows of those parts.
-
-        In DuckDB the parts accumulate in one temporary table (the parts asked before and now);
-        elsewhere the expression of the parts asked is returned, computed by the engine."""
+        dataset when first asked for: ``build(missing_parts)`` gives the rows of those parts, and
+        its ``column`` holds each row's part. In DuckDB each part is also kept as a Parquet file
+        (see :meth:`cached`), so the next process computes only the parts no run has asked for
+        yet; elsewhere the expression of the parts asked is returned, computed by the engine."""
         if getattr(self.con, "name", "") != "duckdb":
             return build(list(parts))
         store = self.__dict__.setdefault("_derived_parts", {})
-        done: set = store.setdefault(key, set())
-        missing = [p for p in parts if p not in done]
+        done: dict = store.setdefault(key, {})  # part -> Parquet file, or None (in the table only)
         name = f"derived__{key}"
-        if missing:
+        missing = [p for p in parts if p not in done]
+        folder = self._derived_file(key)
+        for p in list(missing):
+            file = folder / f"{p}.parquet" if folder is not None else None
+            if file is not None and file.is_file():
+                done[p] = file
+                missing.remove(p)
+        if missing or not done:
             sql = ibis.to_sql(build(missing), dialect="duckdb")
-            if done:
-                self.con.raw_sql(f'INSERT INTO "{name}" {sql}')
-            else:
-                self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
-            done.update(missing)
-        if not done:  # nothing asked yet: an empty table of the right shape
+            fresh = f"{name}__new"
+            self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{fresh}" AS {sql}')
+            for p in missing:
+                file = folder / f"{p}.parquet" if folder is not None else None
+                where = f'WHERE "{column}" = {_sql_literal(p)}'
+                done[p] = file if file is not None and self._save(fresh, where, file) else None
+            kept = f"{name}__kept"
+            if any(f is None for f in done.values()):  # parts that live in memory only
+                self.con.raw_sql(f'CREATE TEMP TABLE IF NOT EXISTS "{kept}" AS SELECT * FROM "{fresh}" LIMIT 0')
+                self.con.raw_sql(f'INSERT INTO "{kept}" SELECT * FROM "{fresh}" WHERE "{column}" IN '
+                                 f'({", ".join(_sql_literal(p) for p in missing if done[p] is None) or "NULL"})')
+            self.con.raw_sql(f'DROP TABLE "{fresh}"')
+        files = sorted({f for f in done.values() if f is not None})
+        selects = [self._scan_sql(files)] if files else []
+        if any(f is None for f in done.values()):
+            selects.append(f'SELECT * FROM "{name}__kept"')
+        if not selects:  # nothing asked yet: an empty table of the right shape
             sql = ibis.to_sql(build([]), dialect="duckdb")
-            self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
+            self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{name}__kept" AS {sql}')
+            selects.append(f'SELECT * FROM "{name}__kept"')
+        self.con.raw_sql(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {" UNION ALL BY NAME ".join(selects)}')
         return self.con.table(name)
+
+    def _derived_file(self, name: str) -> Path | None:
+        """Where derived table (file) or parts (folder) ``name`` are kept (None: no load cache)."""
+        return None if self._cache is None else self._cache.derived / name
+
+    def _save(self, table: str, where: str, file: Path) -> bool:
+        """Write ``table``'s rows (``where``) to ``file`` as Parquet, atomically; False when the
+        folder cannot be written (the table then stays in memory only)."""
+        import os
+
+        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            self.con.raw_sql(f'COPY (SELECT * FROM "{table}" {where}) TO {_sql_str(tmp)} (FORMAT parquet)')
+            os.replace(tmp, file)
+            return True
+        except Exception:  # noqa: BLE001 - a cache that cannot be written only costs time
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return False
+
+    def _view_of(self, name: str, files: list[Path]) -> None:
+        self.con.raw_sql(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {self._scan_sql(files)}')
+
+    def _scan_sql(self, files: list[Path]) -> str:
+        """SQL reading the rows of cached Parquet ``files`` through their pins (see :meth:`_pin`)."""
+        pins = [self._pin(f) for f in files]
+        links = [str(p) for p in pins if isinstance(p, Path)]
+        parts = [f"SELECT * FROM read_parquet({_sql_list(links)})"] if links else []
+        parts += [f'SELECT * FROM "{p}"' for p in pins if isinstance(p, str)]
+        return " UNION ALL BY NAME ".join(parts)
+
+    def _pin(self, file: Path) -> Path | str:
+        """A hard link to a cached file in this connection's own folder, so that the cache
+        pruning a dataset's files (another process, see :class:`LoadCache`) cannot pull them from
+        under a view that reads them; the folder goes with the connection. Where there are no
+        hard links (another file system) the file is read into a table in memory, whose name is
+        returned instead."""
+        import os
+
+        pins = self.__dict__.setdefault("_pins", {})
+        if file not in pins:
+            spill = getattr(self.con, "_workbench_spill", None)
+            link = Path(str(spill)) / "pinned" / f"{len(pins)}-{file.name}" if spill else None
+            try:
+                if link is None:
+                    raise OSError("the connection has no folder of its own")
+                link.parent.mkdir(parents=True, exist_ok=True)
+                os.link(file, link)
+                pins[file] = link
+            except OSError:
+                table = f"pinned__{len(pins)}"
+                self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{table}" AS SELECT * FROM read_parquet({_sql_str(file)})')
+                pins[file] = table
+        return pins[file]
 
     # -- access ----------------------------------------------------------------------------
 
@@ -622,6 +734,21 @@ def _find_files(directory: Path) -> tuple[dict[str, list[SourceFile]], list[tupl
 
 def _sql_str(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def _sql_list(values: list[str]) -> str:
+    return "[" + ", ".join(_sql_str(v) for v in values) + "]"
+
+
+def _sql_literal(value: Any) -> str:
+    """A part's value as SQL: a date, a number or text."""
+    if isinstance(value, datetime):
+        return f"TIMESTAMP {_sql_str(value.isoformat(sep=' '))}"
+    if isinstance(value, date):
+        return f"DATE {_sql_str(value.isoformat())}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    return _sql_str(str(value))
 
 
 def read_raw(con: Any, name: str, files: list[SourceFile], config: Config | None = None) -> ibis.Table:
@@ -1048,6 +1175,7 @@ def _spill_folder(con: Any) -> Path:
         pass  # no folder yet, or not ours to list
     folder = base / f"{os.getpid()}-{secrets.token_hex(4)}"
     weakref.finalize(con, shutil.rmtree, folder, ignore_errors=True)
+    con._workbench_spill = folder  # also holds the connection's pins of cached files (Dataset._pin)
     return folder
 
 

@@ -713,11 +713,11 @@ class Engine:
             month = period_start_expr(a.occurred_at, "month")
             return a.group_by(["rep_id", month.name("_month"), *self.CUBE_CATS]).aggregate(
                 _n=a.count(),
-                _sum_duration_min=(a.duration_s / 60).cast(dt.Decimal(38, 6)).sum(),
+                _sum_duration_min=a.duration_s.cast(dt.Decimal(38, 6)).sum(),  # seconds: see SCALED
                 _cnt_duration_min=a.duration_s.count(),
             )
 
-        return self.ds.cached_parts("activity_cube", months, build)
+        return self.ds.cached_parts("activity_cube", months, build, "_month")
 
     def _from_cube(self, ms: list[Metric], periods: list[Period], keys: list[str]) -> pd.DataFrame:
         c = self._cube(periods)
@@ -738,8 +738,9 @@ class Engine:
         else:
             aggs = {"_n": t.count()}
             for c in cols:
-                aggs[f"_sum_{c}"] = t[c].cast(dt.Decimal(38, 6)).sum()
-                aggs[f"_cnt_{c}"] = t[c].count()
+                source = SCALED[c][0] if c in SCALED else c
+                aggs[f"_sum_{c}"] = t[source].cast(dt.Decimal(38, 6)).sum()
+                aggs[f"_cnt_{c}"] = t[source].count()
         pre = t.group_by([*keys, *cats]).aggregate(**aggs).to_pandas()
         out = pre[keys].drop_duplicates().reset_index(drop=True)
         for m in ms:
@@ -747,10 +748,12 @@ class Engine:
             g = rows.groupby(keys, dropna=False, sort=False)
             if m.type == "count":
                 v = g["_n"].sum()
-            elif m.type == "sum":
-                v = g[f"_sum_{m.column}"].sum().astype("float64")
             else:
-                v = g[f"_sum_{m.column}"].sum().astype("float64") / g[f"_cnt_{m.column}"].sum().replace(0, np.nan)
+                v = g[f"_sum_{m.column}"].sum().astype("float64")
+                if m.column in SCALED:
+                    v = v / SCALED[m.column][1]
+                if m.type != "sum":
+                    v = v / g[f"_cnt_{m.column}"].sum().replace(0, np.nan)
             out = out.merge(v.rename(m.id).reset_index(), on=keys, how="left")
         return out
 
@@ -866,6 +869,11 @@ def data_bounds(ds: Dataset) -> tuple[date, date] | None:
         his = [r["hi"] for r in bounds if r["hi"] is not None]
         memo["bounds"] = (min(los), max(his)) if los else None
     return memo["bounds"]
+
+
+#: Columns derived by a division (call minutes = seconds / 60): sums and means add up the stored
+#: column exactly and divide once at the end, so no row is rounded before it is added.
+SCALED: dict[str, tuple[str, int]] = {"duration_min": ("duration_s", 60)}
 
 
 def _periods_table(periods: list[Period]) -> ibis.Table:
