@@ -136,3 +136,23 @@ def test_a_run_keeps_reading_derived_tables_another_run_pruned(cache: Path, tmp_
     before = analysis.metrics(ds, ids, by="team", grain="quarter")
     shutil.rmtree(ds._cache.derived)  # what pruning by another process does
     assert analysis.metrics(ds, ids, by="team", grain="quarter").equals(before)
+
+
+def test_the_quality_report_of_the_day_is_kept(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from analysis.data import validation
+
+    data = tmp_path / "sample"
+    shutil.copytree(SAMPLE_DATA, data)
+    first = analysis.load(data).quality(thorough=False)
+    with monkeypatch.context() as m:
+        m.setattr(validation, "check", lambda *a, **k: (_ for _ in ()).throw(AssertionError("checked again")))
+        again = analysis.load(data).quality(thorough=False)
+    assert again == first and again is not first
+    # another day is checked again: its date rules compare with that day
+    real = validation.check
+    seen = []
+    monkeypatch.setattr(validation, "check", lambda *a, **k: seen.append(1) or real(*a, **k))
+    ds = analysis.load(data)
+    ds._learned["today"] = "1999-01-01"
+    ds.quality(thorough=False)
+    assert seen == [1]

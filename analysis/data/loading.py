@@ -313,6 +313,7 @@ class Dataset:
         # what depends on today (the snapshot, the plausible dates of canonical tables) is reused on that day only
         today = known if known.get("today") == self.today.isoformat() else {}
         self._learned["today"] = self.today.isoformat()
+        self._learned["quality"] = dict(today.get("quality", {}))
         #: the day the data was taken (the latest plausible record), whatever ``config.as_of`` says
         self.snapshot = today["snapshot"] if "snapshot" in today else _snapshot(raw, config, self.today)
         self._learned["snapshot"] = self.snapshot
@@ -346,9 +347,12 @@ class Dataset:
             rt.expr = expr
             return
         lazy = any(f.format == "parquet" for f in rt.files) or self.source.kind in ("duckdb", "url") or not rt.trim
-        kind = "VIEW" if lazy else "TABLE"
         name = f"parsed__{rt.name}"
-        self.con.raw_sql(f'CREATE OR REPLACE TEMP {kind} "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        if lazy:
+            self.con.raw_sql(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {sql}')
+        else:  # parsed once per file: the next load reads the Parquet the first one kept
+            self._materialize(name, sql, self._derived_file(f"{name}.parquet"))
         rt.expr = self.con.table(name)
 
     def _check_parse_shares(self, known: Mapping[str, dict] | None = None) -> None:
@@ -449,9 +453,11 @@ class Dataset:
             return
         for name, expr in list(self.tables.items()):
             lazy = any(f.format == "parquet" for f in self.raw[name].files) or self.source.kind in ("duckdb", "url")
-            kind = "VIEW" if lazy else "TABLE"
             sql = ibis.to_sql(expr, dialect="duckdb")
-            self.con.raw_sql(f'CREATE OR REPLACE {kind} "canon__{name}" AS {sql}')
+            if lazy:
+                self.con.raw_sql(f'CREATE OR REPLACE VIEW "canon__{name}" AS {sql}')
+            else:  # canonical tables depend on today too (dates after it are errors)
+                self._materialize(f"canon__{name}", sql, self._derived_file(f"canon__{name}.{self.today}.parquet"))
             self.tables[name] = self.con.table(f"canon__{name}")
 
     def cached(self, key: str, build) -> ibis.Table:
@@ -464,17 +470,21 @@ class Dataset:
                 store[key] = build()
                 return store[key]
             name = f"derived__{key}"
-            file = self._derived_file(f"{key}.parquet")
-            if file is not None and file.is_file():
-                self._view_of(name, [file])
-            else:
-                sql = ibis.to_sql(build(), dialect="duckdb")
-                self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
-                if file is not None and self._save(name, "", file):
-                    self.con.raw_sql(f'DROP TABLE "{name}"')
-                    self._view_of(name, [file])
+            self._materialize(name, lambda: ibis.to_sql(build(), dialect="duckdb"), self._derived_file(f"{key}.parquet"))
             store[key] = self.con.table(name)
         return store[key]
+
+    def _materialize(self, name: str, sql: Any, file: Path | None) -> None:
+        """Table ``name`` of query ``sql`` (text, or a function giving it): read from ``file``
+        when an earlier run kept it there, else computed in memory and kept in ``file``."""
+        if file is not None and file.is_file():
+            self._view_of(name, [file])
+            return
+        sql = sql() if callable(sql) else sql
+        self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
+        if file is not None and self._save(name, "", file):
+            self.con.raw_sql(f'DROP TABLE "{name}"')
+            self._view_of(name, [file])
 
     def cached_parts(self, key: str, parts: list, build, column: str) -> ibis.Table:
         """A derived table made of parts (months of activities...), each computed once per
@@ -636,7 +646,16 @@ class Dataset:
         key = (str(as_of), thorough)
         cache = self.__dict__.setdefault("_quality", {})
         if key not in cache:
-            cache[key] = check(self, as_of=as_of, thorough=thorough)
+            # an earlier run's report of the same files, config and code, made today (date rules
+            # compare with today), is this one: the load cache keeps it (see LoadCache)
+            stored = self._learned.setdefault("quality", {})
+            if key in stored and self._learned.get("today") == self.today.isoformat():
+                cache[key] = copy.deepcopy(stored[key])
+            else:
+                cache[key] = check(self, as_of=as_of, thorough=thorough)
+                if self._cache is not None:
+                    stored[key] = copy.deepcopy(cache[key])
+                    self._cache.write(self._learned)
         return cache[key]
 
     def period(self, value: Any):
