@@ -348,11 +348,10 @@ class Dataset:
             return
         lazy = any(f.format == "parquet" for f in rt.files) or self.source.kind in ("duckdb", "url") or not rt.trim
         name = f"parsed__{rt.name}"
-        sql = ibis.to_sql(expr, dialect="duckdb")
         if lazy:
-            self.con.raw_sql(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {sql}')
+            self.con.raw_sql(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
         else:  # parsed once per file: the next load reads the Parquet the first one kept
-            self._materialize(name, sql, self._derived_file(f"{name}.parquet"))
+            self._materialize(name, lambda: ibis.to_sql(expr, dialect="duckdb"), self._derived_file(f"{name}.parquet"))
         rt.expr = self.con.table(name)
 
     def _check_parse_shares(self, known: Mapping[str, dict] | None = None) -> None:
@@ -453,11 +452,11 @@ class Dataset:
             return
         for name, expr in list(self.tables.items()):
             lazy = any(f.format == "parquet" for f in self.raw[name].files) or self.source.kind in ("duckdb", "url")
-            sql = ibis.to_sql(expr, dialect="duckdb")
             if lazy:
-                self.con.raw_sql(f'CREATE OR REPLACE VIEW "canon__{name}" AS {sql}')
+                self.con.raw_sql(f'CREATE OR REPLACE VIEW "canon__{name}" AS {ibis.to_sql(expr, dialect="duckdb")}')
             else:  # canonical tables depend on today too (dates after it are errors)
-                self._materialize(f"canon__{name}", sql, self._derived_file(f"canon__{name}.{self.today}.parquet"))
+                self._materialize(f"canon__{name}", functools.partial(ibis.to_sql, expr, dialect="duckdb"),
+                                  self._derived_file(f"canon__{name}.{self.today}.parquet"))
             self.tables[name] = self.con.table(f"canon__{name}")
 
     def cached(self, key: str, build) -> ibis.Table:
