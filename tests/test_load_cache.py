@@ -16,6 +16,33 @@ from analysis.paths import SAMPLE_DATA
 from .conftest import OPPS_CSV, REPS_CSV, write_tables
 
 
+@pytest.fixture(scope="module")
+def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's first two teams (deals, activities, leads, quotas of their reps): every table,
+    at a fifth of the size, so each test here can load it cold several times."""
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("small") / "data"
+    folder.mkdir()
+    reps = pd.read_csv(SAMPLE_DATA / "reps.csv", dtype=str, keep_default_na=False)
+    reps = reps[reps.team.isin(sorted(reps.team.unique())[:2])]
+    keep = set(reps.rep_id)
+    reps.to_csv(folder / "reps.csv", index=False)
+    for name, column in (("opportunities", "owner_id"), ("leads", "owner_id"), ("quotas", "owner"),
+                         ("pulse", "rep_id")):
+        frame = pd.read_csv(SAMPLE_DATA / f"{name}.csv", dtype=str, keep_default_na=False)
+        frame[frame[column].isin(keep | set(reps.team))].to_csv(folder / f"{name}.csv", index=False)
+    deals = set(pd.read_csv(folder / "opportunities.csv", dtype=str).opportunity_id)
+    acts = pd.read_parquet(SAMPLE_DATA / "activities.parquet")
+    acts[acts.rep_id.isin(keep)].to_parquet(folder / "activities.parquet", index=False)
+    history = pd.read_parquet(SAMPLE_DATA / "stage_history.parquet")
+    history[history.opportunity_id.isin(deals)].to_parquet(folder / "stage_history.parquet", index=False)
+    for name in ("accounts", "spend", "subscriptions"):
+        shutil.copy(SAMPLE_DATA / f"{name}.csv", folder / f"{name}.csv")
+    shutil.copy(SAMPLE_DATA / "workbench.yml", folder / "workbench.yml")
+    return folder
+
+
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
@@ -31,10 +58,10 @@ def _no_scans(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loading, "_snapshot", refuse)
 
 
-def test_a_second_load_reads_the_cache_and_gives_the_same_figures(cache: Path, tmp_path: Path,
+def test_a_second_load_reads_the_cache_and_gives_the_same_figures(cache: Path, small_sample: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "sample"
-    shutil.copytree(SAMPLE_DATA, data)
+    shutil.copytree(small_sample, data)
     first = analysis.load(data)
     ids = ["revenue", "win_rate", "calls", "positive_call_rate", "avg_call_minutes", "sales_cycle_days"]
     expected = analysis.metrics(first, ids, by="team", grain="quarter")
@@ -101,14 +128,14 @@ def test_an_unwritable_cache_folder_only_costs_time(tmp_path: Path, monkeypatch:
     assert ds.raw["opportunities"].facts["status"]["values"] == {"won", "lost", "open"}
 
 
-def test_derived_tables_and_cube_months_are_kept_and_reused(cache: Path, tmp_path: Path,
+def test_derived_tables_and_cube_months_are_kept_and_reused(cache: Path, small_sample: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A quarter asked first keeps its three cube months on disk; a later load asking for every
     period computes only the other months, and every figure equals a run without any cache."""
     from analysis.data import timeline
 
     data = tmp_path / "sample"
-    shutil.copytree(SAMPLE_DATA, data)
+    shutil.copytree(small_sample, data)
     ids = ["revenue", "deals_won", "calls", "meetings", "avg_call_minutes", "positive_call_rate", "sales_cycle_days"]
     first = analysis.load(data)
     quarter = analysis.metrics(first, ids, by="team", grain="quarter", periods=["2026-Q3"])
@@ -128,9 +155,9 @@ def test_derived_tables_and_cube_months_are_kept_and_reused(cache: Path, tmp_pat
     assert analysis.metrics(fresh, ids, by="team", grain="quarter", periods=["2026-Q3"]).equals(quarter)
 
 
-def test_a_run_keeps_reading_derived_tables_another_run_pruned(cache: Path, tmp_path: Path) -> None:
+def test_a_run_keeps_reading_derived_tables_another_run_pruned(cache: Path, small_sample: Path, tmp_path: Path) -> None:
     data = tmp_path / "sample"
-    shutil.copytree(SAMPLE_DATA, data)
+    shutil.copytree(small_sample, data)
     ids = ["revenue", "calls", "sales_cycle_days"]
     ds = analysis.load(data)
     before = analysis.metrics(ds, ids, by="team", grain="quarter")
@@ -138,11 +165,11 @@ def test_a_run_keeps_reading_derived_tables_another_run_pruned(cache: Path, tmp_
     assert analysis.metrics(ds, ids, by="team", grain="quarter").equals(before)
 
 
-def test_the_quality_report_of_the_day_is_kept(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_quality_report_of_the_day_is_kept(cache: Path, small_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from analysis.data import validation
 
     data = tmp_path / "sample"
-    shutil.copytree(SAMPLE_DATA, data)
+    shutil.copytree(small_sample, data)
     first = analysis.load(data).quality(thorough=False)
     with monkeypatch.context() as m:
         m.setattr(validation, "check", lambda *a, **k: (_ for _ in ()).throw(AssertionError("checked again")))

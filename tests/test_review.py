@@ -32,7 +32,15 @@ def out(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(out: Path) -> Path:
-    return review.render_review(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA, out=out)
+    """The sample's company review, rendered by the command a user runs (with ``--pdf`` where
+    Chromium is installed: one render serves the HTML and the PDF tests)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis", "review", "--cadence", "quarterly", "--period", "2026-Q3",
+         "--data", str(SAMPLE_DATA), "--out", str(out), "--quiet", *(["--pdf"] if CHROMIUM else [])],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -201,15 +209,11 @@ def test_same_data_and_parameters_give_the_same_figures():
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it in .ci/run)")
-def test_review_pdf(report: Path, out: Path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "analysis", "review", "--cadence", "quarterly", "--period", "2026-Q3",
-         "--data", str(SAMPLE_DATA), "--out", str(out), "--quiet", "--pdf"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
+def test_review_pdf(report: Path):
     pdf = report.with_suffix(".pdf")
     assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-"
+    record = json.loads(report.with_suffix(".json").read_text())
+    assert record["pdf"] == "company.pdf"
 
 
 def test_plain_papermill_refuses_an_unknown_parameter(tmp_path: Path):

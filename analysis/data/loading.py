@@ -46,6 +46,7 @@ import copy
 import functools
 import hashlib
 import itertools
+import os
 import shutil
 import sys
 import tempfile
@@ -1218,6 +1219,9 @@ def _connect_duckdb(config: Config, path: str | None = None) -> Any:
     # bounded memory: large aggregations spill to disk instead of growing past the limit
     con.raw_sql(f"SET temp_directory = {_sql_str(_spill_folder(con))}")
     con.raw_sql(f"SET memory_limit = {_sql_str(config.memory_limit)}")
+    threads = os.environ.get("WORKBENCH_THREADS", "").strip()
+    if threads.isdigit() and int(threads) > 0:  # several runs sharing a machine (tests, a scheduler)
+        con.raw_sql(f"SET threads = {int(threads)}")
     if path:
         if not Path(path).is_file():
             raise DataError(f"{path}: no such DuckDB file")
