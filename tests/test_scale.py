@@ -251,6 +251,18 @@ def test_attachments_are_published_and_replaced_with_their_report(tmp_path: Path
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
+def test_attachments_land_beside_a_report_given_by_a_relative_path(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make review`` passes ``--out reports`` while the kernel runs in notebooks/: the folder
+    handed to the kernel must not depend on the working directory."""
+    notebook = _attaching_notebook(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    render.render(notebook, {"names": "a"}, Path("out") / "company.html", title="Attached", cwd=tmp_path / "elsewhere")
+    assert (tmp_path / "out" / "company.a.csv").read_text() == "table\na\n"
+
+
 def test_each_connection_spills_to_a_folder_of_its_own(tiny: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """DuckDB names spill files alike in every process: a shared folder let two concurrent

@@ -1324,7 +1324,7 @@ def render(
             executed = stage / f"{stem}.ipynb"
             try:
                 execute_notebook(source, executed, params, cwd=cwd, progress=progress, timeout=timeout,
-                                 env={ATTACH_DIR_ENV: str(stage), ATTACH_STEM_ENV: stem})
+                                 env={ATTACH_DIR_ENV: str(stage.resolve()), ATTACH_STEM_ENV: stem})
             except RenderError as error:
                 kept = None
                 if executed.exists() and executed.stat().st_size > 0:
