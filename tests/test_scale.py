@@ -62,6 +62,7 @@ def write_big_company(folder: Path) -> Path:
     opps["owner_id"] = _rep(opps.owner_id, _copy_of(opps.opportunity_id))
     opps.to_csv(folder / "opportunities.csv", index=False)
     acts = _read("activities")
+    acts = acts[pd.to_datetime(acts.occurred_at) >= "2026-01-01"]  # what the 2026-Q3 review reads: Q2 and Q3
     by = acts.opportunity_id.where(acts.opportunity_id.notna() & (acts.opportunity_id.astype(str) != ""),
                                    acts.activity_id)
     acts["rep_id"] = _rep(acts.rep_id, _copy_of(by))
