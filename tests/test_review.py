@@ -239,3 +239,14 @@ def test_notebook_parameters_survive_papermill_coercion():
         review.from_notebook({**base, "team": "East"})
     with pytest.raises(review.ReviewError, match=r"pass ids with -r"):
         review.from_notebook({**base, "scope": "rep", "scope_value": 7})
+
+
+def test_comparisons_before_the_data_say_no_data_not_zero():
+    """The sample starts on 2024-04-01: a review of 2024-Q3 has no 2023-Q3 to compare with."""
+    r = review.setup(cadence="quarterly", period="2024-Q3", data=SAMPLE_DATA)
+    cards = review.headline(r)[0].html
+    assert "no data for 2023-Q3" in cards
+    assert "in 2023-Q3" not in cards and "vs 2023-Q3" not in cards
+    assert "vs 2024-Q2" in cards or "in 2024-Q2" in cards  # the previous quarter has data
+    later = review.headline(review.setup(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA))[0].html
+    assert "no data for" not in later

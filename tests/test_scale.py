@@ -132,6 +132,7 @@ def company_review(big_company: Path, tmp_path_factory: pytest.TempPathFactory):
     return r, blocks, out
 
 
+@pytest.mark.slow
 def test_a_5000_rep_review_bounds_its_charts_and_attaches_full_tables(company_review) -> None:
     """One test (one build of the review) for the company review of 5,000 reps."""
     r, blocks, out = company_review
@@ -168,6 +169,7 @@ def test_a_5000_rep_review_bounds_its_charts_and_attaches_full_tables(company_re
     assert str(board.Rep.iloc[-1]) in last.html and f"{len(board):,}" in last.html
 
 
+@pytest.mark.slow
 def test_a_rep_review_shows_the_rep_s_neighbourhood(big_company: Path, company_review) -> None:
     """With public leaderboards a rep review charts the reps ranked near the rep, not all of the role."""
     from analysis.reports import review, steering_review

@@ -36,7 +36,7 @@ from analysis.format import money
 from analysis.paths import NOTEBOOKS, REPORTS
 from analysis.reports import charts
 from analysis.semantic.catalog import Catalog, build_catalog, catalog_version
-from analysis.semantic.engine import compare, metrics
+from analysis.semantic.engine import compare, data_bounds, metrics
 
 CADENCES = {"monthly": "month", "quarterly": "quarter", "semiannual": "half", "annual": "year"}
 SCOPES = ("company", "team", "rep")
@@ -310,8 +310,16 @@ def _pct_change(v: Any, base: Any) -> float | None:
         return None
 
 
+def before_the_data(r: Review, label: str) -> bool:
+    """True when period ``label`` ends before the data's first day: it has no data, not zeros."""
+    bounds = data_bounds(r.ds)
+    return bounds is not None and r.ds.period(label).last_day < bounds[0]
+
+
 def _change_text(r: Review, metric_id: str, v: Any, base: Any, label: str) -> tuple[str, float | None]:
     m = r.catalog.get(metric_id)
+    if before_the_data(r, label):
+        return f"no data for {label}", None
     if base is None or pd.isna(base):
         return f"n/a vs {label}", None
     if m.unit == "percent":
