@@ -139,7 +139,6 @@ def cache_folder() -> Path | None:
     """Where the workbench keeps what it learns about data files: ``$WORKBENCH_CACHE``, else
     ``$XDG_CACHE_HOME/sales-workbench`` (``~/.cache/sales-workbench``). ``WORKBENCH_CACHE=off``
     (or ``0``, ``no``, ``false``, empty) turns caching off."""
-    import os
 
     env = os.environ.get("WORKBENCH_CACHE")
     if env is not None:
@@ -230,7 +229,6 @@ class LoadCache:
         return value if isinstance(value, dict) and value.get("version") == CACHE_VERSION else {}
 
     def write(self, value: dict[str, Any]) -> None:
-        import os
         import pickle
 
         try:
@@ -514,7 +512,7 @@ class Dataset:
             if file is not None and file.is_file():
                 done[p] = file
                 missing.remove(p)
-        if missing or not done:
+        if missing:
             sql = ibis.to_sql(build(missing), dialect="duckdb")
             fresh = f"{name}__new"
             self.con.raw_sql(f'CREATE OR REPLACE TEMP TABLE "{fresh}" AS {sql}')
@@ -546,7 +544,6 @@ class Dataset:
     def _save(self, table: str, where: str, file: Path) -> bool:
         """Write ``table``'s rows (``where``) to ``file`` as Parquet, atomically; False when the
         folder cannot be written (the table then stays in memory only)."""
-        import os
 
         tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
         try:
@@ -576,7 +573,6 @@ class Dataset:
         under a view that reads them; the folder goes with the connection. Where there are no
         hard links (another file system) the file is read into a table in memory, whose name is
         returned instead."""
-        import os
 
         pins = self.__dict__.setdefault("_pins", {})
         if file not in pins:
@@ -1187,9 +1183,7 @@ def _spill_folder(con: Any) -> Path:
     team review rendered at once) overwrite each other's files and read back garbage. Folders
     left by dead processes are removed; this one goes when the connection is collected or the
     process exits."""
-    import os
     import secrets
-    import shutil
     import weakref
 
     uid = os.getuid() if hasattr(os, "getuid") else 0
@@ -1198,7 +1192,7 @@ def _spill_folder(con: Any) -> Path:
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         for old in base.iterdir():
             pid = old.name.split("-", 1)[0]
-            if old.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            if old.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(old, ignore_errors=True)
     except OSError:
         pass  # no folder yet, or not ours to list
@@ -1208,14 +1202,18 @@ def _spill_folder(con: Any) -> Path:
     return folder
 
 
-def _pid_alive(pid: int) -> bool:
-    import os
-
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists (also as another user); on Windows, where
+    ``os.kill(pid, 0)`` would stop it, always True (callers then go by age)."""
+    if os.name == "nt":  # pragma: no cover
+        return True
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except OSError:  # PermissionError: it exists, as another user
         return True
     return True
 

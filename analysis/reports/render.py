@@ -254,19 +254,21 @@ def _engine_name() -> str:
             super().save(**kwargs)
             self._saved = time.monotonic()
 
-        def cell_start(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> Any:
+        @contextlib.contextmanager
+        def _throttling(self) -> Iterator[None]:
             self._throttled = True
             try:
-                return super().cell_start(cell, cell_index, **kwargs)
+                yield
             finally:
                 self._throttled = False
 
+        def cell_start(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> Any:
+            with self._throttling():
+                return super().cell_start(cell, cell_index, **kwargs)
+
         def cell_complete(self, cell: Any, cell_index: Any = None, **kwargs: Any) -> Any:
-            self._throttled = True
-            try:
+            with self._throttling():
                 return super().cell_complete(cell, cell_index, **kwargs)
-            finally:
-                self._throttled = False
 
     class WorkbenchEngine(NBClientEngine):
         @classmethod
@@ -1006,20 +1008,6 @@ _JOURNAL = "publish.json"
 _BACKUP = ".old"
 
 
-def _pid_alive(pid: int) -> bool:
-    if os.name == "nt":  # pragma: no cover - os.kill(pid, 0) would interrupt it there; go by age
-        return True
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists, as another user
-        return True
-    return True
-
-
 def _dead(path: Path, pid: int | None, now: float) -> bool:
     """Whether a temporary file or folder was left by a run that is over.
 
@@ -1034,7 +1022,9 @@ def _dead(path: Path, pid: int | None, now: float) -> bool:
         return False
     if pid is None:
         return age > STALE_AFTER
-    return pid == os.getpid() or not _pid_alive(pid) or age > STALE_AFTER
+    from analysis.data.loading import pid_alive  # this module stays light: imported when needed
+
+    return pid == os.getpid() or not pid_alive(pid) or age > STALE_AFTER
 
 
 def _temps(folder: Path) -> dict[str, list[tuple[Path, int | None]]]:

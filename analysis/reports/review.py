@@ -135,8 +135,7 @@ class Review:
         folder, stem = os.environ.get(ATTACH_DIR_ENV), os.environ.get(ATTACH_STEM_ENV)
         n = f"{len(frame):,} {what}"
         if not (folder and stem):
-            text = f"All {n}: r.tables[{name!r}] in this notebook (a rendered report attaches them as a CSV file)."
-            return charts.HTMLBlock(f'<p class="note"><em>{html.escape(text)}</em></p>', text=text)
+            return note_block(f"All {n}: r.tables[{name!r}] in this notebook (a rendered report attaches them as a CSV file).")
         file = f"{stem}.{name}.csv"
         write_csv(frame, Path(folder) / file)
         text = f"All {n}: {file} (CSV, beside this report)."

@@ -713,8 +713,8 @@ class Engine:
             month = period_start_expr(a.occurred_at, "month")
             return a.group_by(["rep_id", month.name("_month"), *self.CUBE_CATS]).aggregate(
                 _n=a.count(),
-                _sum_duration_min=a.duration_s.cast(dt.Decimal(38, 6)).sum(),  # seconds: see SCALED
-                _cnt_duration_min=a.duration_s.count(),
+                _sum_duration_min=a[SCALED["duration_min"][0]].cast(dt.Decimal(38, 6)).sum(),  # seconds
+                _cnt_duration_min=a[SCALED["duration_min"][0]].count(),
             )
 
         return self.ds.cached_parts("activity_cube", months, build, "_month")
