@@ -616,7 +616,10 @@ def test_every_date_lies_in_exactly_one_period(d, grain, fsm):
     assert period_of(p.last_day, grain, fiscal_start_month=fsm) == p
 
 
-@given(d=dates, grain=grains, fsm=fiscal_months, n=st.integers(-30, 30))
+# shifts of up to 30 years stay inside the supported years 0001-9999 (from year 3 a shift of -30
+# years was refused, correctly, and failed this test now and then)
+@given(d=st.dates(min_value=D(40, 1, 1), max_value=D(9960, 12, 31)), grain=grains, fsm=fiscal_months,
+       n=st.integers(-30, 30))
 def test_navigation_inverses_and_tiling(d, grain, fsm, n):
     p = period_of(d, grain, fiscal_start_month=fsm)
     assert p.previous().next() == p and p.next().previous() == p
