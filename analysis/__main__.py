@@ -247,10 +247,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_coach(args: argparse.Namespace) -> int:
     from analysis.data.loading import load
-    from analysis.steering.coaching import coaching_flags, coaching_summary
+    import pandas as pd
+
+    from analysis.steering.coaching import coaching_notes, coaching_summary
 
     ds = load(args.data, args.config, preset=args.source)
-    flags = coaching_flags(ds, args.period, role=args.role)
+    notes = coaching_notes(ds, args.period, role=args.role)
+    flags, worth = notes.flags, notes.worth_a_look
     if args.format == "table":
         print(coaching_summary(flags))
         for sentence in flags.sentence:
@@ -258,10 +261,15 @@ def cmd_coach(args: argparse.Namespace) -> int:
         if len(flags):
             print()
             _print_frame(flags[["rep_id", "flag", "evidence", "mentor_rep_id"]], "table")
+        if len(worth):
+            print("\nWorth a look (a large gap, not yet significant; no mentor):")
+            for sentence in worth.sentence:
+                print(f"- {sentence}")
         return 0
-    cols = ["rep_id", "name", "team", "role", "flag", "kind", "metric", "value", "peer_value", "evidence",
+    cols = ["rep_id", "name", "team", "role", "flag", "kind", "metric", "value", "peer_value", "peers", "evidence",
             "p_value", "q_value", "mentor_rep_id", "mentor_name", "sentence"]
-    _print_frame(flags[[c for c in cols if c in flags]], args.format)
+    both = pd.concat([flags.assign(note="flag"), worth.assign(note="worth a look")], ignore_index=True)
+    _print_frame(both[["note", *[c for c in cols if c in both]]], args.format)
     return 0
 
 

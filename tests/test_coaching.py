@@ -5,13 +5,13 @@ Tiny team (quarter 2025-Q3, every deal closed in July 2025; no activities, leads
 win rate is the only metric compared):
 
 rep  won / closed   note
-A1    2 / 20        the weak AE: 10 % against 73/126 = 58 % (A7 counts in the pool) for the other AEs
+A1    2 / 20        the weak AE: 10 % against 73/119 = 61 % for the other AEs (A7 is not in the pool)
 A2    9 / 20
 A3   30 / 40        strongest by Wilson lower bound (0.598) -> the mentor
 A4   10 / 20
 A5   16 / 30
 A6    8 /  9        89 % raw, but Wilson lower bound 0.565 < A3's: not the mentor
-A7    0 /  7        below min_closed_deals (8): never tested, never flagged
+A7    0 /  7        below min_closed_deals (8): does not do the work, so neither tested nor a peer
 
 Mixed team (accounts with a segment; SMB deals are won 50 % of the time, Enterprise 10 %):
 
@@ -38,8 +38,10 @@ from analysis.steering.coaching import (
     CoachingError,
     bh_adjust,
     coaching_flags,
+    coaching_notes,
     coaching_summary,
     coaching_tests,
+    coaching_worth_a_look,
     expected_successes,
     fisher_less,
     peer_t_test,
@@ -147,9 +149,10 @@ def test_weak_rep_flagged_with_exact_figures(tmp_path):
     f = flags.iloc[0]
     assert (f["flag"], f["kind"], f["metric"], f["role"]) == ("win_rate", "metric", "win_rate", "AE")
     assert f["value"] == pytest.approx(0.10)
-    assert f["peer_value"] == pytest.approx(73 / 126)
-    assert (f["numerator"], f["denominator"], f["peer_numerator"], f["peer_denominator"]) == (2, 20, 73, 126)
-    p = stats.fisher_exact([[2, 18], [73, 53]], alternative="less").pvalue
+    assert f["peer_value"] == pytest.approx(73 / 119)
+    assert (f["numerator"], f["denominator"], f["peer_numerator"], f["peer_denominator"]) == (2, 20, 73, 119)
+    assert f["peers"] == 5  # A2-A6; A7 (7 closed deals) does not do enough of the work
+    p = stats.fisher_exact([[2, 18], [73, 46]], alternative="less").pvalue
     assert f["p_value"] == pytest.approx(p)
     tests = coaching_tests(ds, "2025-Q3")
     assert set(tests["rep_id"]) == {"A1", "A2", "A3", "A4", "A5", "A6"}  # A7: 7 closed deals < 8
@@ -159,9 +162,9 @@ def test_weak_rep_flagged_with_exact_figures(tmp_path):
     # mentor: best Wilson lower bound among the other AEs with >= 8 closed deals
     assert wilson_interval(8, 9)[0] < wilson_interval(30, 40)[0]
     assert (f["mentor_rep_id"], f["mentor_name"], f["mentor_value"]) == ("A3", "Rep A3", pytest.approx(0.75))
-    assert f["sentence"].startswith("Rep A1's win rate is 10% (2 of 20 closed deals) against 58% for other AEs")
+    assert f["sentence"].startswith("Rep A1's win rate is 10% (2 of 20 closed deals) against 61% for other AEs")
     assert "pair Rep A1 with Rep A3 (75%, 30 of 40)" in f["sentence"]
-    assert "2 of 20" in f["evidence"] and "73 of 126" in f["evidence"]
+    assert "2 of 20" in f["evidence"] and "73 of 119" in f["evidence"]
     assert coaching_summary(flags) == "1 rep needs coaching in 2025-Q3: Rep A1 (win rate)."
 
 
@@ -254,6 +257,10 @@ def test_sample_planted_reps_flagged(sample, period):
     got = set(zip(flags["rep_id"], flags["flag"]))
     assert ("R0028", "win_rate") in got  # the weak AE (win rate 0.06)
     assert ("R0011", "many_calls_few_meetings") in got  # most calls, fewest meetings
+    # an AM's calls are examined too: R0008 has the lowest latent call quality of the sample
+    # (-2.88; it tilts the odds of booking a meeting) and books 1.9-2.2% of calls against ~5% for
+    # the other AMs
+    assert ("R0008", "meeting_booked_rate") in set(zip(flags["rep_id"], flags["metric"]))
     # a bound on who is named: at most 6 of the 35 sellers, each a real and large gap
     assert flags["rep_id"].nunique() <= 6
     assert not {"R0004", "R0018", "R0002", "R0026", "R0006", "R0005"} & set(flags["rep_id"])  # the strongest
@@ -278,7 +285,7 @@ def test_sample_planted_reps_flagged(sample, period):
             assert cand["rep_id"].iloc[int(np.nanargmax(score))] == r.mentor_rep_id
             # the peers' value is the expected rate on the rep's mix
             assert r.peer_value == pytest.approx(r.expected / r.denominator)
-    rafael = flags[flags.flag == "many_calls_few_meetings"]
+    rafael = flags[(flags.flag == "many_calls_few_meetings") & (flags.role == "SDR")]
     assert list(rafael["rep_id"]) == ["R0011"]
     assert rafael["sentence"].iloc[0].startswith("Rafael Sanchez makes many calls but books few meetings")
     assert "Nadia Chen" in coaching_summary(flags) and "many calls, few meetings" in coaching_summary(flags)
@@ -373,3 +380,186 @@ def test_deals_stalling_at_one_step_are_flagged_within_the_team(tmp_path):
     assert "stall" in stalls.sentence.iloc[0].lower() or "qualification" in stalls.sentence.iloc[0].lower()
     untouched = coaching_flags(analysis.load(SAMPLE_DATA), "2026-Q3")
     assert not untouched.flag.str.startswith("stalling_at_").any()
+
+
+# -- issue 14, item 7: every rep who does the work is examined; "worth a look" ------------------------
+
+#: Six AEs and two AMs, quarter 2025-Q3 (deals closed in July; calls from July to September):
+#:
+#: rep  won / closed   calls  booked   note
+#: A1    1 / 10         100     12     wins 1 of 10 against 25 of 41 (61 %) for A2-A6: worth a look
+#: A2    5 /  8         600      3     600 calls, 3 meetings against 61 of 500 (12.2 %): flagged
+#: A3    5 /  8         100     12
+#: A4    5 /  8         100     12
+#: A5    5 /  8         100     12
+#: A6    5 /  9         100     13     strongest on meetings (Wilson lower bound): A2's mentor
+#: P1, P2 (AMs)          40      0     two AMs who call: too few to compare, and never pooled with the AEs
+#:
+#: 18 tests: win rate, meeting booked rate and activities per working day for each AE (the AMs
+#: have no comparison). A2's p is ~1e-30 (rank 1), A1's 0.00441 (rank 2): q = 0.00441 * 18 / 2.
+ISSUE_DEALS = {"A1": (1, 10), "A2": (5, 8), "A3": (5, 8), "A4": (5, 8), "A5": (5, 8), "A6": (5, 9)}
+ISSUE_CALLS = {"A1": (12, 100), "A2": (3, 600), "A3": (12, 100), "A4": (12, 100), "A5": (12, 100), "A6": (13, 100),
+               "P1": (0, 40), "P2": (0, 40)}
+#: weekdays from 2025-07-01 to 2025-09-30 (no holidays configured)
+Q3_2025_DAYS = int(np.busday_count("2025-07-01", "2025-10-01"))
+
+
+def _issue_team(folder: Path) -> Path:
+    reps = ["rep_id,name,team,region,manager_id,role,hire_date,end_date", "M1,Maya Boss,East,NA,,manager,2020-01-01,"]
+    reps += [f"{r},Rep {r},East,NA,M1,{'AM' if r.startswith('P') else 'AE'},2020-01-01," for r in ISSUE_CALLS]
+    opps = ["opportunity_id,owner_id,created_at,status,stage,amount,close_date"]
+    i = 0
+    for r, (won, n) in ISSUE_DEALS.items():
+        for j in range(n):
+            i += 1
+            status = "won" if j < won else "lost"
+            opps.append(f"D{i},{r},2025-06-01T10:00:00,{status},Closed {status.title()},1000,2025-07-{1 + j % 28:02d}")
+    days = pd.bdate_range("2025-07-01", "2025-09-30")
+    acts = ["activity_id,rep_id,type,occurred_at,outcome"]
+    i = 0
+    for r, (booked, n) in ISSUE_CALLS.items():
+        for j in range(n):
+            i += 1
+            day = days[j % len(days)].strftime("%Y-%m-%d")
+            acts.append(f"C{i},{r},call,{day}T{9 + j % 8:02d}:00:00,{'meeting_booked' if j < booked else 'connected'}")
+    tables = {name: "\n".join(rows) + "\n"
+              for name, rows in (("reps", reps), ("opportunities", opps), ("activities", acts))}
+    return write_tables(folder, **tables)
+
+
+@pytest.fixture(scope="module")
+def issue_team(tmp_path_factory):
+    return _issue_team(tmp_path_factory.mktemp("issue") / "team")
+
+
+@pytest.fixture(scope="module")
+def issue_tests(issue_team):
+    return coaching_tests(analysis.load(issue_team), "2025-Q3")
+
+
+@pytest.fixture(scope="module")
+def issue_notes(issue_team):
+    return coaching_notes(analysis.load(issue_team), "2025-Q3")
+
+
+def test_an_aes_calls_are_examined_against_the_aes_who_call(issue_tests, issue_notes):
+    """The AE with 600 calls and 3 meetings, against AE peers at 12-13 %: flagged (a pattern,
+    with a mentor); the AMs' calls are not pooled with the AEs'."""
+    t = issue_tests.set_index(["rep_id", "metric"])
+    assert set(issue_tests.role) == {"AE"}  # two AMs are too few: no AM is compared
+    a2 = t.loc[("A2", "meeting_booked_rate")]
+    assert (a2["numerator"], a2["denominator"], a2["peer_numerator"], a2["peer_denominator"]) == (3, 600, 61, 500)
+    assert a2["peer_value"] == pytest.approx(61 / 500) and a2["peers"] == 5
+    assert a2["p_value"] == pytest.approx(stats.fisher_exact([[3, 597], [61, 439]], alternative="less").pvalue)
+    flags = issue_notes.flags
+    assert list(zip(flags.rep_id, flags.flag)) == [("A2", "many_calls_few_meetings")]
+    f = flags.iloc[0]
+    assert (f["metric"], f["kind"], f["role"], f["mentor_rep_id"]) == ("meeting_booked_rate", "pattern", "AE", "A6")
+    per_day = 600 / Q3_2025_DAYS
+    assert f["sentence"] == (
+        f"Rep A2 makes many calls but books few meetings: {per_day:.1f} calls per working day (top quarter of AEs) "
+        "yet only 0.5% (3 of 600 calls) booked a meeting, against 12% for other AEs (adjusted p < 0.001); "
+        "pair Rep A2 with Rep A6 (13%, 13 of 100) on call openings and asking for the meeting.")
+    assert f["evidence"].endswith(f"Benjamini-Hochberg q < 0.001 over 18 comparisons; calls per working day "
+                                  f"{per_day:.1f} (peers' 75th percentile {100 / Q3_2025_DAYS:.1f})")
+    # the roles with too few reps doing the work are named, not compared across roles
+    assert flags.attrs["not_compared"] == [
+        "Activities per working day is not compared among AMs: 2 AMs have at least 10 working days, and a comparison "
+        "needs 4 (AMs are not compared with other roles).",
+        "Meeting booked rate is not compared among AMs: 2 AMs have at least 30 calls, and a comparison needs 4 (AMs "
+        "are not compared with other roles).",
+    ]
+    assert coaching_summary(flags).endswith(flags.attrs["not_compared"][1])
+
+
+def test_large_gap_not_yet_significant_is_worth_a_look_without_mentor(issue_team, issue_tests, issue_notes):
+    """The AE winning 1 of 10 against 61 % for the five other AEs: q = 0.040, above alpha (0.01)."""
+    a1 = issue_tests.set_index(["rep_id", "metric"]).loc[("A1", "win_rate")]
+    p = stats.fisher_exact([[1, 9], [25, 16]], alternative="less").pvalue
+    assert a1["p_value"] == pytest.approx(p) and a1["q_value"] == pytest.approx(p * 18 / 2)
+    assert 0.01 < a1["q_value"] <= 0.2 and not a1["flagged"] and a1["worth_a_look"]
+    look = coaching_worth_a_look(analysis.load(issue_team), "2025-Q3")
+    assert list(zip(look.rep_id, look.metric)) == [("A1", "win_rate")]
+    w = look.iloc[0]
+    assert w["evidence"] == ("won 1 of 10 closed deals (10%) against 61% for the other 5 AEs; "
+                             "not yet significant (q = 0.040)")
+    assert w["sentence"] == "Rep A1 " + w["evidence"] + "."
+    assert pd.isna(w["mentor_rep_id"]) and pd.isna(w["mentor_name"]) and pd.isna(w["mentor_value"])
+    assert "pair" not in w["sentence"] and "mentor" not in w["sentence"]
+    # the same list as coaching_notes gives beside the flags, which keep their mentor
+    pd.testing.assert_frame_equal(issue_notes.worth_a_look, look)
+    assert issue_notes.flags["mentor_rep_id"].tolist() == ["A6"]
+
+
+def test_the_correction_counts_every_test(issue_tests):
+    """18 tests (the AEs' meeting booked rates included): A1's q is p * 18 / 2 = 0.040, not the
+    0.026 it would be among the 6 win-rate tests alone."""
+    assert issue_tests.attrs["tests"] == len(issue_tests) == 18
+    assert issue_tests.groupby("metric").size().to_dict() == {"activities_per_day": 6, "meeting_booked_rate": 6,
+                                                             "win_rate": 6}
+    q = multipletests(issue_tests["p_value"].astype(float), method="fdr_bh")[1]
+    assert issue_tests["q_value"].astype(float).tolist() == pytest.approx(q.tolist())
+    win = issue_tests[issue_tests.metric == "win_rate"]
+    alone = multipletests(win["p_value"].astype(float), method="fdr_bh")[1]
+    a1 = win.rep_id.tolist().index("A1")
+    assert alone[a1] == pytest.approx(0.0265, abs=1e-4) and win["q_value"].iloc[a1] == pytest.approx(0.0397, abs=1e-4)
+    # each p-value is the one-rep test: Fisher for the pooled proportions, the t test for rates
+    for r in issue_tests.itertuples():
+        if r.metric == "activities_per_day":
+            others = issue_tests[(issue_tests.metric == r.metric) & (issue_tests.rep_id != r.rep_id)]
+            others = others.sort_values("rep_id")  # the reps' order, as summed in the comparison
+            assert r.p_value == peer_t_test(r.value, others["value"].astype(float))[1]
+        else:
+            assert r.p_value == float(fisher_less(r.numerator, r.denominator, r.peer_numerator, r.peer_denominator))
+
+
+def test_a_small_gap_is_not_worth_a_look(tmp_path):
+    """27 of 60 (45 %) against 95 of 150 (63 %): q = 0.070, in (0.01, 0.2], but the rep is at 71 %
+    of the peers' rate, not at most half of it: not listed (nor flagged); with
+    worth_a_look_ratio 0.8 it is."""
+    counts = {"A1": (27, 60), "A2": (19, 30), "A3": (19, 30), "A4": (19, 30), "A5": (19, 30), "A6": (19, 30)}
+    ds = analysis.load(_team(tmp_path, counts))
+    tests = coaching_tests(ds, "2025-Q3")
+    t = tests.set_index("rep_id").loc["A1"]
+    assert t["peer_value"] == pytest.approx(95 / 150) and 0.01 < t["q_value"] <= 0.2
+    assert t["value"] / t["peer_value"] == pytest.approx(0.45 / (95 / 150))  # 0.71
+    assert t["q_value"] == pytest.approx(0.0696, abs=1e-4)
+    assert not tests["flagged"].any() and not tests["worth_a_look"].any()
+    (tmp_path / "team" / "workbench.yml").write_text("coaching:\n  worth_a_look_ratio: 0.8\n")
+    wider = coaching_worth_a_look(analysis.load(tmp_path / "team"), "2025-Q3")
+    assert list(wider.rep_id) == ["A1"]
+    assert wider.sentence.iloc[0] == ("Rep A1 won 27 of 60 closed deals (45%) against 63% for the other 5 AEs; "
+                                       "not yet significant (q = 0.070).")
+
+
+def test_worth_a_look_q_below_alpha_is_refused(tmp_path):
+    from analysis.data.config import parse_config
+    from analysis.errors import ConfigError
+
+    expected = r"coaching.worth_a_look_q \(0.005\) must be at least coaching.alpha \(0.01\)"
+    with pytest.raises(ConfigError, match=expected):
+        parse_config({"coaching": {"worth_a_look_q": 0.005}}, origin="workbench.yml")
+
+
+def test_review_section_lists_flags_and_worth_a_look(issue_team):
+    from analysis.reports import review
+    from analysis.reports.steering_review import coaching_section
+
+    def text(items):
+        return " ".join(getattr(x, "text", "") or "" for x in items)
+
+    company = text(coaching_section(review.setup(cadence="quarterly", period="2025-Q3", data=issue_team)))
+    assert "1 rep needs coaching in 2025-Q3: Rep A2 (many calls, few meetings)." in company
+    assert "pair Rep A2 with Rep A6 (13%, 13 of 100)" in company
+    assert ("Worth a look: 1 rep has a large gap against the peers of the same role that is not yet significant (at "
+            "most 50% of the peers' value; adjusted p above 0.01 and at most 0.20). No mentor is suggested") in company
+    assert ("Rep A1 won 1 of 10 closed deals (10%) against 61% for the other 5 AEs; not yet significant "
+            "(q = 0.040).") in company
+    assert company.index("Rep A2 makes many calls") < company.index("Worth a look") < company.index("Rep A1 won")
+    # a rep's own review: their own note only, nobody else named
+    own = text(coaching_section(review.setup(cadence="quarterly", period="2025-Q3", data=issue_team, scope="rep",
+                                             scope_value="A1")))
+    assert own.startswith("Rep A1 is not significantly below peers of the same role on any coached measure in 2025-Q3.")
+    assert "Worth a look, not yet significant (at most 50% of the peers' value" in own
+    assert "Rep A1 won 1 of 10 closed deals" in own
+    assert "Rep A2" not in own and "Rep A6" not in own

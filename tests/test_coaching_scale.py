@@ -17,7 +17,7 @@ import analysis
 from analysis.analytics import funnel
 from analysis.paths import SAMPLE_DATA
 from analysis.steering import scorecard as sc
-from analysis.steering.coaching import coaching_tests, stratified_fisher
+from analysis.steering.coaching import coaching_tests, peer_t_test, stratified_fisher
 from analysis.steering.experiments import experiment
 
 AS_OF = date(2026, 9, 30)
@@ -92,6 +92,15 @@ def test_coaching_tests_are_repeatable(sample):
     a = coaching_tests(sample, "2026-Q3")
     b = coaching_tests(analysis.load(SAMPLE_DATA), "2026-Q3")
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # the rates per day of all reps at once are each rep's own t test against the others (in the
+    # reps' order), and the AEs' and AMs' calls are examined too
+    rates = a[a.test.str.startswith("t test")]
+    assert set(rates.metric) == {"activities_per_day", "calls_per_day"}
+    for r in rates.itertuples():
+        others = a[(a.metric == r.metric) & (a.role == r.role) & (a.rep_id != r.rep_id)].sort_values("rep_id")
+        assert r.p_value == peer_t_test(r.value, others["value"].astype(float))[1]
+        assert r.peers == len(others)
+    assert set(a.loc[a.metric == "meeting_booked_rate", "role"]) == {"SDR", "AE", "AM"}
 
 
 def test_coaching_p_values_are_the_one_rep_stratified_test(sample):
@@ -109,12 +118,22 @@ def test_coaching_p_values_are_the_one_rep_stratified_test(sample):
 
 
 def test_stratified_fisher_many_strata_against_one_at_a_time():
+    """Against a convolution of scipy's full pmfs: the lower tail cuts each support at the
+    observed total (see _stratified_fisher_many), which must not change a p-value."""
     rng = np.random.default_rng(3)
-    for _ in range(200):
+    extreme = [  # few successes from many trials (3 meetings from 600 calls), none, all
+        ([1.0, 2.0, 0.0], [200.0, 300.0, 100.0], [20.0, 30.0, 11.0], [160.0, 240.0, 100.0]),
+        ([0.0, 0.0], [50.0, 80.0], [9.0, 4.0], [70.0, 90.0]),
+        ([40.0, 7.0], [40.0, 7.0], [12.0, 3.0], [60.0, 9.0]),
+    ]
+    cases = [*extreme, *([None] * 200)]
+    for case in cases:
         m = int(rng.integers(1, 6))
         n = rng.integers(0, 30, m).astype(float)
         nr = rng.integers(1, 500, m).astype(float)
         k, kr = np.floor(n * rng.random(m)), np.floor(nr * rng.random(m))
+        if case is not None:
+            k, n, kr, nr = (np.array(v) for v in case)
         p = stratified_fisher(k, n, kr, nr)
         # convolution of the strata by hand
         pmf, lo_total = np.ones(1), 0
@@ -126,6 +145,8 @@ def test_stratified_fisher_many_strata_against_one_at_a_time():
             lo_total += lo
         expect = pmf[: int(k[n > 0].sum()) - lo_total + 1].sum()
         assert p == pytest.approx(min(max(expect, 0.0), 1.0), rel=1e-9, abs=1e-12)
+        if case is not None:  # tiny p-values too, relative to their size
+            assert p == pytest.approx(expect, rel=1e-9, abs=0)
 
 
 def test_experiment_arms_restricted_to_reps_match_rep_day_sums(sample):

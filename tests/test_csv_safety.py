@@ -181,7 +181,8 @@ def _patch_producers(monkeypatch) -> None:
     monkeypatch.setattr(engine, "metrics", lambda *a, **k: frame)
     monkeypatch.setattr(funnel, "stage_funnel", lambda *a, **k: frame)
     monkeypatch.setattr(funnel, "stalled_deals", lambda *a, **k: frame)
-    monkeypatch.setattr(coaching, "coaching_flags", lambda *a, **k: frame)
+    monkeypatch.setattr(coaching, "coaching_notes", lambda *a, **k: coaching.CoachingNotes(flags=frame,
+                                                                                         worth_a_look=frame))
     monkeypatch.setattr(plan, "plan", lambda *a, **k: frame)
     sim = SimpleNamespace(groups={"team": frame, "rep_id": frame})
     monkeypatch.setattr(outlook, "period_outlook", lambda *a, **k: SimpleNamespace(

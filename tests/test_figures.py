@@ -66,3 +66,22 @@ def test_waterfall_and_survival_charts(ds):
 def test_step_labels():
     assert figures.step_label("objection_handling") == "Objection handling"
     assert figures.step_label(None) == "(unknown)"
+
+
+def test_money_axes_titles_and_tables_use_the_datasets_formatter(ds):
+    import re
+
+    from analysis.format import Numbers
+
+    wf = pipeline.pipeline_waterfall(ds, "2026-Q3")
+    change = abs(float(wf.end.iloc[0]) - float(wf.start.iloc[0]))
+    for numbers, symbol in ((Numbers("USD"), "$"), (Numbers("IDR", "id-ID"), "Rp ")):
+        chart = figures.waterfall_chart(wf, numbers=numbers)
+        assert title(chart).endswith(f"by {numbers.money(change)}")
+        labels = re.findall(r"<text[^>]*>([^<]*)</text>", svg(chart))
+        ticks = [t for t in labels if t.startswith(symbol)]
+        assert len(ticks) >= 3 and all(t == symbol + "0" or t.endswith(("M", " jt")) for t in ticks), labels
+    stalled = funnel.stalled_deals(ds, as_of=ds.last_date())
+    body = figures.stalled_table(stalled, numbers=Numbers("USD"))._repr_html_()
+    first = stalled.amount.iloc[0]
+    assert f">{Numbers('USD').money(first, compact=False)}</td>" in body and "$" in body

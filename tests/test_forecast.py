@@ -297,7 +297,7 @@ def test_revenue_forecast_naive_and_backtest_by_hand(series_ds):
     assert r.winner == expected and bool(acc.loc[expected, "is_winner"])
     assert set(r.best.model) == {expected} and len(r.best) == 2
     assert r.spec == "ETS(A,Ad,A) m=4"  # 12 quarters: three seasons
-    assert "Revenue forecast for 2025-Q1" in r.sentence and "MAPE" in r.sentence
+    assert "Time-series forecast of revenue for 2025-Q1" in r.sentence and "MAPE" in r.sentence
     ets = r.forecast[r.forecast.model == "ets"]
     assert (ets.low < ets.forecast).all() and (ets.forecast < ets.high).all()
 
@@ -490,3 +490,177 @@ def test_forecast_sentence_without_an_interval_says_so():
     result = ForecastResult("revenue", "quarter", pd.DataFrame(), fc_, pd.DataFrame(), acc, "seasonal_naive", "ETS(A,N,N)")
     text = forecast_sentence(ds, result)
     assert "n/a" not in text and "no interval" in text
+
+
+# -- seasonal new business, calibration and the headline -----------------------------------------
+
+
+def _season_opps(last: str, *, q4_deals: int = 4, other_deals: int = 2) -> str:
+    """Deals of 100 created on the 2nd day of each quarter and won on its 20th, 2022-Q1 up to the
+    quarter starting ``last`` (YYYY-MM): Q4 has twice the deals (and revenue) of the others."""
+    rows = ["opportunity_id,owner_id,created_at,status,stage,amount,close_date"]
+    for y in (2022, 2023, 2024, 2025):
+        for m in (1, 4, 7, 10):
+            if f"{y}-{m:02d}" > last:
+                continue
+            for k in range(q4_deals if m == 10 else other_deals):
+                rows.append(f"N{y}{m:02d}{k},R{1 + k % 3},{y}-{m:02d}-02T09:00:00,won,Closed Won,100,{y}-{m:02d}-20")
+    return "\n".join(rows) + "\n"
+
+
+def _season_ds(tmp_path: Path, name: str, last: str):
+    folder = write_tables(tmp_path / name, reps=REPS, opportunities=_season_opps(last))
+    return analysis.load(folder, config={"as_of": "2025-06-30", "forecast": {"simulations": 400}})
+
+
+@pytest.fixture(scope="module")
+def season_ds(tmp_path_factory):
+    return _season_ds(tmp_path_factory.mktemp("season"), "season", "2025-04")
+
+
+def test_new_business_gets_the_seasonality_of_the_time_series(season_ds):
+    """Revenue 200 a quarter, 400 in Q4: the ETS seasonal factors are 1.6 (Q4) and 0.8 (others).
+
+    2024-Q4 as of 2024-09-30: analogous quarters 2023-Q4 (4 deals), 2024-Q1..Q3 (2 each), each
+    brought to Q4's season: 4 x 1.6/1.6, 2 x 1.6/0.8 (three times) -> lambda = 4 (flat: 2.5).
+    2024-Q3 as of 2024-06-30: 2 x 0.8/0.8, 4 x 0.8/1.6, 2, 2 -> lambda = 2: Q4 twice Q3."""
+    ds = season_ds
+    sf = fc.seasonal_factors(ds, as_of="2024-09-30").set_index("season")
+    assert sf.attrs["end"] == "2024-Q3" and sf.attrs["periods"] == 11 and sf.attrs["reason"] == ""
+    assert sf.factor.to_dict() == pytest.approx({3: 1.6, 0: 0.8, 1: 0.8, 2: 0.8}, rel=1e-3)
+    q4 = fc.simulate_outcome(ds, "2024-Q4", as_of="2024-09-30", by=()).summary.iloc[0]
+    q3 = fc.simulate_outcome(ds, "2024-Q3", as_of="2024-06-30", by=()).summary.iloc[0]
+    assert q4.new_rate == pytest.approx(4.0, rel=1e-3) and q4.season_factor == pytest.approx(1.6, rel=1e-3)
+    assert q3.new_rate == pytest.approx(2.0, rel=1e-3) and q3.season_factor == pytest.approx(0.8, rel=1e-3)
+    assert q4.new_expected == pytest.approx(2 * q3.new_expected, rel=1e-3)
+    assert q4.seasonality.startswith("ETS(A,N,A) m=4 on 11 quarters")
+    # the time series reports the same factors (one estimate, two users)
+    r = fc.revenue_forecast(ds, end="2024-Q3", backtest_periods=0)
+    pd.testing.assert_frame_equal(r.seasonality, fc.seasonal_factors(ds, as_of="2024-09-30"))
+    # fewer than two years of complete quarters: no factor, said so, counts used as they are
+    short = fc.seasonal_factors(ds, as_of="2023-09-30")
+    assert short.factor.isna().all() and "7 quarters of history" in short.attrs["reason"]
+    s = fc.simulate_outcome(ds, "2023-Q4", as_of="2023-09-30", by=()).summary.iloc[0]
+    assert s.season_factor == 1.0 and s.new_rate == 2.5 and s.seasonality.startswith("none: 7 quarters")
+
+
+def test_seasonality_and_simulation_use_nothing_after_as_of(tmp_path, season_ds):
+    before = _season_ds(tmp_path, "before", "2024-07")
+    after = season_ds  # adds 2024-Q4 .. 2025-Q2
+    assert after.table("opportunities").count().execute() > before.table("opportunities").count().execute()
+    a = fc.simulate_outcome(before, "2024-Q4", as_of="2024-09-30", n=300, by=())
+    b = fc.simulate_outcome(after, "2024-Q4", as_of="2024-09-30", n=300, by=())
+    pd.testing.assert_frame_equal(a.summary, b.summary)
+    np.testing.assert_array_equal(a.totals, b.totals)
+    pd.testing.assert_frame_equal(fc.seasonal_factors(before, as_of="2024-09-30"),
+                                  fc.seasonal_factors(after, as_of="2024-09-30"))
+    # the calibration replays the same quarters (each replay is a simulation as of a day before)
+    assert fc.scored_periods(before, as_of="2024-09-30") == fc.scored_periods(after, as_of="2024-09-30")
+
+
+CAL_OPPS = """\
+opportunity_id,owner_id,created_at,status,stage,amount,close_date
+A1,R1,2023-12-15T09:00:00,won,Closed Won,1000,2024-02-10
+A2,R1,2024-03-15T09:00:00,won,Closed Won,200,2024-05-10
+A3,R2,2024-06-15T09:00:00,won,Closed Won,900,2024-08-10
+A4,R2,2024-09-15T09:00:00,won,Closed Won,300,2024-11-10
+A5,R3,2024-12-15T09:00:00,won,Closed Won,800,2025-02-10
+A6,R3,2025-03-15T09:00:00,won,Closed Won,400,2025-05-10
+A7,R1,2025-03-16T09:00:00,lost,Closed Lost,100,2025-05-12
+A8,R2,2025-06-15T09:00:00,won,Closed Won,900,2025-08-10
+A9,R3,2025-09-15T09:00:00,open,Closing,600,2025-11-10
+"""
+
+
+@pytest.fixture(scope="module")
+def cal_ds(tmp_path_factory):
+    """Every deal is created in the month before its quarter and sits in Closing (probability 1)
+    until it closes: the simulation of a quarter is its Closing deals, exactly (no new business).
+    Revenue 2024-Q1..2025-Q3: 1000, 200, 900, 300, 800, 400, 900; A7 (100) is lost in 2025-Q2."""
+    history = ["opportunity_id,stage,entered_at"]
+    for line in CAL_OPPS.splitlines()[1:]:
+        oid, _, created, status, stage, _, close = line.split(",")
+        history.append(f"{oid},Closing,{created}")
+        if status != "open":
+            history.append(f"{oid},{stage},{close}T12:00:00")
+    folder = write_tables(tmp_path_factory.mktemp("cal"), reps=REPS, opportunities=CAL_OPPS, stage_history="\n".join(history) + "\n")
+    stages = [{"name": "Prospecting", "step": "prospecting", "probability": 0.0},
+              {"name": "Closing", "step": "closing", "probability": 1.0}]
+    return analysis.load(folder, config={"as_of": "2025-09-30", "stages": stages,
+                                         "forecast": {"min_history_deals": 1000, "simulations": 200}})
+
+
+def test_calibration_counts_exact_and_the_simulation_wins_the_headline(cal_ds):
+    ds = cal_ds
+    cal = fc.simulation_calibration(ds, n=200)
+    # replayed: the quarters the time series scores (3 quarters before each)
+    assert cal.periods == ["2024-Q4", "2025-Q1", "2025-Q2", "2025-Q3"] and cal.reason == ""
+    assert list(cal.frame.forecast) == [300, 800, 500, 900] and list(cal.frame.actual) == [300, 800, 400, 900]
+    assert list(cal.frame.inside) == [True, True, False, True]
+    assert (cal.inside, cal.with_interval, cal.coverage) == (3, 4, 0.75)
+    assert cal.count_text() == "3 of 4 quarters"
+    assert cal.mape == pytest.approx(0.25 / 4) and cal.bias == pytest.approx(0.25 / 4)
+    h = fc.headline(ds, "2025-Q4", n=200, replay_n=200)
+    assert h.as_of == date(2025, 9, 30) and h.compared_on == ("2024-Q4", "2025-Q1", "2025-Q2", "2025-Q3")
+    assert h.chosen.method == "simulation" and h.chosen.value == 600
+    ts = h.table.set_index("method").loc["time_series"]
+    assert ts.mape > cal.mape and ts.backtest_periods == 4
+    assert h.table.is_headline.tolist() == [True, False, False]
+    assert ("P50 $600 (P10-P90 $600-$600); the actual fell inside P10-P90 in 3 of 4 quarters replayed as of the day "
+            "before each; P50 off by 6.3% on average") in h.sentence
+    assert "lower than that of the time series" in h.sentence
+
+
+def test_the_time_series_wins_the_headline_when_its_error_is_lower(series_ds):
+    # revenue 100, 200, 300, 400 (+10 a year), each quarter's deal created and won within it:
+    # the time series forecasts it within a few percent, the simulation only knows a run rate
+    h = fc.headline(series_ds, "2025-Q1", n=300, replay_n=300)
+    t = h.table.set_index("method")
+    assert h.chosen.method == "time_series" and t.loc["time_series", "mape"] < t.loc["simulation", "mape"]
+    assert list(h.compared_on) == ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]
+    r = fc.revenue_forecast(series_ds, horizon=1)
+    assert h.chosen.value == r.best.forecast.iloc[0]
+    assert t.loc["time_series", "mape"] == pytest.approx(r.accuracy.set_index("model").loc[r.winner, "mape"])
+    assert "from the time series" in h.sentence and "lower than that of the simulation" in h.sentence
+
+
+def test_headline_without_history_says_its_accuracy_is_unknown(tmp_path):
+    ds = _sim_ds(tmp_path, SIM_OPPS)
+    h = fc.headline(ds, "2025-Q3", n=200, replay_n=200)
+    assert h.compared_on == () and h.chosen.method == "simulation"
+    assert "its accuracy is unknown: too little history" in h.sentence and "no backtest was possible" in h.sentence
+    assert " 0%" not in h.sentence and "0 of" not in h.sentence
+    assert (h.table.backtest_periods == 0).all() and h.table.mape.isna().all()
+
+
+def _cand(method: str, value: float, low: float = math.nan, high: float = math.nan):
+    cal = fc.Calibration.of(method, "quarter", pd.DataFrame({"period": []}))
+    label = {"simulation": "the simulation", "time_series": "the time series"}[method]
+    return fc.Candidate(method, label, value, low, high, cal, True, f"({method} note)")
+
+
+def test_disagreement_sentence_exactly_when_a_forecast_lies_outside_the_other_interval(series_ds):
+    sim = _cand("simulation", 100, 80, 120)
+    assert fc.disagreement_sentence(series_ds, sim, _cand("time_series", 110, 90, 130)) == ""
+    assert fc.disagreement_sentence(series_ds, sim, _cand("time_series", 120, 100, 140)) == ""  # on the edge
+    assert fc.disagreement_sentence(series_ds, sim, _cand("time_series", 119)) == ""  # no interval of its own
+    text = fc.disagreement_sentence(series_ds, sim, _cand("time_series", 130, 90, 170))
+    assert text.startswith("The time series' $130 lies above the simulation's P10-P90 ($80-$120).")
+    assert "They can differ: the simulation (simulation note), while the time series (time_series note)." in text
+    # the other inside the headline's interval, but the headline outside the other's
+    text = fc.disagreement_sentence(series_ds, sim, _cand("time_series", 115, 114, 116))
+    assert text.startswith("The simulation's P50 $100 lies below the time series' 80% interval ($114-$116).")
+    assert fc.disagreement_sentence(series_ds, sim, _cand("time_series", 70)).startswith(
+        "The time series' $70 lies below the simulation's P10-P90")
+
+
+def test_period_probabilities_of_a_later_period_count_only_wins_within_it(cal_ds):
+    # each deal sits in Closing from the month before its quarter and is won (A7 lost) within it
+    ds = cal_ds
+    closing = fc.period_win_probabilities(ds, "2025-Q4", as_of="2025-09-30").set_index("step").loc["closing"]
+    # as of the day before: 2024-Q4 .. 2025-Q3 open A4, A5, A6 + A7, A8 -> won 2400 of 2500
+    assert closing.history_rate == pytest.approx(2400 / 2500)
+    # as of a quarter earlier: the deals open 93 days before each analogous quarter are won in
+    # the quarter before it, never within it
+    later = fc.period_win_probabilities(ds, "2025-Q4", as_of="2025-06-30").set_index("step").loc["closing"]
+    assert later.observations > 0 and later.history_rate == 0.0

@@ -369,8 +369,10 @@ def test_theme_is_registered_and_enabled():
 
 def test_show_gives_an_accessible_offline_figure():
     fig = charts.show(_status_chart(f"Top rep: {HOSTILE}"), caption="Source: CRM <export>")
-    out = fig._repr_mimebundle_()
-    body = out["text/html"]
+    out, _ = fig._repr_mimebundle_()
+    assert "text/html" not in out  # JupyterLab would show it before the live Vega-Lite chart
+    assert "image/png" in out and any(k.startswith("application/vnd.vegalite") for k in out)
+    body = fig.html
     assert body.count("<figure") == 1 and "<figcaption>" in body
     assert "Top rep: &lt;script&gt;alert(1)&lt;/script&gt;" in body and HOSTILE not in body
     assert "Source: CRM &lt;export&gt;" in body
@@ -415,13 +417,15 @@ def test_kpi_cards_arrows_follow_direction():
             {"label": HOSTILE, "value": HOSTILE},
         ]
     ).html
-    assert 'class="wb-good"><span class="wb-arrow" aria-hidden="true">&#9650;</span> +8% vs Q2' in body
-    assert 'class="wb-bad"><span class="wb-arrow" aria-hidden="true">&#9650;</span> +3 d vs Q2' in body
-    assert 'class="wb-bad"><span class="wb-arrow" aria-hidden="true">&#9660;</span> -2 pts vs target' in body
+    assert "<li" not in body and "<ul" not in body  # no list bullets in JupyterLab
+    body = re.sub(r' style="[^"]*"', "", body)  # inline styles: they survive JupyterLab's sanitizer
+    assert 'class="wb-good" role="listitem"><span class="wb-arrow" aria-hidden="true">&#9650;</span> +8% vs Q2' in body
+    assert 'class="wb-bad" role="listitem"><span class="wb-arrow" aria-hidden="true">&#9650;</span> +3 d vs Q2' in body
+    assert 'class="wb-bad" role="listitem"><span class="wb-arrow" aria-hidden="true">&#9660;</span> -2 pts vs target' in body
     assert "(up, better)" in body and "(up, worse)" in body and "(unchanged)" in body
-    assert '<li class="wb-flat">vs plan</li>' in body
+    assert '<div class="wb-flat" role="listitem">vs plan</div>' in body
     assert HOSTILE not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
-    assert body.count('<li class="wb-kpi">') == 4
+    assert body.count('<div class="wb-kpi" role="listitem">') == 4
     with pytest.raises(charts.PresentationError, match="did you mean 'direction'"):
         charts.kpi_cards([{"label": "x", "value": "1", "directon": "lower"}])
     with pytest.raises(charts.PresentationError, match="use 'higher' or 'lower'"):
@@ -439,6 +443,9 @@ def test_table_formats_at_presentation_time():
     )
     before = df.copy()
     body = charts.table(df, formats={"revenue": "{:,.0f}", "win_rate": ".1%"}, caption="Reps & <deals>").html
+    assert re.search(r'<th scope="col"[^>]*text-align:left">Rep</th>', body)  # text left, header a label
+    assert re.search(r'<td class="num"[^>]*text-align:right">1,234,568</td>', body)  # numbers right
+    body = re.sub(r' style="[^"]*"', "", body)
     assert "<caption>Reps &amp; &lt;deals&gt;</caption>" in body
     assert "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>" in body and HOSTILE not in body
     assert '<td class="num">1,234,568</td>' in body and '<td class="num">31.2%</td>' in body
@@ -446,7 +453,7 @@ def test_table_formats_at_presentation_time():
     assert '<td class="num">12</td>' in body
     assert '<th scope="row">' not in body  # default RangeIndex is not shown
     pd.testing.assert_frame_equal(df, before)  # numbers stay numbers
-    indexed = charts.table(df.set_index("rep"), formats={"revenue": lambda v: f"${v:,.0f}"}).html
+    indexed = re.sub(r' style="[^"]*"', "", charts.table(df.set_index("rep"), formats={"revenue": lambda v: f"${v:,.0f}"}).html)
     assert '<th scope="row">&lt;script&gt;' in indexed and "$1,234,568" in indexed
     with pytest.raises(charts.PresentationError, match="did you mean 'revenue'"):
         charts.table(df, formats={"revenu": "{:,.0f}"})

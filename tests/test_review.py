@@ -127,7 +127,7 @@ def test_peer_benchmarks_are_the_median_and_top_quartile_of_same_role_peers():
     peers = reps[(reps.role == "AE") & (reps.rep_id != "R0028")].rep_id
     df = analysis.metrics(r.ds, ["win_rate", "sales_cycle_days"], by="rep_id", grain="quarter", periods=["2026-Q3"],
                           filters={"rep_id": list(peers)})
-    page = "".join(x._repr_html_() for x in review.peer_benchmarks(r))
+    page = re.sub(r' style="[^"]*"', "", "".join(x._repr_html_() for x in review.peer_benchmarks(r)))
     row = re.search(r"<td>Win rate</td><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>", page)
     assert row.group(2) == f"{df.win_rate.astype(float).median():.1%}"
     assert row.group(3) == f"{df.win_rate.astype(float).quantile(0.75):.1%}"

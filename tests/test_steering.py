@@ -95,7 +95,9 @@ def _text(items) -> str:
 def test_forecast_section_shows_accuracy_and_outcome(company):
     items = steering.forecast_section(company)
     text = _text(items)
-    assert "Revenue forecast for 2026-Q4" in text and "MAPE" in text
+    assert "Revenue forecast for 2026-Q4 (as of 2026-09-30), from the" in text and "MAPE" in text
+    assert text.count("Revenue forecast for 2026-Q4") == 1  # one headline; the others are named by method
+    assert "Time-series forecast of revenue for 2026-Q4" in text
     assert "P50" in text and "P10" in text and "P90" in text
     html = "".join(x._repr_html_() for x in items)
     assert html.count("wb-chart") >= 2

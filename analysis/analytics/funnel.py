@@ -28,8 +28,9 @@ pass
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
-from typing import Any, Sequence
+from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -456,7 +457,9 @@ def stalled_deals(
     return _copy(memo[key])
 
 
-def transitions(ds: Dataset, *, period: str | Period | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def transitions(
+    ds: Dataset, *, period: str | Period | None = None, where: Mapping[str, Any] | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Stage-to-stage moves between consecutive ``stage_history`` rows of each deal.
 
     Parameters
@@ -465,6 +468,9 @@ def transitions(ds: Dataset, *, period: str | Period | None = None) -> tuple[pd.
         A dataset with ``stage_history``.
     period
         Only moves made (the later row entered) in this period (default: all).
+    where
+        Only deals whose dimensions have these values (``{"team": "East SMB"}``,
+        ``{"rep_id": "R0005"}``: a team's or rep's review); default: every deal.
 
     Returns
     -------
@@ -497,6 +503,10 @@ def transitions(ds: Dataset, *, period: str | Period | None = None) -> tuple[pd.
     m = h.filter(h.prev_code.notnull())
     if p:
         m = m.filter(_within(m.entered_at, p))
+    if where:
+        deals = _deals(ds, _by(ds, list(where)))
+        deals = deals.filter([deals[k].cast("string") == str(v) for k, v in where.items()])
+        m = m.semi_join(deals, m.opportunity_id == deals.opportunity_id)
     m = m.mutate(kind=_kind(m))
     agg = m.group_by(["prev_code", "code", "kind"]).aggregate(
         transitions=m.count(), deals=m.opportunity_id.nunique()

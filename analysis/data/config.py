@@ -125,11 +125,24 @@ class Forecast(_Model):
 
 
 class Coaching(_Model):
-    """Coaching flags: significance level and smallest sample worth a flag."""
+    """Coaching flags: significance level and smallest sample worth a flag (the samples also
+    say who "does the work" a measure is about); and the "worth a look" notes: a large gap
+    (the rep at most ``worth_a_look_ratio`` of the peers' value) whose q value lies above
+    ``alpha`` and at most ``worth_a_look_q``. ``worth_a_look_q`` equal to ``alpha`` lists none."""
 
     alpha: float = Field(default=0.01, gt=0, lt=0.5)
     min_closed_deals: int = Field(default=8, ge=1)
     min_activities: int = Field(default=30, ge=1)
+    worth_a_look_q: float = Field(default=0.2, gt=0, lt=1)
+    worth_a_look_ratio: float = Field(default=0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _look_above_alpha(self) -> "Coaching":
+        if self.worth_a_look_q < self.alpha:
+            raise ValueError(f"coaching.worth_a_look_q ({self.worth_a_look_q}) must be at least coaching.alpha "
+                             f"({self.alpha}): worth-a-look notes are the gaps not yet significant at alpha; set it "
+                             "equal to alpha to list none")
+        return self
 
 
 class ReviewLayout(_Model):
@@ -260,6 +273,13 @@ class Config(_Model):
     limits: Limits = Field(default_factory=Limits)
     timezone: str = "UTC"
     currency: str = "USD"
+    #: how figures are written in reports, notebooks and chart axes: separators, abbreviations
+    #: (en-US K/M/B/T, id-ID rb/jt/M/T), the currency symbol and where it goes; any CLDR locale
+    #: tag (en-US, id-ID, de-DE ...). Not ``locale``, which says how the input files write numbers.
+    display_locale: str = "en-US"
+    #: how money shows ``currency``: ``symbol`` ("$27.1M", "Rp 22,5 M"; a currency without a
+    #: symbol in the display locale is written with its code, "56.1M IDR") or ``code`` ("27.1M USD")
+    currency_display: Literal["symbol", "code"] = "symbol"
     fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
     working_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
     holidays: tuple[ConfigDate, ...] = ()
@@ -326,6 +346,14 @@ class Config(_Model):
                              "day_first and currency_prefixes")
         resolve_locale(v)  # raises ValueError with the fix
         return v
+
+    @field_validator("display_locale")
+    @classmethod
+    def _display_locale(cls, v: str) -> str:
+        from analysis.format import check_locale
+
+        check_locale(v)  # raises ValueError naming the tag, close ones and how to write one
+        return v.strip()
 
     @field_validator("encoding")
     @classmethod
@@ -402,6 +430,14 @@ class Config(_Model):
         from analysis.data.locale import resolve_locale
 
         return resolve_locale(self.locale)
+
+    @property
+    def numbers(self):
+        """The :class:`analysis.format.Numbers` of the reporting currency, ``display_locale`` and
+        ``currency_display``: the one formatter of every figure shown for this dataset."""
+        from analysis.format import Numbers
+
+        return Numbers(self.currency, self.display_locale, self.currency_display)
 
     @property
     def tz(self) -> ZoneInfo:

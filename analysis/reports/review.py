@@ -18,6 +18,7 @@ import html
 import json
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -32,7 +33,7 @@ from analysis.data.loading import Dataset, load
 from analysis.data.periods import Period, last_complete, parse_period
 from analysis.data.timeline import employed
 from analysis.errors import DataError, WorkbenchError
-from analysis.format import money
+from analysis.format import Numbers
 from analysis.paths import NOTEBOOKS, REPORTS
 from analysis.reports import charts
 from analysis.semantic.catalog import Catalog, build_catalog, catalog_version
@@ -101,6 +102,15 @@ class Review:
         return f"Rep {self.rep_name(self.scope_value)}"
 
     @property
+    def subject(self) -> str:
+        """Who the review is about, inside a sentence: "the company", "team East SMB", "Nadia Turner"."""
+        if self.scope == "company":
+            return "the company"
+        if self.scope == "team":
+            return f"team {self.scope_value}"
+        return self.rep_name(self.scope_value)
+
+    @property
     def title(self) -> str:
         return f"{self.cadence.capitalize()} review {self.period.label}: {self.scope_label}"
 
@@ -116,8 +126,33 @@ class Review:
     def rep_name(self, rep_id: str | None) -> str:
         return str(self.rep_names.get(rep_id, rep_id))
 
+    @property
+    def numbers(self) -> Numbers:
+        """The one formatter of this review (reporting currency, display locale)."""
+        return self.ds.config.numbers
+
     def fmt(self, metric_id: str, value: Any) -> str:
-        return self.catalog.get(metric_id).fmt(value)
+        return self.catalog.get(metric_id).fmt(value, self.numbers)
+
+    def money(self, value: Any) -> str:
+        """An amount in a sentence: compact, with the currency ("$27.1M")."""
+        return self.numbers.money(value)
+
+    def money_full(self, value: Any) -> str:
+        """An amount in full with the currency ("$735,009"): tables, tooltips."""
+        return self.numbers.money(value, compact=False)
+
+    def cell(self, kind: str, digits: int = 0) -> Callable[[Any], str]:
+        """A table column's format through the review's formatter: ``kind`` is ``money`` (the
+        full figure with the currency), ``percent``, ``count`` or ``number`` (``digits`` decimals)."""
+        n = self.numbers
+        if kind == "money":
+            return lambda v: n.money(v, compact=False)
+        if kind == "percent":
+            return lambda v: n.percent(v, digits=digits)
+        if kind in ("count", "number"):
+            return lambda v: n.number(v, digits=digits)
+        raise ValueError(f"unknown cell kind {kind!r}: use money, percent, count or number")
 
     def attach(self, name: str, frame: pd.DataFrame, *, what: str) -> charts.HTMLBlock:
         """Keep the full table ``frame`` (``what``: "reps", "deals"...) and link it from the report.
@@ -133,7 +168,7 @@ class Review:
 
         self.tables[name] = frame
         folder, stem = os.environ.get(ATTACH_DIR_ENV), os.environ.get(ATTACH_STEM_ENV)
-        n = f"{len(frame):,} {what}"
+        n = f"{self.numbers.number(len(frame))} {what}"
         if not (folder and stem):
             return note_block(f"All {n}: r.tables[{name!r}] in this notebook (a rendered report attaches them as a CSV file).")
         file = f"{stem}.{name}.csv"
@@ -269,11 +304,11 @@ def long_table(r: Review, frame: pd.DataFrame, *, name: str, what: str, caption:
     k, n = layout.top, len(frame)
     numbered = frame.copy()
     numbered.insert(0, "#", range(1, n + 1))
-    formats = {"#": "{:,.0f}", **(formats or {})}
+    formats = {"#": r.cell("count"), **(formats or {})}
     out: list[Any] = [
-        html_table(numbered.head(k), formats=formats, caption=f"{caption}: the first {k} of {n:,} {what}"),
-        note_block(f"... {n - 2 * k:,} more {what} between these and the last {k}."),
-        html_table(numbered.tail(k), formats=formats, caption=f"{caption}: the last {k} of {n:,} {what}"),
+        html_table(numbered.head(k), formats=formats, caption=f"{caption}: the first {k} of {r.numbers.number(n)} {what}"),
+        note_block(f"... {r.numbers.number(n - 2 * k)} more {what} between these and the last {k}."),
+        html_table(numbered.tail(k), formats=formats, caption=f"{caption}: the last {k} of {r.numbers.number(n)} {what}"),
     ]
     if summary is not None and len(summary):
         out.append(html_table(summary, caption=summary_caption))
@@ -328,7 +363,7 @@ def _change_text(r: Review, metric_id: str, v: Any, base: Any, label: str) -> tu
         return f"{diff * 100:+.1f} pts vs {label}", diff
     ch = _pct_change(v, base)
     if ch is None:
-        return f"was {m.fmt(base)} in {label}", None
+        return f"was {m.fmt(base, r.numbers)} in {label}", None
     return f"{ch:+.0%} vs {label}", ch
 
 
@@ -356,12 +391,12 @@ def headline(r: Review) -> list[Any]:
             _change_text(r, mid, row.value, row.year_ago, row.year_ago_period),
         ]
         if not pd.isna(row.target) and not pd.isna(row.attainment):
-            comps.append((f"{float(row.attainment):.0%} of target {m.fmt(row.target)}", float(row.attainment) - 1))
-        cards.append({"label": m.label, "value": m.fmt(row.value), "comparisons": comps, "direction": m.direction})
+            comps.append((f"{float(row.attainment):.0%} of target {m.fmt(row.target, r.numbers)}", float(row.attainment) - 1))
+        cards.append({"label": m.label, "value": m.fmt(row.value, r.numbers), "comparisons": comps, "direction": m.direction})
     out: list[Any] = [charts.kpi_cards(cards)]
     rev = c.loc["revenue"]
     sentence = (
-        f"Revenue was {money(rev.value, r.ds.config.currency)} in {r.period.label}"
+        f"Revenue was {r.money(rev.value)} in {r.period.label}"
         + (f", {_updown(_pct_change(rev.value, rev.previous))} on {rev.previous_period}" if _pct_change(rev.value, rev.previous) is not None else "")
         + (f" and {_updown(_pct_change(rev.value, rev.year_ago))} on {rev.year_ago_period}" if _pct_change(rev.value, rev.year_ago) is not None else "")
         + "."
@@ -450,8 +485,8 @@ def peer_benchmarks(r: Review) -> list[Any]:
             better = (lambda a, b: a <= b) if lower else (lambda a, b: a >= b)
             stand = ("top quartile" if better(float(you), top) else
                      "above median" if better(float(you), median) else "below median")
-        rows.append({"Metric": m.label, "You": m.fmt(you), "Peer median": m.fmt(median),
-                     "Top quartile": m.fmt(top), "Where you stand": stand})
+        rows.append({"Metric": m.label, "You": m.fmt(you, r.numbers), "Peer median": m.fmt(median, r.numbers),
+                     "Top quartile": m.fmt(top, r.numbers), "Where you stand": stand})
     if not rows:
         return out + [note_block(f"No figures to compare in {r.period.label}.")]
     table = pd.DataFrame(rows)
@@ -471,12 +506,15 @@ def revenue_trend(r: Review) -> list[Any]:
                  filters=r.filters, catalog=r.catalog)
     df["revenue"] = df.revenue.astype(float)
     df["target"] = df.revenue_target.astype(float)
+    df["revenue_text"] = df.revenue.map(r.money_full)
+    df["target_text"] = df.target.map(r.money_full)
     best = df.loc[df.revenue.idxmax()]
     title = f"Revenue per {r.period.grain}: highest in {best.period} ({r.fmt('revenue', best.revenue)})"
     bars = alt.Chart(df).mark_bar(color=charts.STATUS_COLORS["won"]).encode(
         x=alt.X("period:N", title=r.period.grain.capitalize(), sort=None),
-        y=alt.Y("revenue:Q", title=f"Revenue ({r.ds.config.currency})", axis=alt.Axis(format="~s")),
-        tooltip=["period", alt.Tooltip("revenue:Q", format=",.0f")],
+        y=alt.Y("revenue:Q", title="Revenue", axis=charts.axis(r.numbers, "money")),
+        tooltip=[alt.Tooltip("period:N", title=r.period.grain.capitalize()),
+                 alt.Tooltip("revenue_text:N", title="Revenue"), alt.Tooltip("target_text:N", title="Target")],
     )
     layers = [bars]
     if df.target.notna().any():
@@ -513,28 +551,28 @@ def attainment(r: Review) -> list[Any]:
                    .reset_index())
         summary = pd.DataFrame({
             "Role": summary.role.fillna("(none)"), "Reps with a quota": summary.reps,
-            "Reached it": summary.reached.astype(int), "Median attainment": summary["median"].map("{:.0%}".format),
+            "Reached it": summary.reached.astype(int), "Median attainment": summary["median"].map(r.cell("percent")),
             "Middle half": [f"{a:.0%} to {b:.0%}" for a, b in zip(summary.p25, summary.p75)]})
     out += long_table(r, table, name="attainment", what="reps", caption=f"Revenue quota attainment by rep, {r.period.label}",
-                      formats={"Revenue": "{:,.0f}", "Target": "{:,.0f}", "Attainment": "{:.0%}"},
+                      formats={"Revenue": r.cell("money"), "Target": r.cell("money"), "Attainment": r.cell("percent")},
                       summary=summary, summary_caption="Attainment of every rep with a quota, by role")
     if r.scope != "rep" and len(df) > 1:
         out.append(charts.show(attainment_chart(df.assign(att=df.quota_attainment.astype(float)), hit,
-                                                limit=r.ds.config.review.list_all_up_to),
+                                                limit=r.ds.config.review.list_all_up_to, numbers=r.numbers),
                                caption="Green: at or above quota; red: below; the line marks 100%."))
     return out
 
 
-def attainment_chart(df: pd.DataFrame, hit: int, *, limit: int) -> alt.LayerChart:
+def attainment_chart(df: pd.DataFrame, hit: int, *, limit: int, numbers: Numbers | None = None) -> alt.LayerChart:
     """Each rep's attainment as a bar, or, beyond ``limit`` reps, how many reps fall in each band
     of 10 points (attainment over 200% in the last band), so the marks stay bounded."""
     good, bad = charts.STATUS_COLORS["won"], charts.STATUS_COLORS["lost"]
     rule = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color="#222").encode(x="x:Q")
-    title = f"{hit} of {len(df):,} reps reached quota"
+    title = f"{hit} of {(numbers or Numbers()).number(len(df))} reps reached quota"
     if len(df) <= limit:
         chart = alt.Chart(df.assign(rep=df.name)).mark_bar().encode(
             y=alt.Y("rep:N", sort="-x", title=None),
-            x=alt.X("att:Q", title="Quota attainment", axis=alt.Axis(format="%")),
+            x=alt.X("att:Q", title="Quota attainment", axis=charts.axis(numbers, "percent", digits=0)),
             color=alt.condition("datum.att >= 1", alt.value(good), alt.value(bad)),
         ).properties(width=520, height=max(120, 14 * len(df)))
         return alt.layer(chart, rule).properties(title=title)
@@ -543,7 +581,8 @@ def attainment_chart(df: pd.DataFrame, hit: int, *, limit: int) -> alt.LayerChar
     counts["end"] = counts.band + 0.1
     counts["label"] = [f"{a:.0%} to {a + 0.1:.0%}" if a < 2 else "200% or more" for a in counts.band]
     bars = alt.Chart(counts).mark_bar(binSpacing=1).encode(
-        x=alt.X("band:Q", title="Quota attainment (bands of 10 points)", axis=alt.Axis(format="%")),
+        x=alt.X("band:Q", title="Quota attainment (bands of 10 points)",
+                axis=charts.axis(numbers, "percent", digits=0)),
         x2="end:Q",
         y=alt.Y("reps:Q", title="Reps"),
         color=alt.condition("datum.band >= 1", alt.value(good), alt.value(bad)),
@@ -552,8 +591,16 @@ def attainment_chart(df: pd.DataFrame, hit: int, *, limit: int) -> alt.LayerChar
     return alt.layer(bars, rule).properties(title=title)
 
 
+#: Column headers of the dimensions a review splits by.
+DIM_LABELS = {"rep_id": "Rep", "team": "Team", "product": "Product", "segment": "Segment", "region": "Region",
+              "source": "Lead source", "customer_type": "Customer"}
+
+
 def breakdown(r: Review, dim: str) -> list[Any]:
     """Win rate, deal size and cycle by one dimension."""
+    if (dim == "team" and r.scope in ("team", "rep")) or (dim == "rep_id" and r.scope == "rep"):
+        return [note_block(f"This review covers one {DIM_LABELS.get(dim, dim).lower()}: {r.subject}'s figures are in the "
+                           "summary above.")]
     df = metrics(r.ds, BREAKDOWN, by=dim, grain=r.period.grain, periods=[r.period], filters=r.filters,
                  catalog=r.catalog)
     gone = [m for m in BREAKDOWN if m in df.attrs.get("unavailable", {})]
@@ -572,7 +619,7 @@ def breakdown(r: Review, dim: str) -> list[Any]:
         df[dim] = df[dim].map(lambda x: r.rep_names.get(x, x))
     table = df[[dim, "revenue", "deals_won", "win_rate", "win_rate_ci", "win_rate_denominator", "avg_deal_size",
                 "sales_cycle_days"]].rename(columns={
-        dim: dim.replace("_", " ").capitalize(), "revenue": "Revenue", "deals_won": "Won",
+        dim: DIM_LABELS.get(dim, dim.replace("_", " ").capitalize()), "revenue": "Revenue", "deals_won": "Won",
         "win_rate": "Win rate", "win_rate_ci": "95% interval", "win_rate_denominator": "Closed",
         "avg_deal_size": "Avg deal", "sales_cycle_days": "Cycle (d)"})
     top = df.iloc[0]
@@ -580,9 +627,10 @@ def breakdown(r: Review, dim: str) -> list[Any]:
               f"with a win rate of {r.fmt('win_rate', top.win_rate)} over {int(top.win_rate_denominator)} closed deals.")]
     what = {"rep_id": "reps", "team": "teams"}.get(dim, f"{dim.replace('_', ' ')} values")
     out += long_table(r, table, name=f"outcomes-by-{dim.replace('_id', '').replace('_', '-')}", what=what,
-                      formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
-                               "Cycle (d)": "{:.0f}", "Closed": "{:,.0f}"},
-                      caption=f"Outcomes by {dim.replace('_', ' ')}, {r.period.label}, most revenue first")
+                      formats={"Revenue": r.cell("money"), "Win rate": r.cell("percent"), "Avg deal": r.cell("money"),
+                               "Cycle (d)": r.cell("number"), "Closed": r.cell("count")},
+                      caption=f"Outcomes by {DIM_LABELS.get(dim, dim.replace('_', ' ')).lower()}, {r.period.label}, "
+                              "most revenue first")
     return out
 
 
@@ -626,11 +674,13 @@ def customers(r: Review) -> list[Any]:
     total = df.revenue.sum()
     new = df[df.customer_type == "new"].revenue.sum()
     out = [paragraph(f"New customers brought {new / total:.0%} of revenue; existing customers {1 - new / total:.0%}.")]
+    df = df.assign(customer_type=df.customer_type.map({"new": "New customers", "existing": "Existing customers"})
+                   .fillna(df.customer_type))
     table = df[["customer_type", *ids]].rename(columns={
         "customer_type": "Customer", "revenue": "Revenue", "deals_won": "Won", "win_rate": "Win rate",
         "avg_deal_size": "Avg deal", "sales_cycle_days": "Cycle (d)"})
-    out.append(html_table(table, formats={"Revenue": "{:,.0f}", "Win rate": "{:.0%}", "Avg deal": "{:,.0f}",
-                                            "Cycle (d)": "{:.0f}"},
+    out.append(html_table(table, formats={"Revenue": r.cell("money"), "Win rate": r.cell("percent"), "Avg deal": r.cell("money"),
+                                            "Cycle (d)": r.cell("number")},
                             caption="A deal is from an existing customer when its account had won a deal before the deal was created."))
     return out
 
@@ -638,12 +688,18 @@ def customers(r: Review) -> list[Any]:
 def data_quality(r: Review) -> list[Any]:
     """The data-quality appendix: rows read and every finding."""
     report = r.ds.quality(thorough=False)
-    out = [paragraph(f"{sum(report.rows.values()):,} rows read from {len(report.rows)} tables; "
-              f"{sum(f.count for f in report.findings if f.severity == 'problem'):,} problem rows flagged.")]
-    out.append(html_table(report.summary(), caption="Rows read and problems per table"))
+    out = [paragraph(f"{r.numbers.number(sum(report.rows.values()))} rows read from {len(report.rows)} tables; "
+              f"{r.numbers.number(sum(f.count for f in report.findings if f.severity == 'problem'))} problem rows flagged.")]
+    summary = report.summary().rename(columns={"table": "Table", "rows": "Rows", "problems": "Problem rows",
+                                                "rules_fired": "Checks that fired"})
+    out.append(html_table(summary, formats={c: r.cell("count") for c in ("Rows", "Problem rows", "Checks that fired")},
+                          caption="Rows read and problems per table"))
     if report.findings:
-        f = report.to_frame()[["table", "title", "column", "severity", "count", "message", "examples"]]
-        out.append(html_table(f, caption="Findings (see python -m analysis validate for details)"))
+        f = report.to_frame()[["table", "title", "column", "severity", "count", "message", "examples"]].rename(columns={
+            "table": "Table", "title": "Finding", "column": "Column", "severity": "Severity", "count": "Rows",
+            "message": "What it means", "examples": "Examples"})
+        out.append(html_table(f, formats={"Rows": r.cell("count")},
+                              caption="Findings (see python -m analysis validate for details)"))
     return out
 
 
@@ -805,7 +861,7 @@ def losses_section(r: Review) -> list[Any]:
     if la.empty or la.lost_deals.sum() == 0:
         return [note_block(f"No deals were lost in {r.period.label}.")]
     out: list[Any] = [paragraph(losses.top_loss_pattern(la))]
-    out.append(charts.show(figures.loss_reasons_chart(la), caption="A missing loss reason is its own category."))
+    out.append(charts.show(figures.loss_reasons_chart(la, numbers=r.numbers), caption="A missing loss reason is its own category."))
     by_step = (_in_scope(losses.loss_analysis(r.ds, r.period, by=["step", *(_scope_by(r) or [])]), r)
                if r.ds.has("stage_history") else None)
     if by_step is not None and not by_step.empty:
@@ -835,13 +891,22 @@ def engagement_section(r: Review) -> list[Any]:
     head = cmp[(cmp.activity_type == "all")]
     for _, row in head.iterrows():
         out.append(paragraph(str(row.verdict)))
-    out.append(charts.show(figures.engagement_chart(eng), caption="Activities linked to the deal, logged up to its close date."))
+    out.append(charts.show(figures.engagement_chart(eng, numbers=r.numbers), caption="Activities linked to the deal, logged up to its close date."))
     table = cmp[["activity_type", "measure", "won_mean", "lost_mean", "difference", "ci_low", "ci_high"]].rename(columns={
-        "activity_type": "Type", "measure": "Measure", "won_mean": "Won", "lost_mean": "Lost",
+        "activity_type": "Activity", "measure": "Measure", "won_mean": "Won", "lost_mean": "Lost",
         "difference": "Difference", "ci_low": "95% CI low", "ci_high": "95% CI high"})
-    out.append(html_table(table, formats={c: "{:,.2f}" for c in ("Won", "Lost", "Difference", "95% CI low", "95% CI high")},
+    table["Activity"] = table["Activity"].map(lambda t: ACTIVITY_LABELS.get(t, str(t)))
+    table["Measure"] = table["Measure"].map(lambda m: ENGAGEMENT_MEASURES.get(m, str(m).replace("_", " ")))
+    out.append(html_table(table, formats={c: r.cell("number", 2) for c in ("Won", "Lost", "Difference", "95% CI low", "95% CI high")},
                       caption="Won vs lost deals: mean per deal, difference and its 95% interval (Welch)"))
     return out
+
+
+#: Labels of activity types in tables.
+ACTIVITY_LABELS = {"all": "All activities", "call": "Calls", "email": "Emails", "meeting": "Meetings", "demo": "Demos",
+                   "message": "Messages", "other": "Other activities"}
+#: Labels of the won-vs-lost engagement measures (losses.won_vs_lost).
+ENGAGEMENT_MEASURES = {"activities_per_deal": "Activities per deal", "touches_per_week": "Touches per week"}
 
 
 def lead_funnel_section(r: Review) -> list[Any]:
@@ -856,8 +921,8 @@ def lead_funnel_section(r: Review) -> list[Any]:
         return [note_block(f"No leads arrived in {r.period.label}.")]
     total = lf[lf.stage == "lead"].leads.sum()
     won = lf[lf.stage == "won"].leads.sum()
-    out: list[Any] = [paragraph(f"{int(total):,} leads arrived in {r.period.label}; {int(won):,} of them "
-                         f"({won / total:.1%}) have become won deals so far.")]
+    out: list[Any] = [paragraph(f"{r.numbers.number(int(total))} leads arrived in {r.period.label}; {r.numbers.number(int(won))} of them "
+                         f"({r.numbers.percent(won / total)}) have become won deals so far.")]
     by_source = _in_scope(losses.lead_funnel(r.ds, r.period, by=["source", *(_scope_by(r) or [])]), r)
     wide = by_source.pivot_table(index="source", columns="stage", values="leads", aggfunc="sum")
     wide = wide[[c for c in ("lead", "qualified", "opportunity", "won") if c in wide.columns]]
@@ -865,7 +930,13 @@ def lead_funnel_section(r: Review) -> list[Any]:
     wide["to opportunity"] = wide["opportunity"] / wide["lead"]
     wide["median response (min)"] = resp.median_response_minutes
     wide["never answered"] = resp.unanswered
-    out.append(html_table(wide.reset_index(), formats={"to opportunity": "{:.0%}", "median response (min)": "{:,.0f}"},
+    wide = wide.reset_index().rename(columns={
+        "source": "Lead source", "lead": "Leads", "qualified": "Qualified", "opportunity": "Opportunities", "won": "Won",
+        "to opportunity": "Lead to opportunity", "median response (min)": "Median response (min)",
+        "never answered": "Never answered"})
+    counts = ("Leads", "Qualified", "Opportunities", "Won", "Never answered")
+    out.append(html_table(wide, formats={"Lead to opportunity": r.cell("percent"), "Median response (min)": r.cell("number"),
+                                         **{c: r.cell("count") for c in counts if c in wide.columns}},
                       caption="Lead funnel by source (cohort of leads created in the period)"))
     return out
 
@@ -873,6 +944,12 @@ def lead_funnel_section(r: Review) -> list[Any]:
 def _scope_by(r: Review) -> list[str] | None:
     """The review's scope as a grouping: the analytics group by it, the review keeps its group."""
     return {"team": ["team"], "rep": ["rep_id"]}.get(r.scope)
+
+
+def scope_where(r: Review) -> dict[str, str] | None:
+    """The review's scope as a filter (``{"team": "East SMB"}``); None for the company."""
+    by = _scope_by(r)
+    return {by[0]: str(r.scope_value)} if by else None
 
 
 def _in_scope(df: pd.DataFrame, r: Review) -> pd.DataFrame:
@@ -891,25 +968,34 @@ def pipeline_section(r: Review) -> list[Any]:
     if wf.empty:
         return [note_block("No pipeline in this period.")]
     row = wf.iloc[0]
-    cur = r.ds.config.currency
-    reopened = (f", {money(row.reopened, cur)} re-opened ({int(row.reopened_deals):,} deals)"
+    reopened = (f", {r.money(row.reopened)} re-opened ({r.numbers.number(int(row.reopened_deals))} deals)"
                 if row.reopened_deals else "")
-    text = (f"Open pipeline went from {money(row.start, cur)} ({int(row.start_deals):,} deals) to {money(row.end, cur)} "
-            f"({int(row.end_deals):,} deals): {money(row.created, cur)} was created{reopened}, {money(row.won, cur)} "
-            f"won and {money(row['lost'], cur)} lost.")
-    out: list[Any] = [paragraph(text), charts.show(figures.waterfall_chart(wf, currency=cur),
+    text = (f"Open pipeline went from {r.money(row.start)} ({r.numbers.number(int(row.start_deals))} deals) to {r.money(row.end)} "
+            f"({r.numbers.number(int(row.end_deals))} deals): {r.money(row.created)} was created{reopened}, {r.money(row.won)} "
+            f"won and {r.money(row['lost'])} lost.")
+    out: list[Any] = [paragraph(text), charts.show(figures.waterfall_chart(wf, numbers=r.numbers),
                                             caption="Start + created + re-opened - won - lost = end; checked to the cent.")]
     snap = pipeline.pipeline_by_step(r.ds, min(r.period.last_day, timeline.snapshot_day(r.ds)), by=_scope_by(r))
     snap = _in_scope(snap, r)
     snap = snap[snap.deals > 0].assign(step=lambda d: d.step.map(figures.step_label))
     out.append(html_table(snap.rename(columns={"step": "Step", "deals": "Open deals", "amount": "Amount"}),
-                      formats={"Amount": "{:,.0f}"},
+                      formats={"Amount": r.cell("money")},
                       caption=f"Open pipeline by step at the end of {r.period.label} (reconstructed from stage history)"))
     return out
 
 
 def cycle_section(r: Review) -> list[Any]:
-    """Sales cycle: mean and median of won deals beside the Kaplan-Meier curve (open deals censored)."""
+    """Sales cycle, as two labelled figures about two different groups of deals.
+
+    * **Won-deal cycle**: the deals won in the period, whatever their creation date, looking back
+      (mean and median days from creation to close; the catalog's ``sales_cycle_days``).
+    * **Time to win of the period's new deals**: the deals created in the period followed forward,
+      by Kaplan-Meier (open and lost deals censored).
+
+    They answer different questions and usually differ (the wins of a quarter lean to deals that
+    closed fast; the quarter's new deals include slow ones still open), so each is named as what it
+    is and the page says why they differ: never two unlabelled "cycle" numbers.
+    """
     from analysis.analytics import pipeline
     from analysis.reports import figures
 
@@ -917,16 +1003,29 @@ def cycle_section(r: Review) -> list[Any]:
     if summary.empty or not summary.won_deals.fillna(0).sum():
         return [note_block(f"No deals were won in {r.period.label}.")]
     s = summary.iloc[0]
-    text = (f"Deals won in {r.period.label} took {s.mean_days:.0f} days on average (median {s.median_days:.0f}). "
-            f"Of the {int(s.cohort_deals):,} deals created in the period, {s.share_won:.0%} are won so far; "
-            f"the Kaplan-Meier median time to a win (open and lost deals censored) is "
-            f"{s.km_median_days:.0f} days." if pd.notna(s.km_median_days) else
-            f"Deals won in {r.period.label} took {s.mean_days:.0f} days on average (median {s.median_days:.0f}).")
-    km = _in_scope(pipeline.cycle_survival(r.ds, period=r.period, by=_scope_by(r)), r)
+    n = r.numbers
+    p = r.period.label
+    text = (f"Won-deal cycle: the {n.number(s.won_deals)} deals won in {p} (whatever their creation date) took "
+            f"{n.number(s.mean_days)} days on average from creation to close (median {n.number(s.median_days)}).")
     out: list[Any] = [paragraph(text)]
+    if pd.isna(s.km_median_days):
+        if pd.notna(s.cohort_deals) and s.cohort_deals:
+            out.append(paragraph(
+                f"Time to win of deals created in {p}: {n.percent(s.share_won, digits=0)} of the "
+                f"{n.number(s.cohort_deals)} are won so far, too few for a median time to a win."))
+    else:
+        out.append(paragraph(
+            f"Time to win of deals created in {p}: {n.percent(s.share_won, digits=0)} of the {n.number(s.cohort_deals)} "
+            f"are won so far; counting open and lost deals as unfinished (Kaplan-Meier), half reach a win within "
+            f"{n.number(s.km_median_days)} days. This follows the period's new deals forward, slow ones included, "
+            f"while the won-deal cycle looks back from the period's wins: the two measure different deals."))
+    km = _in_scope(pipeline.cycle_survival(r.ds, period=r.period, by=_scope_by(r)), r)
     if not km.empty:
-        out.append(charts.show(figures.survival_chart(km), caption="Kaplan-Meier: share of deals created in the "
-                                                                   "period not yet won after N days; lost and open deals are censored."))
+        title = (f"Time to win of deals created in {p}: Kaplan-Meier median {n.number(s.km_median_days)} days"
+                 if pd.notna(s.km_median_days) else f"Time to win of deals created in {p}")
+        out.append(charts.show(figures.survival_chart(km, title=title, numbers=r.numbers),
+                               caption=f"Deals created in {p}, followed forward: the share not yet won after N days; "
+                                       "lost and open deals are censored. Not the won-deal cycle above."))
     return out
 
 
@@ -943,26 +1042,27 @@ def funnel_section(r: Review) -> list[Any]:
         return [note_block(f"No deal entered a funnel step in {r.period.label}.")]
     leak = funnel.biggest_leak(f)
     out: list[Any] = [paragraph(f"{leak['text']}.")]
-    out.append(charts.show(figures.funnel_chart(f), caption="Cohort: deals that entered (or skipped past) each step "
+    out.append(charts.show(figures.funnel_chart(f, numbers=r.numbers), caption="Cohort: deals that entered (or skipped past) each step "
                                                            "in the period; advanced = reached a later step at any time."))
     table = f.assign(step=f.step.map(figures.step_label))[
         ["step", "entered", "advanced", "won", "lost", "open", "conversion", "conversion_low", "conversion_high"]
     ].rename(columns={"step": "Step", "entered": "Entered", "advanced": "Advanced", "won": "Won", "lost": "Lost",
                       "open": "Still open", "conversion": "Advanced %", "conversion_low": "95% low",
                       "conversion_high": "95% high"})
-    out.append(html_table(table, formats={"Advanced %": "{:.0%}", "95% low": "{:.0%}", "95% high": "{:.0%}"},
+    out.append(html_table(table, formats={"Advanced %": r.cell("percent"), "95% low": r.cell("percent"), "95% high": r.cell("percent")},
                       caption=f"Stage funnel, {r.period.label} (lost / still open: deals that stopped at that step)"))
-    _, summary = funnel.transitions(r.ds, period=r.period)
+    _, summary = funnel.transitions(r.ds, period=r.period, where=scope_where(r))
     if summary.get("out_of_order_share") is not None:
-        out.append(paragraph(f"{summary['out_of_order_share']:.0%} of the deals that moved in {r.period.label} broke the "
-                      f"stage order ({summary['skips']:,} skipped steps, {summary['backward']:,} moves back, "
-                      f"{summary['reopened']:,} re-opened deals)."))
+        whose = "the deals" if r.scope == "company" else f"{r.subject}'s deals"
+        out.append(paragraph(f"{summary['out_of_order_share']:.0%} of {whose} that moved in {r.period.label} broke the "
+                      f"stage order ({r.numbers.number(summary['skips'])} skipped steps, {r.numbers.number(summary['backward'])} moves back, "
+                      f"{r.numbers.number(summary['reopened'])} re-opened deals)."))
     snap = _in_scope(funnel.funnel_snapshot(r.ds, as_of=min(r.period.last_day, timeline.snapshot_day(r.ds)), by=_scope_by(r)), r)
     if not snap.empty:
         label = snap.attrs.get("label", "Snapshot of open deals")
         snap = snap.assign(step=snap.step.map(figures.step_label))
         out.append(html_table(snap.rename(columns={"step": "Step", "deals": "Open deals", "amount": "Amount"}),
-                          formats={"Amount": "{:,.0f}"}, caption=label))
+                          formats={"Amount": r.cell("money")}, caption=label))
     return out
 
 
@@ -974,10 +1074,10 @@ def stage_time_section(r: Review) -> list[Any]:
     why = _missing(r, "stage_history")
     if why:
         return [note_block(why)]
-    tis = funnel.time_in_stage(r.ds, period=r.period)
+    tis = _in_scope(funnel.time_in_stage(r.ds, period=r.period, by=_scope_by(r)), r)
     out: list[Any] = []
     if not tis.empty and tis.n.fillna(0).sum():
-        out.append(charts.show(figures.time_in_stage_chart(tis),
+        out.append(charts.show(figures.time_in_stage_chart(tis, numbers=r.numbers),
                                caption="Box: middle half of completed stints (p25 to p75); white tick: median; line to p90."))
     as_of = min(r.period.last_day, timeline.snapshot_day(r.ds))
     stalled = funnel.stalled_deals(r.ds, as_of=as_of)
@@ -987,9 +1087,9 @@ def stage_time_section(r: Review) -> list[Any]:
     if stalled.empty:
         out.append(paragraph(f"No open deal has been in its step longer than usual as of {as_of}."))
         return out
-    out.append(paragraph(f"{len(stalled):,} open deals ({money(stalled.amount.sum(), r.ds.config.currency)}) have been in "
+    out.append(paragraph(f"{r.numbers.number(len(stalled))} open deals ({r.money(stalled.amount.sum())}) have been in "
                   f"their step longer than {r.ds.config.stalled_quantile:.0%} of past deals as of {as_of}."))
-    out.append(figures.stalled_table(stalled, r.rep_names, limit=STALLED_SHOWN))
+    out.append(figures.stalled_table(stalled, r.rep_names, limit=STALLED_SHOWN, numbers=r.numbers))
     if len(stalled) > STALLED_SHOWN:
         full = stalled.assign(rep=stalled.rep_id.map(r.rep_name), step=stalled.step.map(figures.step_label))
         out.append(r.attach("stalled-deals", full, what="stalled deals"))

@@ -21,6 +21,7 @@ import yaml
 
 from analysis.data import schema
 from analysis.errors import ConfigError, UnknownNameError
+from analysis.format import NA, Numbers
 
 CATALOG_FILE = Path(__file__).with_name("catalog.yml")
 
@@ -61,6 +62,24 @@ UNIT_FORMATS = {
 }
 
 WHERE_OPS = ("gt", "ge", "lt", "le", "ne")
+
+
+def unit_text(unit: str, value: Any, numbers: Numbers) -> str:
+    """A value of ``unit`` as text through the report's one formatter (full figures, with the
+    currency for money; "n/a" when not available). ``UNIT_FORMATS`` are the same rules as
+    plain format strings, for callers without a :class:`~analysis.format.Numbers`."""
+    n = numbers
+    if unit in ("money", "money_per_day"):
+        text = n.money(value, compact=False)
+        return text + ("/day" if unit == "money_per_day" and text != NA else "")
+    suffix, digits, signed = {
+        "count": ("", 0, False), "percent": (None, 1, False), "days": (" d", 1, False),
+        "minutes": (" min", 1, False), "multiple": ("x", 2, False), "score": ("", 0, True),
+    }.get(unit, ("", 2, False))
+    if suffix is None:
+        return n.percent(value, digits=digits)
+    text = n.number(value, digits=digits, signed=signed)
+    return text if text == NA else text + suffix
 
 
 @dataclass(frozen=True)
@@ -104,19 +123,36 @@ class Metric:
     def display_format(self) -> str:
         return self.format or UNIT_FORMATS.get(self.unit, "{:,.2f}")
 
-    def fmt(self, value: Any) -> str:
-        """Format a value for display ("n/a" when not available)."""
+    def fmt(self, value: Any, numbers: Numbers | None = None) -> str:
+        """Format a value for display ("n/a" when not available).
+
+        With ``numbers`` (a dataset's ``config.numbers``) the value goes through the report's one
+        formatter: money with its currency, the display locale's separators. A metric's own
+        ``format`` string (custom metrics) is used as given.
+        """
         if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
-            return "n/a"
+            return NA
+        if numbers is not None and not self.format:
+            return unit_text(self.unit, value, numbers)
         return self.display_format.format(value)
+
+    def formatter(self, numbers: Numbers | None = None):
+        """``fmt`` as a one-argument function (a table column's format)."""
+        return lambda value: self.fmt(value, numbers)
 
 
 class Catalog:
     """All metrics, built-in and custom, by id."""
 
-    def __init__(self, metrics: dict[str, Metric], version: str):
+    def __init__(self, metrics: dict[str, Metric], version: str, numbers: Numbers | None = None):
         self.metrics = metrics
         self.version = version
+        #: the config's one formatter (currency, display locale); None: plain format strings
+        self.numbers = numbers
+
+    def fmt(self, metric_id: str, value: Any) -> str:
+        """``value`` of metric ``metric_id`` as text, through the catalog's formatter."""
+        return self.get(metric_id).fmt(value, self.numbers)
 
     def __contains__(self, metric_id: str) -> bool:
         return metric_id in self.metrics
@@ -353,7 +389,8 @@ def build_catalog(config: Any = None) -> Catalog:
         problems += p
         if m:
             metrics[mid] = m
-    catalog = Catalog(metrics, version + (f"+{len(custom)}custom" if custom else ""))
+    catalog = Catalog(metrics, version + (f"+{len(custom)}custom" if custom else ""),
+                      numbers=getattr(config, "numbers", None))
     for m in list(metrics.values()):
         for dep in _deps_or_none(m):
             if dep not in metrics:

@@ -3,14 +3,29 @@
 ``coaching_flags(ds, "2026-Q3")`` returns one row per flag: the rep, the metric or pattern,
 the rep's value against the peers', the evidence (numerator / denominator, test and p-value),
 a suggested mentor (the peer strongest on exactly that metric) and a sentence a manager can
-act on. ``coaching_tests`` returns every comparison that was made, flagged or not.
+act on. ``coaching_worth_a_look`` lists the reps with a large gap whose evidence is not yet
+significant (no mentor); ``coaching_notes`` gives both from one computation (what a review
+shows). ``coaching_tests`` returns every comparison that was made, flagged or not.
 
 The rules
 ---------
-Peers
-    Reps of the same role (``reps.role``: SDR, AE, AM) employed at some time in the period.
-    Managers are not compared. Each rep is compared with the *rest* of the peers (never with a
-    pool that contains the rep).
+Who does the work, and the peers
+    A measure is examined for every rep who does the work it measures, whatever the role: a
+    rate of calls (meeting booked rate) for a rep with at least ``config.coaching.min_activities``
+    (30) calls in the period, lead conversion for one with at least that many leads, win rate
+    for one with at least ``config.coaching.min_closed_deals`` (8) closed deals -- so an AE
+    with 600 calls and 3 meetings booked is examined on the meeting booked rate like an SDR.
+    The peers are the *other* reps of the same role (``reps.role``: SDR, AE, AM) who do that
+    work in the period (same thresholds): an AE's calls are compared with the calls of the AEs
+    who call, never with the SDRs', whose calls are a different job (cold prospecting against
+    calls on open deals); the stall tests pool every open deal at the step (see Patterns). A
+    rep is never in their own pool. When fewer than :data:`MIN_PEERS` + 1 reps of a role do
+    the work (too few to compare), the measure is not compared for that role and
+    ``attrs["not_compared"]`` says so in a sentence (shown by :func:`coaching_summary`); reps
+    are never compared across roles to fill the gap. The volumes per working day (calls for
+    SDRs, activities for AEs and AMs) stay with the role whose job they measure: among "the AEs
+    who make at least 30 calls" a volume would be selected on itself. Managers are not
+    compared.
 Tenure
     A rep hired less than :data:`RAMP_DAYS` (90) days before the period starts is still ramping
     (fewer, weaker deals and less activity for reasons that are not a coaching matter): such a
@@ -35,12 +50,13 @@ Like with like (indirect standardisation)
     accounts table, no ``deal_type``) is simply not used; when deals carry no segment at all and
     the teams' win rates differ (chi-square p < :data:`TEAM_HETEROGENEITY_P`), win rates are
     compared within the team instead.
-What is compared (per role, see :data:`SPECS`)
-    AE and AM: ``win_rate`` (deals won / closed in P), ``activities_per_day``, and the share of
-    their open deals stalled at each funnel step at the end of P (within the team). SDR: ``calls_per_day``,
+What is compared (see :data:`SPECS`)
+    Every role, among the reps who do the work: ``win_rate`` (deals won / closed in P),
     ``meeting_booked_rate`` (calls that booked a meeting / calls) and ``lead_conversion_rate``.
-    Deal size and cycle length are not compared: across one role they are driven by the
-    team's segment (SMB against Enterprise), not by the rep.
+    AE and AM also: ``activities_per_day`` and the share of their open deals stalled at each
+    funnel step at the end of P (within the team); SDR also: ``calls_per_day``. Deal size and
+    cycle length are not compared: across one role they are driven by the team's segment (SMB
+    against Enterprise), not by the rep.
 Tests (one-sided: only "worse than peers" can flag)
     * Proportions (win rate, meeting booked rate, lead conversion): the stratified exact test
       above; stalled shares: the same test with the rep's team as the only stratum.
@@ -51,9 +67,12 @@ Tests (one-sided: only "worse than peers" can flag)
       test of the counts would call almost every rep "different"; this one asks whether the
       rep lies outside the spread of the peers.
 Multiple comparisons
-    Every test made in one call (all reps x all metrics, patterns included) is one family;
-    the p-values are adjusted by Benjamini-Hochberg and a flag needs ``q <= config.coaching.alpha``
-    (a false discovery rate of 1 % by default, see "Measured" below).
+    Every test made in one call (all reps x all measures they are examined on, the measures of
+    other roles' work and the stall tests included) is one family: the p-values are adjusted
+    by Benjamini-Hochberg over all of them (``attrs["tests"]`` counts them; the evidence says
+    "over m comparisons"), and a flag needs ``q <= config.coaching.alpha`` (a false discovery
+    rate of 1 % by default, see "Measured" below). Examining more measures makes the family
+    larger, so each q is larger: a flag is never bought by leaving tests out of the count.
 Effect size
     Significance is not enough: the rep must also be at least :data:`MIN_GAP` (25 %) worse than
     the peers in relative terms (a win rate of at most 75 % of the peers'); for the two
@@ -63,12 +82,32 @@ Effect size
 Minimum sample
     Deal metrics need ``config.coaching.min_closed_deals`` closed deals (open deals at the step
     for stalling); activity and lead metrics ``config.coaching.min_activities`` calls or
-    leads; rates per day :data:`MIN_WORKING_DAYS` working days. Smaller samples are never
-    tested, and a comparison needs at least :data:`MIN_PEERS` other peers.
+    leads; rates per day :data:`MIN_WORKING_DAYS` working days. These are the thresholds of
+    "doing the work": smaller samples are neither tested nor part of the peers' pool (the stall
+    tests' pool excepted, see Patterns), and a comparison needs at least :data:`MIN_PEERS` other
+    peers.
+Worth a look
+    A comparison that is not a flag, whose evidence is suggestive but not yet significant
+    (``config.coaching.alpha < q <= config.coaching.worth_a_look_q``, 0.2 by default: all the
+    comparisons with q <= 0.2 together hold at most 20 % false discoveries, and these, their
+    weaker part, may hold more -- a prompt to watch, not a finding) and whose gap is large: the
+    rep's value is at most ``config.coaching.worth_a_look_ratio`` (one half) of the peers'.
+    Measures only (:data:`SPECS`): stalled shares are not listed, since on generated data the
+    notes they gave fell on average and strong reps (see "Measured"), and their flag already
+    needs the team's own comparison. A large gap on a small sample is what a manager should see
+    early, before it is significant (an AE winning 1 of 10 deals against 61 % for the other
+    five AEs: q = 0.04 among 18 tests); a smaller gap is not listed (27 of 60, 45 %, against
+    63 %: q = 0.07, but 71 % of the peers' rate). One rule for every measure, relative, since
+    points of a rate mean nothing for calls per day. The
+    evidence is written plainly ("won 1 of 10 closed deals (10%) against 61% for the other 5
+    AEs; not yet significant (q = 0.040)") and no mentor is suggested: the gap may be noise,
+    and pairing someone on noise is not coaching. Same samples, peers and tests as the flags;
+    the q values are those of the whole family.
 Patterns
-    ``many_calls_few_meetings``: an SDR flagged on meeting booked rate whose calls per day are
-    in the top quarter of the peers (at least their 75th percentile). ``many_meetings_low_win_rate``:
-    an AE or AM flagged on win rate whose meetings and demos per week are in the top quarter.
+    ``many_calls_few_meetings``: a rep (of any role) flagged on meeting booked rate whose calls
+    per day are in the top quarter of the same role's peers (at least their 75th percentile).
+    ``many_meetings_low_win_rate``: a rep flagged on win rate whose meetings and demos per week
+    are in the top quarter of the same role's peers.
     The pattern replaces the metric flag it rests on (same test, one row).
     ``stalling_at_<step>``: the share of the rep's open deals at that step that are stalled
     (:func:`analysis.funnel.stalled_deals`) at the end of P is significantly above that of the
@@ -77,14 +116,18 @@ Patterns
     the whole role it named Enterprise AEs in three seeds out of four on synthetic data without
     any per-rep stalling. Within the team: no stall flag on the null and normal generated
     datasets (seeds 1-3, 2026-Q3 and 2026-H1), while 15 deals of one AE moved 120 days back at
-    qualification are flagged (q < 0.001). ``stalling=False`` turns it off.
+    qualification are flagged (q < 0.001). ``stalling=False`` turns it off. The pool here is
+    every other rep of the role (in the team) with open deals at the step, not only those with
+    the minimum sample: every open deal at the step is part of the team's ordinary pipeline,
+    and a team often has a single rep with 8 open deals at a step, who would otherwise have no
+    one to be compared with (the minimum sample guards the tested rep's own evidence).
 Mentor
     The peer of the same role, still employed at the end of the data, with enough sample,
     strongest on exactly that metric: proportions ranked by the 95 % Wilson bound (the lower
     bound for a rate where higher is better, the upper bound where lower is better), so that a
     2-of-3 rep never outranks a 40-of-80 rep -- for a stratified proportion the bound divided
     by the candidate's own expected rate, so a rep selling into easy segments does not win on
-    mix alone; rates per day by value.
+    mix alone; rates per day by value. Flags only: a worth-a-look note has no mentor.
 Measured (scratch study, generator of :mod:`analysis.sample`, 40 reps, 12 months, seeds 1-6,
 periods 2026-Q3, 2026-H1 and 2026: 18 dataset-periods each)
     *Null world*: every latent skill, volume and quality factor neutral except one planted weak
@@ -98,6 +141,19 @@ periods 2026-Q3, 2026-H1 and 2026: 18 dataset-periods each)
     went from 64 to 35 (the rest are borderline, -1 to -0.5 SD). With the new tests alpha 0.05
     would give 11 and 43: alpha 0.01 keeps every planted detection that 0.05 makes and names
     fewer borderline reps, so it is the default (``config.coaching.alpha``).
+    *Every role's work, worth a look* (same generator, 40 reps, 12 months, seeds 1-6 x the three
+    periods; the tests per call grew from 83-102 to 104-125): in the null world, no false flag
+    and no false worth-a-look note, and the worth-a-look list named the planted weak AE in the
+    one quarter where his flag was missed (q = 0.017). In the generated world 42 flags were
+    added (39 on the AEs' and AMs' meeting booked rate, 3 win rates moved by the new pools and
+    family), 41 of them on reps whose latent factor (call quality; skill for win rate) is below
+    -0.5 SD (24 below -1 SD); the 8 worth-a-look notes on measures all fell on reps at or
+    below -1 SD of the relevant factor (skill, call quality, or hustle for activities), while
+    the 11 notes that stalled shares would have given fell on reps of skill -1.6 to +2.0, hence
+    measures only. At 5,000 reps (2026-Q3): 15,974 tests instead of 13,171, 570 flags instead
+    of 411 and 129 worth-a-look notes, in less time than before (3.6 s against 4.2 s, 5.6
+    CPU-seconds against 6.1; most of it is the queries, not the tests): all reps of a role are
+    compared at once, and the lower tail of the exact test stops at the observed count.
 """
 
 from __future__ import annotations
@@ -159,7 +215,7 @@ COLUMNS = [
     "rep_id", "name", "team", "role", "flag", "kind", "metric", "value", "peer_value", "gap",
     "numerator", "denominator", "peer_numerator", "peer_denominator", "value_low", "value_high",
     "test", "p_value", "q_value", "evidence", "mentor_rep_id", "mentor_name", "mentor_value", "sentence",
-    "expected", "hire_date",
+    "expected", "hire_date", "peers",
 ]  # fmt: skip
 
 
@@ -179,19 +235,24 @@ class Spec:
     label: str  # in a sentence: "win rate"
     topic: str  # what to work on with the mentor
     higher_is_better: bool = True
+    #: the rep's figure in plain words, after the name: "won {k} of {n} closed deals ({value})"
+    #: (``k``, ``n`` whole numbers, ``value`` a percentage or a rate, all formatted)
+    plain: str = ""
 
 
+#: The compared measures. A proportion is examined for every role (among the reps who do the
+#: work, see the module notes); a volume per working day for the role whose job it measures.
 SPECS: tuple[Spec, ...] = (
-    Spec("win_rate", ("AE", "AM"), "proportion", "deals", "closed deals", "win rate",
-         "qualifying deals and closing them"),
+    Spec("win_rate", COACHED_ROLES, "proportion", "deals", "closed deals", "win rate",
+         "qualifying deals and closing them", plain="won {k} of {n} closed deals ({value})"),
     Spec("activities_per_day", ("AE", "AM"), "rate", "days", "working days", "activities per working day",
-         "planning the week and protecting selling time"),
+         "planning the week and protecting selling time", plain="logged {value} activities per working day"),
     Spec("calls_per_day", ("SDR",), "rate", "days", "working days", "calls per working day",
-         "blocking time for call sessions"),
-    Spec("meeting_booked_rate", ("SDR",), "proportion", "activities", "calls", "meeting booked rate",
-         "call openings and asking for the meeting"),
-    Spec("lead_conversion_rate", ("SDR",), "proportion", "activities", "leads", "lead conversion rate",
-         "qualifying leads and following up"),
+         "blocking time for call sessions", plain="made {value} calls per working day"),
+    Spec("meeting_booked_rate", COACHED_ROLES, "proportion", "activities", "calls", "meeting booked rate",
+         "call openings and asking for the meeting", plain="booked a meeting on {k} of {n} calls ({value})"),
+    Spec("lead_conversion_rate", COACHED_ROLES, "proportion", "activities", "leads", "lead conversion rate",
+         "qualifying leads and following up", plain="converted {k} of {n} leads ({value})"),
 )  # fmt: skip
 
 _NUM_DEN = {
@@ -260,8 +321,11 @@ def coaching_flags(
         ``peer_numerator``, ``peer_denominator``, ``value_low`` / ``value_high`` (95 % Wilson
         interval of a proportion), ``test``, ``p_value`` (one-sided), ``q_value``
         (Benjamini-Hochberg), ``evidence``, ``mentor_rep_id``, ``mentor_name``,
-        ``mentor_value``, ``sentence``. Sorted by role, q_value. ``attrs`` hold ``period``,
-        ``tests`` (comparisons made), ``alpha`` and ``as_of``.
+        ``mentor_value``, ``sentence``, ``expected``, ``hire_date``, ``peers`` (the other reps of
+        the role who do the work, compared against). Sorted by role, q_value. ``attrs`` hold
+        ``period``, ``tests`` (comparisons made, the family of the correction), ``alpha``,
+        ``as_of``, ``ramping`` and ``not_compared`` (sentences: measures a role has too few reps
+        doing to compare).
 
     Notes
     -----
@@ -269,12 +333,62 @@ def coaching_flags(
     thresholds and the minimum samples. An empty frame (with these columns) means no rep is
     significantly below the peers.
     """
+    return coaching_notes(ds, period, role=role, alpha=alpha, min_gap=min_gap, stalling=stalling,
+                          name_mentors=name_mentors).flags
+
+
+def coaching_worth_a_look(
+    ds: Dataset,
+    period: str | Period,
+    *,
+    role: str | None = None,
+    alpha: float | None = None,
+    min_gap: float = MIN_GAP,
+    stalling: bool = True,
+) -> pd.DataFrame:
+    """Reps with a large gap against the peers of their role whose evidence is not yet significant.
+
+    Same parameters as :func:`coaching_flags` and the same columns (:data:`COLUMNS`), one row
+    per comparison with ``config.coaching.alpha < q_value <= config.coaching.worth_a_look_q``
+    and a value at most ``config.coaching.worth_a_look_ratio`` of the peers' (see "Worth a look"
+    in the module notes). ``evidence`` states it plainly ("won 1 of 10 closed deals (10%)
+    against 61% for the other 5 AEs; not yet significant (q = 0.040)"), ``sentence`` is the
+    rep's name followed by it; the mentor columns are empty: no mentor is suggested on evidence
+    that may be noise. Sorted by role, q_value; ``attrs`` as :func:`coaching_flags`'.
+    """
+    return coaching_notes(ds, period, role=role, alpha=alpha, min_gap=min_gap, stalling=stalling).worth_a_look
+
+
+@dataclass(frozen=True)
+class CoachingNotes:
+    """What a review shows on coaching, from one computation: ``flags`` (as
+    :func:`coaching_flags`) and ``worth_a_look`` (as :func:`coaching_worth_a_look`), both with
+    the attrs of the whole family of tests."""
+
+    flags: pd.DataFrame
+    worth_a_look: pd.DataFrame
+
+
+def coaching_notes(
+    ds: Dataset,
+    period: str | Period,
+    *,
+    role: str | None = None,
+    alpha: float | None = None,
+    min_gap: float = MIN_GAP,
+    stalling: bool = True,
+    name_mentors: bool = True,
+) -> CoachingNotes:
+    """The flags and the worth-a-look notes of one family of tests (one :func:`coaching_tests`)."""
     tests = coaching_tests(ds, period, role=role, alpha=alpha, min_gap=min_gap, stalling=stalling,
                            name_mentors=name_mentors)
-    flags = tests[tests["flagged"]].drop(columns=["flagged"]).reset_index(drop=True)
-    flags = flags[COLUMNS]
-    flags.attrs.update(tests.attrs)
-    return flags
+
+    def rows(column: str) -> pd.DataFrame:
+        f = tests[tests[column].to_numpy(bool)][COLUMNS].reset_index(drop=True)
+        f.attrs.update(tests.attrs)
+        return f
+
+    return CoachingNotes(flags=rows("flagged"), worth_a_look=rows("worth_a_look"))
 
 
 def coaching_tests(
@@ -287,10 +401,12 @@ def coaching_tests(
     stalling: bool = True,
     name_mentors: bool = True,
 ) -> pd.DataFrame:
-    """Every comparison behind :func:`coaching_flags`, flagged or not (column ``flagged``).
+    """Every comparison behind :func:`coaching_flags`, flagged or not (columns ``flagged`` and
+    ``worth_a_look``).
 
-    Same parameters as :func:`coaching_flags`; mentors and sentences are filled for flagged
-    rows only. Useful to see how close a rep came to a flag.
+    Same parameters as :func:`coaching_flags`; mentors are filled for flagged rows only,
+    evidence and sentences for flagged and worth-a-look rows. Useful to see how close a rep
+    came to a flag.
     """
     cfg = ds.config.coaching
     alpha = cfg.alpha if alpha is None else float(alpha)
@@ -301,21 +417,27 @@ def coaching_tests(
     reps = active[~active["rep_id"].isin(list(ramping))].reset_index(drop=True)
     as_of = min(p.last_day, ds.last_date())
     frames: list[pd.DataFrame] = []
-    extra = {"period": p.label, "alpha": alpha, "as_of": str(as_of), "ramping": ramping}
+    not_compared: list[str] = []
+    extra = {"period": p.label, "alpha": alpha, "as_of": str(as_of), "ramping": ramping, "not_compared": not_compared}
     if not reps.empty:
         strata = _strata(ds, p, reps, roles)
         per_rep = _per_rep(ds, p, reps, strata)
         for spec in SPECS:
             for r in spec.roles:
                 if r in roles and spec.metric in per_rep.columns:
-                    frames.append(_compare(spec, r, per_rep[per_rep.role == r], cfg, strata=strata.get(spec.metric)))
+                    g = per_rep[per_rep.role == r]
+                    doers = int(does_the_work(spec, g, cfg).sum())
+                    if 0 < doers <= MIN_PEERS:  # said, never silently compared with another role
+                        not_compared.append(_too_few(spec, r, doers, cfg))
+                    frames.append(_compare(spec, r, g, cfg, strata=strata.get(spec.metric)))
         owners = [r for r in ("AE", "AM") if r in roles]
         if stalling and ds.has("stage_history") and owners:
             frames.extend(_stall_tests(ds, reps[reps.role.isin(owners)], as_of, cfg))
     frames = [f for f in frames if not f.empty]
     if not frames:
-        out = pd.DataFrame({c: pd.Series(dtype="object") for c in [*COLUMNS, "flagged"]})
+        out = pd.DataFrame({c: pd.Series(dtype="object") for c in [*COLUMNS, "flagged", "worth_a_look"]})
         out["flagged"] = out["flagged"].astype(bool)
+        out["worth_a_look"] = out["worth_a_look"].astype(bool)
         out.attrs.update(tests=0, **extra)
         return out
     out = pd.concat(frames, ignore_index=True)
@@ -326,34 +448,55 @@ def coaching_tests(
     # candidates: significant with at least the pattern gap; patterns are recognised, then
     # plain metric flags must clear the full gap
     out["flagged"] = significant & (worse >= np.where(stall, STALL_GAP, min(min_gap, PATTERN_GAP)) - 1e-12)
-    out = _patterns(out, per_rep if not reps.empty else None)
+    out = _patterns(out, per_rep if not reps.empty else None, cfg)
     out["flagged"] = out["flagged"] & ((out["kind"] == "pattern").to_numpy() | (worse >= min_gap - 1e-12))
+    # worth a look: a measure (not a stall share) with a large gap, not significant yet (see the
+    # module notes); every measure is one where higher is better
+    with np.errstate(invalid="ignore"):
+        large = out["gap"].to_numpy(dtype=float) <= cfg.worth_a_look_ratio - 1 + 1e-12
+        q = out["q_value"].to_numpy(dtype=float)
+        out["worth_a_look"] = (~out["flagged"].to_numpy(bool) & ~stall & out["x_higher"].to_numpy(bool)
+                               & (q > alpha) & (q <= cfg.worth_a_look_q) & large)
     out = _mentors(out, reps, ds.last_date())
     hire = pd.to_datetime(reps.set_index("rep_id")["hire_date"], errors="coerce")
     hired = {r: None if pd.isna(h) else h.date().isoformat() for r, h in hire.items()}
     out["hire_date"] = [hired.get(r) for r in out["rep_id"]]
-    # words for the flagged rows only (a few hundred of ~13,000 tests at 5,000 reps)
+    # words for the flagged and worth-a-look rows only (a few hundred of ~16,000 tests at 5,000
+    # reps); m, the family of the correction, counts every test that gave a p-value
+    m = int(out["p_value"].notna().sum())
+    nb = ds.config.numbers
     evidence = np.full(len(out), "", dtype=object)
     sentence = np.full(len(out), "", dtype=object)
-    for j, r in zip(np.flatnonzero(out["flagged"].to_numpy(bool)), out[out["flagged"].to_numpy(bool)].itertuples()):
-        evidence[j] = _evidence(r, len(out))
+    flagged = out["flagged"].to_numpy(bool)
+    for j, r in zip(np.flatnonzero(flagged), out[flagged].itertuples()):
+        evidence[j] = _evidence(r, m)
         sentence[j] = _sentence(r, p, name_mentor=name_mentors)
+    look = out["worth_a_look"].to_numpy(bool)
+    for j, r in zip(np.flatnonzero(look), out[look].itertuples()):
+        evidence[j] = _plain_evidence(r, nb, alpha)
+        sentence[j] = f"{r.name} {evidence[j]}."
     out["evidence"] = list(evidence)
     out["sentence"] = list(sentence)
-    out = out.sort_values(["flagged", "role", "q_value", "rep_id"], ascending=[False, True, True, True], kind="stable")
-    out = out[[*COLUMNS, "flagged"]].reset_index(drop=True)
+    out = out.sort_values(["flagged", "worth_a_look", "role", "q_value", "rep_id"],
+                          ascending=[False, False, True, True, True], kind="stable")
+    out = out[[*COLUMNS, "flagged", "worth_a_look"]].reset_index(drop=True)
     for c in ("value", "peer_value", "gap", "numerator", "denominator", "peer_numerator", "peer_denominator",
               "value_low", "value_high", "p_value", "q_value", "mentor_value", "expected"):
         out[c] = pd.to_numeric(out[c], errors="coerce").astype("Float64")
-    out.attrs.update(tests=int(len(out)), **extra)
+    out["peers"] = out["peers"].astype("int64")
+    out.attrs.update(tests=m, **extra)
     return out
 
 
-def coaching_summary(flags: pd.DataFrame) -> str:
+def coaching_summary(flags: pd.DataFrame, *, names_up_to: int | None = None) -> str:
     """One sentence for the review: how many reps were flagged, on what, out of how many tests.
 
+    With more than ``names_up_to`` flagged reps the sentence counts the flags by kind instead of
+    naming every rep (the review lists the notes below it). Measures a role has too few reps
+    doing to compare (``attrs["not_compared"]``) and the reps still ramping are said after it.
+
     >>> coaching_summary(flags)  # doctest: +SKIP
-    '2 reps need coaching in 2026-H1: Nadia Chen (win rate), Rafael Sanchez (many calls, few meetings).'
+    '2 reps need coaching in 2026-H1: Nadia Chen (win rate); Rafael Sanchez (many calls, few meetings).'
     """
     period = flags.attrs.get("period", "the period")
     tests = flags.attrs.get("tests")
@@ -363,16 +506,21 @@ def coaching_summary(flags: pd.DataFrame) -> str:
     if n_ramp:
         ramp = (f" {n_ramp} {'rep' if n_ramp == 1 else 'reps'} hired less than {RAMP_DAYS} days before the period "
                 f"{'was' if n_ramp == 1 else 'were'} still ramping and not compared.")
+    few = "".join(" " + s for s in flags.attrs.get("not_compared") or [])
     if flags.empty:
         among = f" ({tests} comparisons, {alpha:.0%} false discovery rate)" if tests else ""
-        return f"No rep is significantly below the peers of their role in {period}{among}." + ramp
+        return f"No rep is significantly below the peers of their role in {period}{among}." + ramp + few
+    n = int(flags["rep_id"].nunique())
+    who = "1 rep needs" if n == 1 else f"{n:,} reps need"
+    if names_up_to is not None and n > names_up_to:
+        counts = flags["flag"].map(_flag_label).value_counts(sort=True)
+        kinds = "; ".join(f"{label} {c:,}" for label, c in counts.items())
+        return f"{who} coaching in {period} ({len(flags):,} flags: {kinds})." + ramp + few
     parts = []
     for rep_id, g in flags.groupby("rep_id", sort=False):
-        what = ", ".join(dict.fromkeys(_flag_label(f) for f in g["flag"]))
+        what = " and ".join(dict.fromkeys(_flag_label(f) for f in g["flag"]))  # labels hold commas
         parts.append(f"{g['name'].iloc[0]} ({what})")
-    n = len(parts)
-    who = "1 rep needs" if n == 1 else f"{n} reps need"
-    return f"{who} coaching in {period}: {'; '.join(parts)}." + ramp
+    return f"{who} coaching in {period}: {'; '.join(parts)}." + ramp + few
 
 
 def bh_adjust(p_values: Any) -> np.ndarray:
@@ -441,32 +589,47 @@ def _stratified_fisher_many(cases: list[tuple[Any, Any, Any, Any]], *, lower: bo
     """:func:`stratified_fisher` of many ``(k, n, k_rest, n_rest)`` cases (one per rep), with
     the hypergeometric pmfs of every stratum of every case in one vectorised call: element by
     element the same arithmetic as one stratum at a time, and each case's pmfs are convolved in
-    its strata order, so each p-value is exactly the one-case one."""
+    its strata order, so each p-value is exactly the one-case one.
+
+    Notes
+    -----
+    For the lower tail P(K <= k) only totals up to k matter: with ``lo_s`` the smallest
+    possible count in stratum s and ``b = k - sum(lo_s)``, a stratum's count above ``lo_s + b``
+    (or a running total above ``b`` past the minimum) cannot be part of a total <= k, so each
+    support is cut there. The terms that are kept are the same numbers, so the p-value is the
+    same; a rep with 3 meetings booked from 600 calls costs 4 terms per stratum instead of 601.
+    """
     prepared = []
     for case in cases:
         k, n, kr, nr = (np.atleast_1d(np.asarray(x, dtype=float)) for x in case)
         use = n > 0
         ns, total, succ = n[use], n[use] + nr[use], k[use] + kr[use]
-        los = [int(v) for v in np.maximum(0, ns - (total - succ))]
-        his = [int(v) for v in np.minimum(ns, succ)]
-        prepared.append((k, n, ns, total, succ, los, his))
-    sizes = np.array([h - lo + 1 for *_, los, his in prepared for lo, h in zip(los, his)], dtype=np.int64)
+        los = np.maximum(0, ns - (total - succ)).astype(np.int64)
+        his = np.minimum(ns, succ).astype(np.int64)
+        budget = int(round(k[use].sum())) - int(los.sum())
+        if lower and budget >= 0:
+            his = np.minimum(his, los + budget)
+        prepared.append((k, n, ns, total, succ, los, his, budget))
+    sizes = np.concatenate([c[6] - c[5] + 1 for c in prepared]) if prepared else np.zeros(0, np.int64)
     parts: list[np.ndarray] = []
     if len(sizes):
-        x = np.concatenate([np.arange(lo, h + 1) for *_, los, his in prepared for lo, h in zip(los, his)])
+        starts = np.concatenate([c[5] for c in prepared])
+        offsets = np.cumsum(sizes) - sizes
+        x = (np.arange(int(sizes.sum())) - np.repeat(offsets - starts, sizes)).astype(float)
         total, succ, ns = (np.repeat(np.concatenate([c[i] for c in prepared]), sizes) for i in (3, 4, 2))
         parts = np.split(_hypergeom_pmf(x, total, succ, ns), np.cumsum(sizes)[:-1])
     out = []
     at = 0
-    for k, n, _, _, _, los, _ in prepared:
+    for k, n, _, _, _, los, _, budget in prepared:
         pmf = np.ones(1)
-        lo_total = 0
-        for lo, part in zip(los, parts[at:at + len(los)]):
+        cut = lower and budget >= 0
+        for part in parts[at:at + len(los)]:
             if not (len(part) == 1 and part[0] == 1.0):  # convolving with [1.0] changes nothing
                 pmf = np.convolve(pmf, part)
-            lo_total += lo
+                if cut:
+                    pmf = pmf[: budget + 1]
         at += len(los)
-        observed = int(round(k[n > 0].sum())) - lo_total
+        observed = int(round(k[n > 0].sum())) - int(los.sum())
         if lower:
             p = pmf[: observed + 1].sum()
         else:
@@ -502,16 +665,22 @@ def peer_t_test(x: float, others: Any, *, higher_is_better: bool = True) -> tupl
     """
     o = np.asarray(others, dtype=float)
     o = o[~np.isnan(o)]
-    k = len(o)
-    if k < 2 or np.isnan(x):
+    if len(o) < 2 or np.isnan(x):
         return float("nan"), float("nan")
+    t, df = _t_statistic(x, o)
+    p = stats.t.cdf(t, df) if higher_is_better else stats.t.sf(t, df)
+    return float(t), float(p)
+
+
+def _t_statistic(x: float, o: np.ndarray) -> tuple[float, int]:
+    """t and degrees of freedom of :func:`peer_t_test` (``o``: the peers' rates, at least 2, no NaN)."""
+    k = len(o)
     mean, sd = o.mean(), o.std(ddof=1)
     if sd == 0:
         t = -np.inf if x < mean else (np.inf if x > mean else 0.0)
     else:
         t = (x - mean) / (sd * np.sqrt(1 + 1 / k))
-    p = stats.t.cdf(t, k - 1) if higher_is_better else stats.t.sf(t, k - 1)
-    return float(t), float(p)
+    return float(t), k - 1
 
 
 # -- the data --------------------------------------------------------------------------------
@@ -586,7 +755,7 @@ def _strata(ds: Dataset, p: Period, reps: pd.DataFrame, roles: tuple[str, ...]) 
     cannot reach, or with fewer than two values, is left out; with none left there is one
     stratum and the test is Fisher's exact test."""
     out: dict[str, pd.DataFrame] = {}
-    wanted_roles = {"win_rate": ("AE", "AM"), "lead_conversion_rate": ("SDR",), "meeting_booked_rate": ("SDR",)}
+    wanted_roles = {spec.metric: spec.roles for spec in SPECS if spec.metric in STRATA}
     teams = reps.set_index("rep_id")["team"].astype("string").fillna("(no team)")
     for metric, (table, dims, num, den) in STRATA.items():
         if not ds.has(table) or not set(wanted_roles[metric]) & set(roles):
@@ -656,15 +825,43 @@ def _min_sample(spec_sample: str, cfg) -> float:
     return {"deals": cfg.min_closed_deals, "activities": cfg.min_activities, "days": MIN_WORKING_DAYS}[spec_sample]
 
 
-def _compare(spec: Spec, role: str, g: pd.DataFrame, cfg, cols: tuple[str, str] | None = None,
-             strata: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each eligible rep of one role against the rest of the peers, on one metric (stratum by
-    stratum when ``strata`` are given, see :func:`stratified_fisher`)."""
-    num_col, den_col = cols or _NUM_DEN[spec.metric]
-    g = g[g[den_col].fillna(0) > 0].reset_index(drop=True)
+def does_the_work(spec: Spec, per_rep: pd.DataFrame, cfg, cols: tuple[str, str] | None = None) -> np.ndarray:
+    """Which reps (rows of ``per_rep``) do the work ``spec`` measures: a denominator above zero
+    and at least the minimum sample (``cfg.min_closed_deals`` closed deals, ``cfg.min_activities``
+    calls or leads, :data:`MIN_WORKING_DAYS` working days for a rate per day), see the module
+    notes. Only they are tested, and only they make the peers' pool."""
+    _, den_col = cols or _NUM_DEN[spec.metric]
+    if den_col not in per_rep.columns:
+        return np.zeros(len(per_rep), dtype=bool)
+    den = per_rep[den_col].astype("float64").fillna(0)
+    size = per_rep["rep_working_days"].astype("float64").fillna(0) if spec.sample == "days" else den
+    return ((den > 0) & (size >= _min_sample(spec.sample, cfg))).to_numpy(dtype=bool)
+
+
+def _too_few(spec: Spec, role: str, doers: int, cfg) -> str:
+    """The sentence for a measure a role has too few reps doing to compare."""
     need = _min_sample(spec.sample, cfg)
-    size = g["rep_working_days"] if spec.sample == "days" else g[den_col]
-    eligible = (size >= need).to_numpy()
+    who = f"1 {role} has" if doers == 1 else f"{doers} {role}s have"
+    return (f"{spec.label.capitalize()} is not compared among {role}s: {who} at least {need:,} {spec.unit}, and a "
+            f"comparison needs {MIN_PEERS + 1} ({role}s are not compared with other roles).")
+
+
+def _compare(spec: Spec, role: str, g: pd.DataFrame, cfg, cols: tuple[str, str] | None = None,
+             strata: pd.DataFrame | None = None, *, whole_pool: bool = False) -> pd.DataFrame:
+    """Each rep of one role who does the work against the rest of them, on one metric (stratum
+    by stratum when ``strata`` are given, see :func:`stratified_fisher`). ``whole_pool``: the
+    pool of a proportion is every other rep with data, not only those who do the work (the
+    stall tests, see the module notes). All reps of the role at once: one rep's figures are
+    exactly those of the one-rep functions (:func:`fisher_less`, :func:`stratified_fisher`,
+    :func:`peer_t_test`)."""
+    num_col, den_col = cols or _NUM_DEN[spec.metric]
+    need = _min_sample(spec.sample, cfg)
+    if whole_pool:
+        g = g[g[den_col].fillna(0) > 0].reset_index(drop=True)
+        eligible = does_the_work(spec, g, cfg, cols)
+    else:  # the reps who do the work are both the tested reps and the peers' pool
+        g = g[does_the_work(spec, g, cfg, cols)].reset_index(drop=True)
+        eligible = np.ones(len(g), dtype=bool)
     if eligible.sum() < MIN_PEERS + 1:
         return pd.DataFrame()
     k = g[num_col].fillna(0).to_numpy(dtype=float)
@@ -672,83 +869,75 @@ def _compare(spec: Spec, role: str, g: pd.DataFrame, cfg, cols: tuple[str, str] 
     x = g[spec.metric].to_numpy(dtype=float)
     mix = ""
     if spec.test == "proportion":
-        low, high = (s.to_numpy(dtype=float, na_value=np.nan) for s in wilson_interval(k, n))
+        idx = np.flatnonzero(eligible)
         K, N, mix = _strata_matrix(strata, g, spec.metric)
-    # the rest of the peers' sums are the totals minus the rep's own: exact for counts (whole
-    # numbers far below 2**53, as every count here is), so each rep costs O(strata), not
-    # O(peers x strata); any other numbers are summed over the rest as they are
-    whole = _whole(k) and _whole(n)
-    k_tot, n_tot = k.sum(), n.sum()
-    if spec.test == "proportion" and K is not None:
-        whole_s = _whole(K) and _whole(N)
-        K_tot, N_tot = K.sum(axis=0), N.sum(axis=0)
-    n_eligible = int(eligible.sum())
-    ids, names, teams = (g[c].to_numpy(dtype=object) for c in ("rep_id", "name", "team"))
-    rows = []
-    pending: list[tuple[int, tuple]] = []
-    for i in np.flatnonzero(eligible):
-        if spec.test == "proportion":
-            # the pool is every other peer with data; at least MIN_PEERS of them must be eligible
-            if n_eligible - 1 < MIN_PEERS:
-                continue
-            expected = np.nan
-            if K is None:
-                if whole:
-                    kr, nr = k_tot - k[i], n_tot - n[i]
-                else:
-                    rest = np.arange(len(g)) != i
-                    kr, nr = k[rest].sum(), n[rest].sum()
-                peer = kr / nr
-                pv = float(fisher_less(k[i], n[i], kr, nr)[()] if spec.higher_is_better else fisher_greater(k[i], n[i], kr, nr)[()])
-                lo, hi = low[i], high[i]
-                test = "Fisher exact, one-sided, vs the pooled rest of the peers"
-                peer_k, peer_n = kr, nr
-                ki, ni = k[i], n[i]
-            else:
-                # like with like: only strata where the rest of the peers have trials count
-                if whole_s:
-                    kr_s, nr_s = K_tot - K[i], N_tot - N[i]
-                else:
-                    rest = np.arange(len(g)) != i
-                    kr_s, nr_s = K[rest].sum(axis=0), N[rest].sum(axis=0)
-                inf = (N[i] > 0) & (nr_s > 0)
-                ki, ni = K[i, inf].sum(), N[i, inf].sum()
-                if ni < need or ni <= 0:
-                    continue
-                expected = expected_successes(N[i, inf], kr_s[inf], nr_s[inf])
-                peer = expected / ni
-                pv = np.nan  # filled below, all reps' exact tests in one batch
-                pending.append((len(rows), (K[i, inf], N[i, inf], kr_s[inf], nr_s[inf])))
-                lo, hi = wilson_interval(float(ki), float(ni))
-                test = (f"exact test stratified by {mix} (Fisher within each of {int(inf.sum())} strata), one-sided, "
-                        "vs the rest of the peers on the same mix")
-                peer_k, peer_n = kr_s[inf].sum(), nr_s[inf].sum()
+        peers = np.full(len(idx), len(g) - 1)
+        if K is None:
+            kr, nr = _rest_sums(k, idx), _rest_sums(n, idx)
+            ki, ni = k[idx], n[idx]
+            test_fn = fisher_less if spec.higher_is_better else fisher_greater
+            pv = np.asarray(test_fn(ki, ni, kr, nr), dtype=float)
+            peer, expected = kr / nr, np.full(len(idx), np.nan)
+            test = np.full(len(idx), "Fisher exact, one-sided, vs the pooled rest of the peers", dtype=object)
+            peer_k, peer_n = kr, nr
         else:
-            pool = eligible.copy()
-            pool[i] = False
-            others = x[pool]
-            if len(others) < MIN_PEERS:
-                continue
-            peer = float(others.mean())
-            _, pv = peer_t_test(x[i], others, higher_is_better=spec.higher_is_better)
-            lo = hi = expected = np.nan
-            ki, ni = k[i], n[i]
-            test = f"t test against the distribution of {len(others)} peers (df {len(others) - 1}), one-sided"
-            peer_k, peer_n = k[pool].sum(), n[pool].sum()
-        rows.append({
-            "rep_id": ids[i], "name": names[i], "team": teams[i], "role": role,
-            "flag": spec.metric, "kind": "metric", "metric": spec.metric,
-            "value": ki / ni if spec.test == "proportion" else x[i], "peer_value": peer,
-            "gap": (ki / ni if spec.test == "proportion" else x[i]) / peer - 1 if peer else np.nan,
-            "numerator": ki, "denominator": ni, "peer_numerator": peer_k, "peer_denominator": peer_n,
-            "value_low": lo, "value_high": hi, "test": test, "p_value": pv, "expected": expected,
-            "x_higher": spec.higher_is_better, "x_spec": spec, "x_mix": mix,
-        })  # fmt: skip
-    if pending:
-        pvs = _stratified_fisher_many([args for _, args in pending], lower=spec.higher_is_better)
-        for (j, _), pv in zip(pending, pvs):
-            rows[j]["p_value"] = pv
-    return pd.DataFrame(rows)
+            # like with like: only strata where the rest of the peers have trials count
+            KR, NR = _rest_sums(K, idx), _rest_sums(N, idx)
+            Ki, Ni = K[idx], N[idx]
+            inf = (Ni > 0) & (NR > 0)
+            ki, ni = np.where(inf, Ki, 0.0).sum(axis=1), np.where(inf, Ni, 0.0).sum(axis=1)
+            keep = (ni >= need) & (ni > 0)
+            idx, inf, ki, ni, Ki, Ni, KR, NR, peers = (a[keep] for a in (idx, inf, ki, ni, Ki, Ni, KR, NR, peers))
+            rate = np.divide(KR, NR, out=np.zeros_like(KR), where=inf)
+            expected = np.where(inf, Ni * rate, 0.0).sum(axis=1)
+            peer = expected / np.where(ni > 0, ni, np.nan)
+            cases = [(Ki[j, inf[j]], Ni[j, inf[j]], KR[j, inf[j]], NR[j, inf[j]]) for j in range(len(idx))]
+            pv = np.asarray(_stratified_fisher_many(cases, lower=spec.higher_is_better), dtype=float)
+            test = np.array([f"exact test stratified by {mix} (Fisher within each of {m} strata), one-sided, vs the "
+                             "rest of the peers on the same mix" for m in inf.sum(axis=1)], dtype=object)
+            peer_k, peer_n = np.where(inf, KR, 0.0).sum(axis=1), np.where(inf, NR, 0.0).sum(axis=1)
+        value = ki / ni
+        lo, hi = (np.asarray(s.to_numpy(dtype=float, na_value=np.nan)) for s in wilson_interval(ki, ni))
+    else:
+        # the pool: the other reps who do the work and have a rate (a rep without one is not compared)
+        pool = eligible & ~np.isnan(x)
+        idx = np.flatnonzero(pool)
+        if len(idx) - 1 < MIN_PEERS:
+            return pd.DataFrame()
+        t, df, peer = (np.empty(len(idx)) for _ in range(3))
+        for j, i in enumerate(idx):
+            others = x[pool & (np.arange(len(x)) != i)]
+            t[j], df[j] = _t_statistic(x[i], others)
+            peer[j] = float(others.mean())
+        pv = stats.t.cdf(t, df) if spec.higher_is_better else stats.t.sf(t, df)
+        peers = (df + 1).astype("int64")
+        test = np.array([f"t test against the distribution of {int(d) + 1} peers (df {int(d)}), one-sided" for d in df],
+                        dtype=object)
+        ki, ni, value = k[idx], n[idx], x[idx]
+        peer_k = _rest_sums(np.where(pool, k, 0.0), idx)
+        peer_n = _rest_sums(np.where(pool, n, 0.0), idx)
+        lo = hi = expected = np.full(len(idx), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.where(peer != 0, value / peer - 1, np.nan)
+    m = len(idx)
+    return pd.DataFrame({
+        "rep_id": g["rep_id"].to_numpy(dtype=object)[idx], "name": g["name"].to_numpy(dtype=object)[idx],
+        "team": g["team"].to_numpy(dtype=object)[idx], "role": role,
+        "flag": spec.metric, "kind": "metric", "metric": spec.metric,
+        "value": value, "peer_value": peer, "gap": gap,
+        "numerator": ki, "denominator": ni, "peer_numerator": peer_k, "peer_denominator": peer_n,
+        "value_low": lo, "value_high": hi, "test": test, "p_value": pv, "expected": expected,
+        "peers": peers, "x_higher": np.full(m, spec.higher_is_better), "x_spec": [spec] * m, "x_mix": mix,
+    }) if m else pd.DataFrame()  # fmt: skip
+
+
+def _rest_sums(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """For each row i in ``idx``: the sum of the other rows of ``a`` (axis 0). Whole numbers
+    (counts) as the total minus row i, exactly (see :func:`_whole`), so each rep costs
+    O(strata), not O(peers x strata); any other numbers summed over the rest as they are."""
+    if _whole(a):
+        return a.sum(axis=0) - a[idx]
+    return np.array([a[np.arange(len(a)) != i].sum(axis=0) for i in idx])
 
 
 def _whole(a: np.ndarray) -> bool:
@@ -823,7 +1012,7 @@ def _stall_tests(ds: Dataset, reps: pd.DataFrame, as_of: date, cfg) -> list[pd.D
         strata = pd.DataFrame({"rep_id": g["rep_id"], "stratum": g["team"].astype("string").fillna("(no team)"),
                                "team": g["team"], "num": g["_num"].astype(float), "den": g["_den"].astype(float)})
         strata.attrs["dims"] = ["team"]
-        f = _compare(spec, role, g, cfg, cols=("_num", "_den"), strata=strata)
+        f = _compare(spec, role, g, cfg, cols=("_num", "_den"), strata=strata, whole_pool=True)
         if not f.empty:
             f["flag"] = f"stalling_at_{step}"
             f["kind"] = "pattern"
@@ -831,9 +1020,10 @@ def _stall_tests(ds: Dataset, reps: pd.DataFrame, as_of: date, cfg) -> list[pd.D
     return frames
 
 
-def _patterns(out: pd.DataFrame, per_rep: pd.DataFrame | None) -> pd.DataFrame:
+def _patterns(out: pd.DataFrame, per_rep: pd.DataFrame | None, cfg) -> pd.DataFrame:
     """Relabel a flagged conversion metric as a pattern when the rep's volume is in the top
-    quarter of the peers (many calls / meetings, few results)."""
+    quarter of the peers (the same role's reps who do that work: many calls / meetings, few
+    results)."""
     out = out.copy()
     out["x_volume"] = np.nan
     out["x_volume_p75"] = np.nan
@@ -846,6 +1036,7 @@ def _patterns(out: pd.DataFrame, per_rep: pd.DataFrame | None) -> pd.DataFrame:
     if "rep_working_days" not in per_rep.columns:  # no activities: no volume to read
         return out
     working = (per_rep["rep_working_days"].fillna(0) >= MIN_WORKING_DAYS).to_numpy(dtype=bool)
+    doers = {spec.metric: does_the_work(spec, per_rep, cfg) for spec in SPECS if spec.metric in volume_of}
     first = {}
     for j, r in enumerate(rep_ids):
         first.setdefault(r, j)
@@ -858,7 +1049,7 @@ def _patterns(out: pd.DataFrame, per_rep: pd.DataFrame | None) -> pd.DataFrame:
         if vcol is None or vcol not in volumes:
             continue
         v = volumes[vcol]
-        peers = v[(roles == roles_out[i]) & (rep_ids != reps_out[i]) & working]
+        peers = v[(roles == roles_out[i]) & (rep_ids != reps_out[i]) & working & doers[metric]]
         peers = peers[~np.isnan(peers)]
         j = first.get(reps_out[i])
         if len(peers) < MIN_PEERS or j is None or np.isnan(v[j]):
@@ -888,28 +1079,32 @@ def _mentors(out: pd.DataFrame, reps: pd.DataFrame, last: date) -> pd.DataFrame:
     eligible = out["rep_id"].astype(object).isin(staying).to_numpy(bool) & ~flagged
     # the candidates of a flagged row are the unflagged, staying peers of its role on its metric:
     # the same for every flagged row of that (metric, role), so the best one is found once
+    metric, role, mix, spec_of, rep = (out[c].to_numpy(dtype=object)
+                                       for c in ("metric", "role", "x_mix", "x_spec", "rep_id"))
+    value, peer, k, n = (out[c].to_numpy(dtype=float) for c in ("value", "peer_value", "numerator", "denominator"))
+    m_rep, m_name = (out[c].to_numpy(dtype=object, copy=True) for c in ("mentor_rep_id", "mentor_name"))
+    m_value, m_k, m_n = (out[c].to_numpy(dtype=float, copy=True) for c in ("mentor_value", "x_mentor_k", "x_mentor_n"))
     best: dict[tuple, Any] = {}
     for i in np.flatnonzero(flagged):
-        row = out.loc[i]
-        key = (row["metric"], row["role"], bool(row["x_mix"]))
+        key = (metric[i], role[i], bool(mix[i]))
         if key not in best:
-            best[key] = _best_mentor(out[eligible & (out["metric"] == key[0]).to_numpy(bool)
-                                         & (out["role"] == key[1]).to_numpy(bool)], row["x_spec"], key[2])
+            cand = out[eligible & (metric == key[0]) & (role == key[1])]
+            b = _best_mentor(cand, spec_of[i], key[2])
+            best[key] = None if b is None else out.index.get_loc(b)
         j = best[key]
         if j is None:
             continue
         if key[2]:
-            mine, theirs = row["value"] / row["peer_value"], out.at[j, "value"] / out.at[j, "peer_value"]
+            mine, theirs = value[i] / peer[i], value[j] / peer[j]
         else:
-            mine, theirs = row["value"], out.at[j, "value"]
-        better = theirs > mine if row["x_spec"].higher_is_better else theirs < mine
+            mine, theirs = value[i], value[j]
+        better = theirs > mine if spec_of[i].higher_is_better else theirs < mine
         if not better:
             continue
-        out.at[i, "mentor_rep_id"] = out.at[j, "rep_id"]
-        out.at[i, "mentor_name"] = names.get(out.at[j, "rep_id"], out.at[j, "rep_id"])
-        out.at[i, "mentor_value"] = out.at[j, "value"]
-        out.at[i, "x_mentor_k"] = out.at[j, "numerator"]
-        out.at[i, "x_mentor_n"] = out.at[j, "denominator"]
+        m_rep[i], m_name[i] = rep[j], names.get(rep[j], rep[j])
+        m_value[i], m_k[i], m_n[i] = value[j], k[j], n[j]
+    out["mentor_rep_id"], out["mentor_name"] = m_rep, m_name
+    out["mentor_value"], out["x_mentor_k"], out["x_mentor_n"] = m_value, m_k, m_n
     return out
 
 
@@ -986,6 +1181,31 @@ def _evidence(r: Any, m: int) -> str:
         what = "calls per working day" if r.flag == "many_calls_few_meetings" else "meetings and demos per week"
         text += f"; {what} {r.x_volume:.1f} (peers' 75th percentile {r.x_volume_p75:.1f})"
     return text
+
+
+def _plain_evidence(r: Any, nb: Any, alpha: float) -> str:
+    """A worth-a-look comparison in plain words: "won 1 of 10 closed deals (10%) against 61% for
+    the other 5 AEs; not yet significant (q = 0.040)" (figures through ``nb``, the dataset's
+    :class:`analysis.format.Numbers`)."""
+    spec: Spec = r.x_spec
+
+    def pct(x: float) -> str:
+        return nb.percent(x, digits=0 if abs(x) >= 0.1 or x == 0 else 1)
+
+    others = f"the other {r.role}" if r.peers == 1 else f"the other {nb.number(r.peers)} {r.role}s"
+    if spec.test == "proportion":
+        mine = spec.plain.format(k=nb.number(r.numerator), n=nb.number(r.denominator), value=pct(r.value))
+        if r.x_mix:
+            theirs = f"{pct(r.peer_value)} expected for {others} on the same mix of {_plural_mix(r.x_mix)}"
+        else:
+            theirs = f"{pct(r.peer_value)} for {others}"
+    else:
+        mine = spec.plain.format(value=nb.number(r.value, digits=1))
+        theirs = f"a mean of {nb.number(r.peer_value, digits=1)} for {others}"
+    digits = 3 if r.q_value < 0.1 else 2
+    while digits < 6 and r.q_value - alpha < 10.0**-digits:  # 0.0103 is not written "0.010" beside alpha 0.01
+        digits += 1
+    return f"{mine} against {theirs}; not yet significant (q = {nb.number(r.q_value, digits=digits)})"
 
 
 def _sentence(r: Any, p: Period | None = None, *, name_mentor: bool = True) -> str:

@@ -6,7 +6,11 @@ period P, as a leader would ask for them ("what will 2026-Q4 bring?"):
 * the time-series forecast of a metric (seasonal ETS beside the seasonal naive baseline, with
   their rolling-backtest MAPE and bias and the winner),
 * the weighted open pipeline expected to close in P, by forecast category,
-* the simulated P10 / P50 / P90 revenue of P and the chance of reaching its revenue target.
+* the simulated P10 / P50 / P90 revenue of P and the chance of reaching its revenue target,
+* with ``replay``: the simulation replayed on the periods before, and the **headline** revenue
+  forecast (:func:`~analysis.forecast.headline`): the method with the lower error on the same
+  past periods, its calibration, and a sentence when the forecasts disagree beyond their
+  intervals.
 
 Forecast day: the day before P starts when P has begun or is over (so a past period's outlook
 is the one that could have been made then, and its actual is shown beside it), else the data's
@@ -31,7 +35,7 @@ from analysis.steering import forecast as fc
 
 #: Columns of :attr:`Outlook.table`.
 COLUMNS = ["period", "as_of", "metric", "method", "model", "forecast", "low", "high", "interval",
-           "backtest_periods", "mape", "bias", "is_winner", "deals", "amount", "actual"]
+           "backtest_periods", "mape", "bias", "coverage", "is_winner", "is_headline", "deals", "amount", "actual"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,9 @@ class Outlook:
         data's last day and cannot be simulated).
     replay
         :func:`~analysis.forecast.outcome_backtest` of the simulation on the periods before
-        the forecast day (``config.forecast.backtest_periods`` of them).
+        the forecast day that the time series' backtest scores too
+        (:func:`~analysis.forecast.scored_periods`: up to ``config.forecast.backtest_periods``;
+        None when there is none).
     actual
         The metric's actual value in P when P is complete in the data, else None.
     table
@@ -62,9 +68,15 @@ class Outlook:
         ``ets`` and ``seasonal_naive``), ``weighted_pipeline`` (models ``commit``,
         ``best_case``, ``pipeline`` and ``total``; ``forecast`` = weighted amount) or
         ``simulation`` (``forecast`` = P50, ``low`` / ``high`` = P10 / P90; ``mape`` and
-        ``bias`` = mean absolute and mean signed P50 error of the replay).
+        ``bias`` = mean absolute and mean signed P50 error of the replay). ``coverage``: the
+        share of backtest periods whose actual fell inside the row's interval (time series
+        winner and simulation); ``is_headline``: the row of the headline forecast.
+    headline
+        The :class:`~analysis.forecast.Headline` revenue forecast of P (None without
+        ``replay``, or when P cannot be simulated).
     sentences
-        Plain-language lines, one per forecast.
+        Plain-language lines: the headline (with its calibration and any disagreement) first,
+        then one per forecast.
     """
 
     period: Period
@@ -78,6 +90,7 @@ class Outlook:
     actual: float | None
     table: pd.DataFrame
     sentences: list[str]
+    headline: fc.Headline | None = None
 
 
 def forecast_day(ds: Dataset, p: Period) -> date:
@@ -105,7 +118,8 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
         deals for very large pipelines (see :func:`~analysis.forecast.simulate_outcome`).
     replay
         Also replay the simulation on the periods before the forecast day
-        (:func:`~analysis.forecast.outcome_backtest`, a few seconds) to measure its accuracy.
+        (:func:`~analysis.forecast.outcome_backtest`, a few seconds; memoized) to measure its
+        accuracy, and choose the headline forecast (:func:`~analysis.forecast.headline`).
     """
     fsm = ds.config.fiscal_year_start_month
     p = period if isinstance(period, Period) else parse_period(period, fiscal_start_month=fsm)
@@ -129,13 +143,14 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
         sentences.append(f"No time-series forecast: {err}")
     if series is not None:
         acc = series.accuracy.set_index("model")
+        ts_cal = fc.series_calibration(series)
         for _, r in series.forecast[series.forecast.period == p.label].iterrows():
             a = acc.loc[r.model] if r.model in acc.index else None
             rows.append({**base, "metric": metric, "method": "time_series", "model": r.model,
                          "forecast": r.forecast, "low": r.low, "high": r.high, "interval": series.interval,
                          "backtest_periods": None if a is None else a.periods,
                          "mape": None if a is None else a.mape, "bias": None if a is None else a.bias,
-                         "is_winner": bool(r.is_winner)})
+                         "coverage": ts_cal.coverage if r.is_winner else None, "is_winner": bool(r.is_winner)})
         sentences.append(fc.forecast_sentence(ds, series, period=p))
 
     if day < p.last_day:
@@ -155,6 +170,7 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
 
     simulation = None
     replayed = None
+    top = None
     if day < p.last_day:
         simulation = fc.simulate_outcome(ds, p, as_of=day, n=simulations, max_cells=max_cells)
         s = simulation.summary.iloc[0]
@@ -163,12 +179,27 @@ def period_outlook(ds: Dataset, period: str | int | Period, *, metric: str = "re
                      "deals": int(s.open_deals), "amount": s.open_amount})
         sentences.append(fc.outcome_sentence(ds, simulation))
         if replay:
-            replayed = fc.outcome_backtest(ds, periods=ds.config.forecast.backtest_periods, grain=p.grain,
-                                           before=day)
-            rows[-1].update(backtest_periods=len(replayed), mape=replayed.attrs["mape"],
-                            bias=float(replayed.p50_error.mean()))
-            sentences.append(fc.backtest_sentence(ds, replayed))
+            top = fc.headline(ds, p, as_of=day, series=series if metric == "revenue" else None,
+                              simulation=simulation, max_cells=max_cells)
+            # the periods the headline's calibration replayed (memoized: no second replay)
+            scored, _ = fc.scored_periods(ds, grain=p.grain, as_of=day)
+            if scored:
+                replayed = fc.outcome_backtest(ds, periods=len(scored), grain=p.grain, before=day,
+                                               max_cells=max_cells)
+            cal = top.table.set_index("method").loc["simulation"]
+            if cal.backtest_periods:
+                rows[-1].update(backtest_periods=int(cal.backtest_periods), mape=cal.mape, bias=cal.bias,
+                                coverage=cal.coverage)
+            else:
+                rows[-1].update(backtest_periods=0)
+            if replayed is not None:
+                sentences.append(fc.backtest_sentence(ds, replayed))
+            sentences[:0] = [top.sentence, *top.disagreements]
+            for r in rows:
+                r["is_headline"] = (r["method"] == top.chosen.method and r["metric"] == "revenue"
+                                    and (r["method"] != "time_series" or bool(r.get("is_winner"))))
     if actual is not None:
         sentences.append(f"Actual {catalog.get(metric).label.lower()} in {p.label}: {catalog.get(metric).fmt(actual)}.")
-    table = pd.DataFrame(rows, columns=COLUMNS).astype({"deals": "Int64", "backtest_periods": "Int64", "actual": "float64"})
-    return Outlook(p, day, metric, series, deals, pipe, simulation, replayed, actual, table, sentences)
+    table = pd.DataFrame(rows, columns=COLUMNS).astype({"deals": "Int64", "backtest_periods": "Int64", "actual": "float64",
+                                                       "coverage": "float64", "is_headline": "boolean"})
+    return Outlook(p, day, metric, series, deals, pipe, simulation, replayed, actual, table, sentences, top)

@@ -13,6 +13,13 @@ Two layers:
 * :func:`plan_from` is pure arithmetic on an :class:`Assumptions` and a target (no data access),
   which is what the notebook's sliders call on every move. :func:`plan` is both in one call.
 
+The plan is one chain: every row follows from the target and the assumptions, so changing any
+assumption moves every row that depends on it. The deal funnel starts at the opportunities (every
+opportunity passes the first step) and ends at the won deals; the stage conversions say *where*
+deals drop out and the win rate *how many* are won, so the conversions are fitted to multiply to
+the win rate (:func:`fit_funnel`). The count entering a step is never lower than the count
+entering the next one.
+
 >>> import analysis
 >>> from analysis import plan
 >>> ds = analysis.load("data/sample")                                   # doctest: +SKIP
@@ -26,10 +33,11 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from numbers import Real
-from typing import Any, Mapping
+from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -42,19 +50,21 @@ from analysis.data.periods import Period, parse_period
 from analysis.data.schema import ACTIVITY_TYPES, step_label
 from analysis.data.timeline import employed
 from analysis.errors import UnknownNameError, WorkbenchError
-from analysis.format import money, number
+from analysis.format import Numbers
 from analysis.semantic.engine import metrics
 
 __all__ = [
+    "HISTORY_MONTHS",
+    "PLAN_COLUMNS",
     "Assumptions",
     "PlanError",
-    "PLAN_COLUMNS",
-    "HISTORY_MONTHS",
     "assumptions",
+    "fit_funnel",
+    "numbers_of",
     "plan",
     "plan_from",
-    "summary",
     "selling_reps",
+    "summary",
 ]
 
 #: Months of history behind the default assumptions.
@@ -63,7 +73,7 @@ HISTORY_MONTHS = 12
 #: Columns of a plan frame, in order.
 PLAN_COLUMNS = [
     "step", "section", "description", "quantity", "needed", "per_rep", "per_rep_per_day",
-    "assumption", "assumption_value", "source", "numerator", "denominator",
+    "assumption", "assumption_value", "applied_value", "source", "numerator", "denominator",
 ]  # fmt: skip
 
 #: Chain steps a deal passes before it is won (their conversion is to the next step).
@@ -118,6 +128,9 @@ class Assumptions:
         Assumption id -> why the history gives no value.
     currency
         Reporting currency of the dataset.
+    numbers
+        The dataset's formatter (``ds.config.numbers``: currency and display locale); None gives
+        ``Numbers(currency)`` (see :attr:`formats`).
     """
 
     period: Period
@@ -130,6 +143,12 @@ class Assumptions:
     working_days: int = 0
     unavailable: dict[str, str] = field(default_factory=dict)
     currency: str = "USD"
+    numbers: Numbers | None = None
+
+    @property
+    def formats(self) -> Numbers:
+        """How the plan writes money, numbers and rates: :attr:`numbers`, else ``Numbers(currency)``."""
+        return self.numbers if self.numbers is not None else Numbers(self.currency)
 
     @property
     def window_label(self) -> str:
@@ -311,6 +330,7 @@ def assumptions(ds: Dataset, period: str | int | Period, *, history: Any = None)
         working_days=p.working_days(cfg.weekday_numbers(), cfg.holidays),
         unavailable=why,
         currency=cfg.currency,
+        numbers=cfg.numbers,
     )
 
 
@@ -382,39 +402,59 @@ def plan(
         * ``quantity``: the exact requirement (float); ``needed``: rounded up to a whole count
           (the revenue row keeps the target); ``per_rep`` = quantity / head count;
           ``per_rep_per_day`` = per_rep / working days in the period.
-        * ``assumption`` (id, see :class:`Assumptions`), ``assumption_value``, ``source``
-          (``history`` or ``override``; ``target`` for the revenue row), and for history
-          values the ``numerator`` and ``denominator`` they were computed from.
+        * ``assumption`` (id, see :class:`Assumptions`), ``assumption_value`` (the history
+          value or the override), ``applied_value`` (what the chain applied: the same, except
+          for funnel steps fitted to the win rate, see Notes), ``source`` (``history`` or
+          ``override``; ``target`` for the revenue row), and for history values the
+          ``numerator`` and ``denominator`` they were computed from.
 
-        ``attrs``: ``period``, ``target``, ``currency``, ``head_count`` and
+        ``attrs``: ``period``, ``target``, ``currency``, ``numbers`` (the
+        :class:`analysis.format.Numbers` to write its figures with), ``head_count`` and
         ``head_count_source``, ``working_days``, ``history`` (the window label),
-        ``unavailable`` (step -> why it has no row).
+        ``unavailable`` (step -> why it has no row), and ``assumptions``: every assumption id
+        the plan looked at -> ``{"value", "applied", "source", "history"}`` (``value`` None when
+        not available; ``history`` is the history value whatever the source), so a display
+        shows exactly the values the plan used.
 
     Raises
     ------
     PlanError
         A target or override out of range, or no history for the deal size or win rate (pass
-        ``deal_size=`` / ``win_rate=``).
+        ``deal_size=`` / ``win_rate=``), or funnel conversions set so that they cannot multiply
+        to the win rate (see Notes).
     UnknownNameError
         An unknown conversion step or activity type (with a suggestion).
 
     Notes
     -----
     deals_won = target / deal_size; opportunities = deals_won / win_rate (SPEC: 5,000,000 at
-    100,000 and 25% gives 50 deals and 200 opportunities). Funnel steps are walked back from
-    the won deals: deals passing step k = deals passing the next step / conversion of k, so
-    ``closing`` = deals_won / conversion(closing -> won). These rows use cohort stage
-    conversions and need not add up to ``opportunities``, which uses the closed-deal win rate;
-    deals can enter the funnel at any step and skip steps. Leads: lead_opportunities =
-    opportunities × lead_share; qualified_leads = lead_opportunities / conversion(qualified);
-    leads = qualified_leads / conversion(lead). Activities of type t = opportunities ×
-    activities_per_opportunity(t), where history counts every activity of the type (linked to a
-    deal or not) per opportunity created.
+    100,000 and 25% gives 50 deals and 200 opportunities).
+
+    The deal funnel is one chain from the opportunities (all of them pass the first step,
+    prospecting) to the won deals: deals passing step k = deals passing the next step /
+    applied conversion of k, ``closing`` = deals_won / applied conversion(closing -> won), so
+    ``prospecting`` = ``opportunities`` and each step needs at least as many deals as the next.
+    That needs the applied conversions to multiply to the win rate, which the history's need
+    not do (cohort conversions count deals still open, and deals that entered at a later step;
+    the win rate counts closed deals only). :func:`fit_funnel` fits them: conversions you set
+    are applied as they are; the history ones are raised to one common power, c ** alpha, so
+    that all multiply to the win rate (a step that lost no deal keeps 100%, and a step's share
+    of the total leak, in log terms, is the history's). When the win rate equals the product of
+    the conversions they are applied unchanged. ``assumption_value`` keeps the history value
+    and ``applied_value`` the fitted one.
+
+    Leads: lead_opportunities = opportunities × lead_share; qualified_leads =
+    lead_opportunities / conversion(qualified); leads = qualified_leads / conversion(lead).
+    Activities of type t = opportunities × activities_per_opportunity(t), where history counts
+    every activity of the type (linked to a deal or not) per opportunity created. So a change of
+    the deal size or the win rate moves every count below it, funnel, leads and activities.
 
     Recent cohorts are still open at the snapshot, so historical conversions of the last months
     understate what those deals will do; override them if that matters. A history value with a
     zero denominator is "not available": its step and the steps derived from it get no row
-    (reason in ``attrs["unavailable"]``), except deal size and win rate, which raise.
+    (reason in ``attrs["unavailable"]``), except deal size and win rate, which raise. The funnel
+    needs the conversion of every step (a step at 0% or without history leaves all funnel rows
+    out, with the reason and the override to pass).
     Rounding: only ``needed`` is rounded (up, after removing float noise of 1e-9); the
     per-rep columns divide the exact quantity.
     """
@@ -470,6 +510,86 @@ def _activity_key(key: str) -> str:
     raise UnknownNameError(f"unknown activity type {key!r}{hint} Activity types: {', '.join(ACTIVITY_STEPS)}")
 
 
+#: Relative tolerance of the funnel fit: float noise, never a difference a reader could see.
+FIT_TOLERANCE = 1e-9
+
+
+def fit_funnel(win_rate: float, conversions: Mapping[str, float], *, fixed: Collection[str] = ()) -> dict[str, float]:
+    """Stage conversions that multiply to the win rate: the funnel of a consistent plan.
+
+    Parameters
+    ----------
+    win_rate
+        Share of opportunities won, in (0, 1].
+    conversions
+        Conversion of every step of :data:`STAGE_STEPS` to the next one, each in (0, 1].
+    fixed
+        Steps whose conversion was set by the user: applied as they are.
+
+    Returns
+    -------
+    dict
+        Step -> applied conversion, in (0, 1], in :data:`STAGE_STEPS` order; their product is
+        the win rate (to :data:`FIT_TOLERANCE`).
+
+    Raises
+    ------
+    PlanError
+        The fixed conversions multiply to less than the win rate (no deal could be won that
+        often), or every conversion is fixed and their product is not the win rate.
+
+    Notes
+    -----
+    Let F be the product of the fixed conversions and H the product of the others (history).
+    The history ones must multiply to R = win_rate / F: each becomes c ** alpha with
+    alpha = ln R / ln H, which keeps a 100% step at 100% and each step's share of the leak in
+    log terms. R = 1 gives 100% everywhere; H = 1 (no step leaked in history) while R < 1
+    splits the leak evenly: R ** (1 / n) each. With win_rate = H (nothing fixed), alpha = 1:
+    the history conversions unchanged.
+
+    >>> fit = fit_funnel(0.09, {"prospecting": 0.75, "qualification": 0.6, "research": 1.0,
+    ...                         "demo": 2 / 3, "objection_handling": 1.0, "closing": 1.0})
+    >>> [round(v, 4) for v in fit.values()]
+    [0.5625, 0.36, 1.0, 0.4444, 1.0, 1.0]
+    """
+    missing = [s for s in STAGE_STEPS if s not in conversions]
+    if missing:
+        raise PlanError(f"fit_funnel needs the conversion of every funnel step; missing: {', '.join(missing)}")
+    bad = [f"{s} {conversions[s]!r}" for s in STAGE_STEPS if not 0 < conversions[s] <= 1]
+    if bad or not 0 < win_rate <= 1:
+        raise PlanError(f"fit_funnel needs rates in (0, 1]; got win rate {win_rate!r}"
+                        + (f", conversions {', '.join(bad)}" if bad else ""))
+    fixed = {s for s in fixed if s in STAGE_STEPS}
+    free = [s for s in STAGE_STEPS if s not in fixed]
+    kept = math.prod(conversions[s] for s in STAGE_STEPS if s in fixed)
+    rest = win_rate / kept
+    out = {s: float(conversions[s]) for s in STAGE_STEPS}
+    if rest > 1 + FIT_TOLERANCE:
+        shown = ", ".join(f"{step_label(s).lower()} {conversions[s]:.1%}" for s in STAGE_STEPS if s in fixed)
+        raise PlanError(
+            f"the funnel conversions you set ({shown}) multiply to {kept:.1%}, below the win rate "
+            f"{win_rate:.1%}: no more than {kept:.1%} of the opportunities could be won. Raise a conversion, "
+            f"lower the win rate, or reset the conversions to history"
+        )
+    if not free:
+        if abs(rest - 1) > FIT_TOLERANCE:
+            raise PlanError(
+                f"all {len(STAGE_STEPS)} funnel conversions are set and multiply to {kept:.1%}, but the win rate is "
+                f"{win_rate:.1%}: set win_rate={kept:.6g}, or leave one conversion to history"
+            )
+        return out
+    rest = min(rest, 1.0)
+    hist = math.prod(conversions[s] for s in free)
+    for s in free:
+        if rest == 1.0:
+            out[s] = 1.0
+        elif hist >= 1.0:
+            out[s] = rest ** (1 / len(free))
+        else:
+            out[s] = min(1.0, math.exp(math.log(rest) / math.log(hist) * math.log(conversions[s])))
+    return out
+
+
 def plan_from(
     a: Assumptions,
     target_revenue: float,
@@ -505,14 +625,19 @@ def plan_from(
             raise PlanError(f"head_count must be a whole number of reps > 0, got {head_count!r}")
         heads, head_source = int(head_count), "override"
 
+    used: dict[str, dict[str, Any]] = {}
+
     def value(key: str) -> tuple[float | None, str]:
         if key in over:
-            return over[key], "override"
-        return a.values.get(key), "history"
+            val, source = over[key], "override"
+        else:
+            val, source = a.values.get(key), "history"
+        used.setdefault(key, {"value": val, "applied": val, "source": source, "history": a.values.get(key)})
+        return val, source
 
     for key, arg in (("avg_deal_size", "deal_size"), ("win_rate", "win_rate")):
-        if value(key)[0] is None:
-            reason = a.unavailable.get(key, "no history")
+        if not value(key)[0]:  # None (no history) or 0 (nothing won in the window): nothing to divide by
+            reason = a.unavailable.get(key) or f"it is 0 in the history (numerator {a.numerators.get(key, 0):g})"
             raise PlanError(
                 f"no historical {key.replace('_', ' ')} for the plan ({reason}, window {a.window_label}); "
                 f"pass {arg}=... or a longer history=..."
@@ -521,8 +646,7 @@ def plan_from(
     rows: list[dict[str, Any]] = []
     gone: dict[str, str] = {}
 
-    def add(step: str, section: str, description: str, quantity: float | None, key: str | None,
-            *, divide: bool | None = None) -> float | None:
+    def add(step: str, section: str, description: str, quantity: float | None, key: str | None) -> float | None:
         """Append a row; ``quantity`` None means not available (the row is left out)."""
         if quantity is None:
             return None
@@ -536,6 +660,7 @@ def plan_from(
             "needed": quantity if step == "revenue" else float(math.ceil(quantity - _EPS)),
             "assumption": key,
             "assumption_value": val,
+            "applied_value": used[key]["applied"] if key else None,
             "source": source,
             "numerator": a.numerators.get(key, math.nan) if hist else math.nan,
             "denominator": a.denominators.get(key, math.nan) if hist else math.nan,
@@ -548,23 +673,46 @@ def plan_from(
     add("revenue", "target", "revenue (bookings) to win in the period", target, None)
     deals = add("deals_won", "deals", "deals to win: target / average deal size",
                 target / value("avg_deal_size")[0], "avg_deal_size")
-    opps = add("opportunities", "deals", "opportunities to create: deals won / win rate",
-               deals / value("win_rate")[0], "win_rate")
+    rate = value("win_rate")[0]
+    opps = add("opportunities", "deals", "opportunities to create: deals won / win rate", deals / rate, "win_rate")
 
-    nxt = deals
-    for s in reversed(STAGE_STEPS):
-        key = f"conversion:{s}"
-        conv = value(key)[0]
-        if nxt is None:
-            missing(s, key, "a later funnel step has no conversion")
-            continue
-        if not conv:
-            missing(s, key)
-            nxt = None
-            continue
-        to = "won" if s == "closing" else step_label(FUNNEL_STEPS[FUNNEL_STEPS.index(s) + 1]).lower()
-        nxt = add(s, "funnel", f"deals passing {step_label(s).lower()}: next step / conversion to {to}",
-                  nxt / conv, key)
+    # the deal funnel: one chain from the opportunities (first step) to the won deals
+    conv = {s: value(f"conversion:{s}")[0] for s in STAGE_STEPS}
+    blocked = {s: c for s, c in conv.items() if not c or c > 1}  # None (no history), 0% or above 100%
+    if blocked:
+        for s in STAGE_STEPS:
+            key = f"conversion:{s}"
+            if s in blocked:
+                if conv[s] is None:
+                    reason = a.unavailable.get(key)
+                elif conv[s] > 1:
+                    reason = (f"its history conversion is {conv[s]:.1%} (more deals advanced than entered "
+                              f"{step_label(s).lower()} in {a.window_label}): check stage_history")
+                else:
+                    reason = f"no deal that passed {step_label(s).lower()} in {a.window_label} went further"
+                missing(s, key, f"{reason or key + ' is not available'}; pass conversions={{{s!r}: ...}} to plan the funnel")
+            else:
+                first = next(iter(blocked))
+                missing(s, key, f"the funnel needs the conversion of every step and {step_label(first).lower()} "
+                                f"has no usable one; pass conversions={{{first!r}: ...}}")
+    else:
+        fixed = [s for s in STAGE_STEPS if f"conversion:{s}" in over]
+        fit = fit_funnel(rate, {s: float(c) for s, c in conv.items()}, fixed=fixed)
+        counts: dict[str, float] = {}
+        nxt = deals
+        for s in reversed(STAGE_STEPS):
+            nxt = counts[s] = nxt / fit[s]
+        first = STAGE_STEPS[0]
+        if abs(counts[first] - opps) > FIT_TOLERANCE * 10 * opps:  # the fit makes them equal
+            raise AssertionError(f"funnel fit: {counts[first]!r} pass {first} for {opps!r} opportunities")
+        counts = {s: min(n, opps) for s, n in counts.items()}
+        counts[first] = opps
+        for s in reversed(STAGE_STEPS):
+            key = f"conversion:{s}"
+            used[key]["applied"] = fit[s]
+            to = "won" if s == "closing" else step_label(FUNNEL_STEPS[FUNNEL_STEPS.index(s) + 1]).lower()
+            how = "all opportunities" if s == first else "next step / applied conversion"
+            add(s, "funnel", f"deals passing {step_label(s).lower()}: {how} to {to}", counts[s], key)
 
     share = value("lead_share")[0]
     lead_opps = None
@@ -600,7 +748,7 @@ def plan_from(
         add(ACTIVITY_STEPS[t], "activities", f"{noun}: opportunities × {noun} per opportunity", opps * apo, key)
 
     out = pd.DataFrame(rows, columns=[c for c in PLAN_COLUMNS if c not in ("per_rep", "per_rep_per_day")])
-    for c in ("quantity", "needed", "assumption_value", "numerator", "denominator"):
+    for c in ("quantity", "needed", "assumption_value", "applied_value", "numerator", "denominator"):
         out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
     out["per_rep"] = out.quantity / heads if heads else math.nan
     days = a.working_days
@@ -612,16 +760,24 @@ def plan_from(
         "period": a.period.label,
         "target": target,
         "currency": a.currency,
+        "numbers": a.formats,
         "head_count": heads,
         "head_count_source": head_source,
         "working_days": days,
         "history": a.window_label,
         "unavailable": gone,
+        "assumptions": used,
     })
     return out
 
 
 # -- presentation helpers --------------------------------------------------------------------
+
+
+def numbers_of(frame: pd.DataFrame) -> Numbers:
+    """The formatter of a plan frame: ``attrs["numbers"]``, else ``Numbers(attrs["currency"])``."""
+    fmt = frame.attrs.get("numbers")
+    return fmt if isinstance(fmt, Numbers) else Numbers(frame.attrs.get("currency", "USD"))
 
 
 def summary(frame: pd.DataFrame) -> str:
@@ -632,17 +788,18 @@ def summary(frame: pd.DataFrame) -> str:
     """
     q = frame.set_index("step")
     at = frame.attrs
-    parts = [f"To win {money(at.get('target', q.quantity.get('revenue', 0.0)), at.get('currency', 'USD'))} "
+    fmt = numbers_of(frame)
+    parts = [f"To win {fmt.money(at.get('target', q.quantity.get('revenue', 0.0)))} "
              f"in {at.get('period', 'the period')}, {at.get('head_count', 0)} reps need "
-             f"{number(q.needed['deals_won'])} won deals from {number(q.needed['opportunities'])} opportunities"]
+             f"{fmt.number(q.needed['deals_won'])} won deals from {fmt.number(q.needed['opportunities'])} opportunities"]
     if "leads" in q.index:
-        parts.append(f" ({number(q.needed['leads'])} leads)")
+        parts.append(f" ({fmt.number(q.needed['leads'])} leads)")
     per = q.per_rep.get("opportunities")
-    tail = f": {number(per, digits=1)} opportunities each" if per is not None and not pd.isna(per) else ""
+    tail = f": {fmt.number(per, digits=1)} opportunities each" if per is not None and not pd.isna(per) else ""
     acts = frame[frame.section == "activities"]
     daily = acts.per_rep_per_day.sum() if len(acts) else math.nan
     if len(acts) and not pd.isna(daily):
-        tail += f", and {number(daily, digits=1)} activities per rep per working day over {at.get('working_days', 0)} days"
+        tail += f", and {fmt.number(daily, digits=1)} activities per rep per working day over {at.get('working_days', 0)} days"
     return "".join(parts) + tail + "."
 
 

@@ -24,6 +24,15 @@ each answers with several tables and a verdict).
   of reaching each revenue quota.
 * :func:`outcome_backtest`: the simulation replayed on the last complete periods (as of the day
   before each) against the actual revenue: its calibration.
+* :func:`seasonal_factors`: the seasonality the ETS model estimates, as one factor per season
+  (the simulation brings its new business to the simulated period's season with them).
+* :class:`Calibration`, :func:`simulation_calibration`, :func:`series_calibration`: how a
+  method did on the past periods before a forecast (share of actuals inside its 80% interval,
+  "3 of 4 quarters", and MAPE), measured on the same periods for every method
+  (:func:`scored_periods`).
+* :func:`headline`: one headline revenue forecast of a period, the method with the lower error
+  on those periods, the others as supporting evidence, and a sentence when they disagree
+  beyond their intervals.
 * :func:`probabilities_sentence`, :func:`pipeline_sentence`, :func:`forecast_sentence`,
   :func:`outcome_sentence`, :func:`backtest_sentence`: one plain-language sentence for each
   result.
@@ -33,14 +42,17 @@ Modules
 This package is the facade: every name above is importable from it (``from
 analysis.steering import forecast as fc``; ``fc.simulate_outcome``). The code lives in
 
-* ``common``: :class:`ForecastError`, the ``period`` column name and the helpers the others
-  share (as-of values, integer cents, month-end snapshot days);
+* ``common``: :class:`ForecastError`, :class:`Calibration`, the ``period`` column name and the
+  helpers the others share (as-of values, integer cents, month-end snapshot days, memoizing);
 * ``probabilities``: :func:`snapshot_deals`, :func:`win_probabilities`,
   :func:`period_win_probabilities` and the analogous past periods;
 * ``weighted``: :func:`open_deals_forecast`, :func:`weighted_pipeline`;
 * ``timeseries``: :class:`ForecastResult`, :func:`seasonal_naive`, :func:`ets_forecast`,
-  :func:`accuracy`, :func:`revenue_forecast`;
-* ``simulation``: :class:`OutcomeSimulation`, :func:`simulate_outcome`, :func:`outcome_backtest`;
+  :func:`accuracy`, :func:`revenue_forecast`, :func:`seasonal_factors`, :func:`scored_periods`,
+  :func:`series_calibration`;
+* ``simulation``: :class:`OutcomeSimulation`, :func:`simulate_outcome`, :func:`outcome_backtest`,
+  :func:`simulation_calibration`;
+* ``headline``: :class:`Candidate`, :class:`Headline`, :func:`headline`;
 * ``sentences``: the sentences.
 
 A module-level setting (:data:`MIX_PERIODS`, :data:`CHUNK_CELLS`...) is read by the module that
@@ -63,7 +75,8 @@ Shared rules
 
 from __future__ import annotations
 
-from analysis.steering.forecast.common import PERIOD, ForecastError
+from analysis.steering.forecast.common import PERIOD, Calibration, ForecastError
+from analysis.steering.forecast.headline import HEADLINE_COLUMNS, METHODS, Candidate, Headline, headline
 from analysis.steering.forecast.probabilities import (
     PERIODS_PER_YEAR,
     SOURCES,
@@ -73,7 +86,9 @@ from analysis.steering.forecast.probabilities import (
 )
 from analysis.steering.forecast.sentences import (
     backtest_sentence,
+    disagreement_sentence,
     forecast_sentence,
+    headline_sentence,
     outcome_sentence,
     pipeline_sentence,
     probabilities_sentence,
@@ -84,8 +99,10 @@ from analysis.steering.forecast.simulation import (
     MIX_PERIODS,
     OUTCOME_BY,
     OutcomeSimulation,
+    outcome_as_of,
     outcome_backtest,
     simulate_outcome,
+    simulation_calibration,
 )
 from analysis.steering.forecast.timeseries import (
     INTERVAL,
@@ -94,9 +111,14 @@ from analysis.steering.forecast.timeseries import (
     SEASON_LENGTH,
     ForecastResult,
     accuracy,
+    complete_by,
     ets_forecast,
     revenue_forecast,
+    scored_periods,
+    season_of,
+    seasonal_factors,
     seasonal_naive,
+    series_calibration,
 )
 from analysis.steering.forecast.weighted import CATEGORIES, open_deals_forecast, weighted_pipeline
 
@@ -132,4 +154,19 @@ __all__ = [
     "forecast_sentence",
     "outcome_sentence",
     "backtest_sentence",
+    "Calibration",
+    "complete_by",
+    "scored_periods",
+    "season_of",
+    "seasonal_factors",
+    "series_calibration",
+    "outcome_as_of",
+    "simulation_calibration",
+    "METHODS",
+    "HEADLINE_COLUMNS",
+    "Candidate",
+    "Headline",
+    "headline",
+    "headline_sentence",
+    "disagreement_sentence",
 ]

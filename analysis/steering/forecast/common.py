@@ -1,8 +1,9 @@
-"""What the forecast modules share: :class:`ForecastError`, the ``period`` column name and the
-helpers for as-of values, whole cents and month-end snapshot days."""
+"""What the forecast modules share: :class:`ForecastError`, :class:`Calibration`, the ``period``
+column name and the helpers for as-of values, whole cents, month-end snapshot days and memoizing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
@@ -64,3 +65,98 @@ def memoized(ds: Dataset, name: str, key: Any, build: Callable[[], Any]) -> Any:
     value = build()
     memo[(name, key)] = (ds.config, value)
     return value
+
+
+def is_memoized(ds: Dataset, name: str, key: Any) -> bool:
+    """Whether :func:`memoized` holds ``name`` and ``key`` for the dataset's configuration."""
+    hit = ds.__dict__.get("_forecast_memo", {}).get((name, key))
+    return hit is not None and hit[0] is ds.config
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a forecast method did on past periods it forecast without knowing them.
+
+    Attributes
+    ----------
+    method
+        ``time_series``, ``simulation`` or ``weighted_pipeline``.
+    grain
+        The periods' grain (``quarter``...).
+    frame
+        One row per period scored, oldest first: ``period``, ``actual``, ``forecast`` (the
+        point forecast: the time series' winner, the simulation's P50...), ``low`` and ``high``
+        (its interval, NaN without one), ``inside`` (low <= actual <= high; NA without an
+        interval), ``pct_error`` ((forecast - actual) / |actual|, NaN when actual is 0).
+    reason
+        Why no period (or fewer than asked) could be scored; empty when all were.
+
+    Notes
+    -----
+    ``mape = mean(|pct_error|)`` and ``bias = mean(pct_error)`` over the periods whose actual is
+    not 0 (:func:`analysis.forecast.accuracy`); NaN when there is none. ``coverage = inside /
+    with_interval`` over the periods that have an interval; NaN when none has.
+    """
+
+    method: str
+    grain: str
+    frame: pd.DataFrame
+    reason: str = ""
+
+    @classmethod
+    def of(cls, method: str, grain: str, rows: pd.DataFrame, reason: str = "") -> Calibration:
+        """Build from rows with ``period``, ``actual``, ``forecast``, ``low``, ``high``."""
+        f = pd.DataFrame({c: rows[c] if c in rows else pd.Series(dtype="float64")
+                          for c in (PERIOD, "actual", "forecast", "low", "high")}).reset_index(drop=True)
+        f[PERIOD] = f[PERIOD].astype(object)
+        for c in ("actual", "forecast", "low", "high"):
+            f[c] = pd.to_numeric(f[c], errors="coerce").astype("float64")
+        has = f.low.notna() & f.high.notna()
+        f["inside"] = pd.array([bool(lo <= a <= hi) if h else pd.NA for lo, a, hi, h in
+                                zip(f.low, f.actual, f.high, has)], dtype="boolean")
+        f["pct_error"] = ((f.forecast - f.actual) / f.actual.abs().where(f.actual != 0)).astype("float64")
+        return cls(method, grain, f, reason)
+
+    def on(self, periods: list[str]) -> Calibration:
+        """The same calibration restricted to ``periods`` (to compare methods on the same ones)."""
+        keep = self.frame[self.frame[PERIOD].isin(list(periods))]
+        return Calibration(self.method, self.grain, keep.reset_index(drop=True), self.reason)
+
+    @property
+    def periods(self) -> list[str]:
+        """Labels of the periods scored (actual not 0, forecast known)."""
+        ok = self.frame.actual.ne(0) & self.frame.actual.notna() & self.frame.forecast.notna()
+        return list(self.frame[PERIOD][ok])
+
+    @property
+    def scored(self) -> int:
+        return len(self.periods)
+
+    @property
+    def mape(self) -> float:
+        e = self.frame.pct_error.dropna()
+        return float(e.abs().mean()) if len(e) else float("nan")
+
+    @property
+    def bias(self) -> float:
+        e = self.frame.pct_error.dropna()
+        return float(e.mean()) if len(e) else float("nan")
+
+    @property
+    def with_interval(self) -> int:
+        """Periods that have an interval (the coverage's denominator)."""
+        return int(self.frame.inside.notna().sum())
+
+    @property
+    def inside(self) -> int:
+        """Periods whose actual fell inside the interval."""
+        return int(self.frame.inside.fillna(False).sum())
+
+    @property
+    def coverage(self) -> float:
+        return self.inside / self.with_interval if self.with_interval else float("nan")
+
+    def count_text(self) -> str:
+        """``"3 of 4 quarters"``: how often the actual fell inside the interval ("" without one)."""
+        k = self.with_interval
+        return f"{self.inside} of {k} {self.grain}{'' if k == 1 else 's'}" if k else ""

@@ -249,8 +249,11 @@ def period_win_probabilities(ds: Dataset, period: str | Period, *, as_of: Any = 
     For each analogous past period Q (:func:`simulate_outcome`: the most recent year of
     periods that end by ``as_of`` within the history window), the snapshot is the day at the
     same offset from Q's start as ``as_of`` is from P's (``Q.start + (as_of - P.start)``). Every
-    deal open then in step k is an observation; it counts as won when it was won after the
-    snapshot and by Q's last day (no censoring: Q is over). The rate is amount-weighted (won
+    deal open then in step k is an observation; it counts as won when it was won within Q, after
+    the snapshot (no censoring: Q is over). For a forecast made before P starts (a period two
+    quarters ahead) the snapshot precedes Q, and a deal won between the snapshot and Q's start
+    is not won within Q (counting them put 2027-Q1 as of 2026-09-30 on data/sample at a P50 of
+    34.5M instead of 21.2M: its open deals were expected to bring 17.7M instead of 4.8M). The rate is amount-weighted (won
     amount / amount). It folds slippage in: a deal's expected close date is not used, because
     the data model keeps no history of it (a closed deal's close_date is its actual date), so
     how often an expected date holds cannot be learned; the rate answers the question for a
@@ -270,7 +273,9 @@ def period_win_probabilities(ds: Dataset, period: str | Period, *, as_of: Any = 
     if windows and ds.has("stage_history"):
         obs = snapshot_deals(ds, sorted(snaps))
         ends = obs.snapshot.map({pd.Timestamp(s): pd.Timestamp(q.last_day) for s, q in snaps.items()})
-        won = (obs.status == "won") & obs.closed_on.notna() & (obs.closed_on <= ends)
+        # within Q: a forecast made before P starts must not count the deals won before Q does
+        starts = obs.snapshot.map({pd.Timestamp(s): pd.Timestamp(q.start) for s, q in snaps.items()})
+        won = (obs.status == "won") & obs.closed_on.notna() & (obs.closed_on >= starts) & (obs.closed_on <= ends)
         counts = _step_rates(obs, won)
         n_all, won_all = len(obs), int(won.sum())
         f = obs.assign(_w=np.where(won, obs.amount, 0))

@@ -14,11 +14,23 @@ import pandas as pd
 from analysis.analytics import pipeline as pl
 from analysis.data import timeline
 from analysis.data.loading import Dataset
-from analysis.data.periods import Period, grain_of, period_of
+from analysis.data.periods import Period, grain_of
 from analysis.semantic.engine import metrics, resolve_dims, with_dimensions
-from analysis.steering.forecast.common import PERIOD, ForecastError, as_of_day, month_ends, months_before, to_cents
+from analysis.steering.forecast.common import (
+    PERIOD,
+    Calibration,
+    ForecastError,
+    as_of_day,
+    as_of_value,
+    is_memoized,
+    memoized,
+    month_ends,
+    months_before,
+    to_cents,
+)
 from analysis.steering.forecast.probabilities import analogous_windows, period_win_probabilities, snapshot_deals
 from analysis.steering.forecast.sentences import outcome_sentence
+from analysis.steering.forecast.timeseries import complete_by, scored_periods, season_of, seasonal_factors
 from analysis.steering.forecast.weighted import open_deals_forecast
 
 #: Simulations draw the step rates and new-business count of one analogous past period each
@@ -43,8 +55,10 @@ class OutcomeSimulation:
     summary
         One row: ``period``, ``as_of``, ``simulations``, ``seed``, ``won_to_date``,
         ``open_deals``, ``open_amount``, ``open_expected``, ``new_rate`` (expected number of
-        new won deals), ``new_expected``, ``mean``, ``p10``, ``p50``, ``p90``, ``target``,
-        ``p_reach_target``.
+        new won deals, in P's season), ``season_factor`` (``new_rate`` / the analogous periods'
+        mean count: 1.0 when no seasonality is applied, NaN when they won no new deal),
+        ``seasonality`` (where the seasonal factors come from, or why there are none),
+        ``new_expected``, ``mean``, ``p10``, ``p50``, ``p90``, ``target``, ``p_reach_target``.
     groups
         Per dimension of ``by`` a frame: the dimension column, ``target``, ``won_to_date``,
         ``open_deals``, ``open_expected``, ``mean``, ``p10``, ``p50``, ``p90``,
@@ -66,7 +80,9 @@ class OutcomeSimulation:
     sentence: str = ""
 
 
-def _default_outcome_as_of(ds: Dataset, p: Period) -> date:
+def outcome_as_of(ds: Dataset, p: Period) -> date:
+    """The default day a forecast of P is made: the data's snapshot day when it falls before P's
+    last day, else (P is over) the day before P starts."""
     last = timeline.snapshot_day(ds)
     if last < p.last_day:
         return last
@@ -139,10 +155,17 @@ def simulate_outcome(
       ending before the first close); A_js are drawn with replacement from those deals
       (amount and owner together, so each rep and team keeps its historical share). No such
       period: no new business (λ = 0).
+    * **seasonality** of the new business: each analogous period's count is brought to P's
+      season, ``count_Q × f(P) / f(Q)``, f the :func:`seasonal_factors` of the revenue series
+      complete by ``as_of`` (the seasonality the time-series model estimates, nothing after
+      ``as_of``); λ is the mean of these. Without factors (fewer than two years of complete
+      periods, a grain without seasons...) the counts are used as they are; the summary's
+      ``season_factor`` and ``seasonality`` say which. (Without it the simulation drew new
+      business at the average of the last four quarters and under-forecast strong quarters.)
 
     **Period bootstrap** (:data:`MIX_PERIODS`): each simulation first picks one analogous
     period w at random and uses its rates (the learned steps' amount-weighted period rate in w,
-    and N_s ~ Poisson(count of w)), so the spread includes how much a whole quarter's close rate
+    and N_s ~ Poisson(count of w in P's season)), so the spread includes how much a whole quarter's close rate
     varies, not only the coin flips of independent deals (which gave P10-P90 bands too narrow
     to hold the actuals). With a single analogous period nothing extra is drawn.
 
@@ -162,7 +185,7 @@ def simulate_outcome(
         raise ForecastError(f"n={n!r} must be a whole number of simulations, at least 1")
     seed = cfg.seed if seed is None else seed
     by_list = resolve_dims(ds, by)
-    when = _default_outcome_as_of(ds, p) if as_of is None else as_of
+    when = outcome_as_of(ds, p) if as_of is None else as_of
     day = as_of_day(ds, when)
     if day >= p.last_day:
         raise ForecastError(
@@ -260,19 +283,28 @@ def _won_to_date(ds: Dataset, p: Period, day: date, by_list: list[str]) -> pd.Da
 
 @dataclass(frozen=True)
 class _NewBusiness:
-    """Deals created after ``as_of`` and won within P, as the analogous past periods saw them."""
+    """Deals created after ``as_of`` and won within P, as the analogous past periods saw them,
+    their counts brought to P's season."""
 
     pool: pd.DataFrame  # ``amount`` and the ``by`` columns of the analogous won deals
     per_window: list[int]  # how many of them each analogous period won
-    rate: float  # expected count (λ): the mean over the analogous periods
+    lam: np.ndarray  # each period's count in P's season: count x factor(P) / factor(period)
+    rate: float  # expected count (λ): the mean of ``lam``
     cents: np.ndarray  # the pool's amounts in cents (float64)
+    season_factor: float  # rate / the mean count (1.0 without seasonality, NaN without any count)
+    seasonality: str  # where the factors come from, or why there are none
 
     @classmethod
     def of(cls, ds: Dataset, p: Period, day: date, by_list: list[str]) -> _NewBusiness:
-        pool, per_window = _new_business_pool(ds, p, day, by_list)
-        rate = len(pool) / len(per_window) if len(per_window) else 0.0
+        windows = analogous_windows(ds, p, day)
+        pool, per_window = _new_business_pool(ds, p, day, by_list, windows)
+        scale, text = _season_scale(ds, p, day, windows)
+        lam = np.asarray(per_window, dtype="float64") * scale
+        rate = float(lam.mean()) if len(lam) else 0.0
+        flat = float(np.mean(per_window)) if len(per_window) else 0.0
+        factor = rate / flat if flat > 0 else float("nan")
         pool_cents = to_cents(pool.amount).astype("float64") if len(pool) else np.zeros(0)
-        return cls(pool, per_window, rate, pool_cents)
+        return cls(pool, per_window, lam, rate, pool_cents, factor, text)
 
     @property
     def expected(self) -> float:
@@ -281,17 +313,33 @@ class _NewBusiness:
 
     def window_rates(self) -> np.ndarray:
         """The Poisson mean of each analogous period (:data:`MIX_PERIODS`), else the one pooled mean."""
-        if MIX_PERIODS and len(self.per_window):
-            return np.asarray(self.per_window, dtype="float64")
+        if MIX_PERIODS and len(self.lam):
+            return self.lam
         return np.array([self.rate])
 
 
-def _new_business_pool(ds: Dataset, p: Period, day: date, by: list[str]) -> tuple[pd.DataFrame, list[int]]:
+def _season_scale(ds: Dataset, p: Period, day: date, windows: list[Period]) -> tuple[np.ndarray, str]:
+    """Per analogous period w, ``factor(P) / factor(w)`` from :func:`seasonal_factors` of the
+    history complete by ``day``; all 1 (and the reason) when there are no usable factors."""
+    ones = np.ones(len(windows))
+    sf = seasonal_factors(ds, grain=p.grain, as_of=day)
+    text = sf.attrs["text"]
+    if sf.attrs["reason"] or not windows:
+        return ones, text
+    by_season = dict(zip(sf.season, sf.factor))
+    f_p = by_season.get(season_of(p), float("nan"))
+    f_w = np.array([by_season.get(season_of(w), float("nan")) for w in windows], dtype="float64")
+    if not (np.isfinite(f_p) and np.isfinite(f_w).all() and (f_w > 0).all()):
+        return ones, "none: a season of the analogous periods has a factor of 0"
+    return f_p / f_w, text
+
+
+def _new_business_pool(ds: Dataset, p: Period, day: date, by: list[str],
+                       windows: list[Period]) -> tuple[pd.DataFrame, list[int]]:
     """Won deals of the analogous windows of past periods (see :func:`simulate_outcome`) and the
     number of such deals in each period."""
     offset = (day + timedelta(days=1)) - p.start
     cols = ["amount", *by]
-    windows = analogous_windows(ds, p, day)
     if not windows:
         return pd.DataFrame(columns=cols), []
     o = pl.placed_deals(ds)
@@ -530,7 +578,8 @@ def _summary_frame(ds: Dataset, p: Period, day: date, n_sims: int, seed: Any, d_
         PERIOD: p.label, "as_of": day, "simulations": n_sims, "seed": seed,
         "won_to_date": out.won[0] / 100.0, "open_deals": int(len(d_cents)),
         "open_amount": float(d_cents.sum()) / 100.0, "open_expected": float(out.open_expected[0]),
-        "new_rate": float(new.rate), "new_expected": float(new.expected),
+        "new_rate": float(new.rate), "season_factor": float(new.season_factor), "seasonality": new.seasonality,
+        "new_expected": float(new.expected),
         "mean": float(out.mean[0]), "p10": float(out.p10[0]), "p50": float(out.p50[0]), "p90": float(out.p90[0]),
         "target": company_target, "p_reach_target": _reach(out.totals_c, 0, company_target),
     }])
@@ -566,6 +615,7 @@ def outcome_backtest(
     n: int | None = 2_000,
     seed: int | None = None,
     before: date | None = None,
+    max_cells: int | None = None,
 ) -> pd.DataFrame:
     """Replay :func:`simulate_outcome` on the last complete periods and compare with actuals.
 
@@ -584,6 +634,9 @@ def outcome_backtest(
     before
         Replay only periods that ended on or before this day (default the data's snapshot
         day), e.g. the day a forecast under test was made, so the replay never uses it.
+    max_cells
+        Cap on simulations x open deals per replay (see :func:`simulate_outcome`): at scale
+        ``10**8`` keeps a 100,000-deal pipeline to 1,000 runs.
 
     Returns
     -------
@@ -591,59 +644,125 @@ def outcome_backtest(
         One row per period, oldest first: ``period``, ``as_of`` (the day before it starts),
         ``actual`` (revenue won in it), ``p10``, ``p50``, ``p90``, ``inside`` (P10 <= actual <=
         P90), ``p50_error`` ((P50 - actual) / actual), ``open_expected``, ``new_expected``,
-        ``won_from_open`` (actual revenue from deals open at ``as_of``) and ``won_new`` (from
-        deals created after it). ``attrs``: ``coverage`` (share inside), ``mape`` (mean
-        |p50_error|), ``grain``.
+        ``season_factor`` (applied to its new business), ``won_from_open`` (actual revenue from
+        deals open at ``as_of``) and ``won_new`` (from deals created after it). ``attrs``:
+        ``coverage`` (share inside), ``mape`` (mean |p50_error|), ``grain``.
 
     Notes
     -----
     Each period is simulated as of the day before it starts, with only what was known then
-    (probabilities, new-business rates and the pipeline reconstructed from stage history).
-    Two things are not as they were then: amounts are today's (no amount history) and a deal
-    closed since has its actual close date, not the expected one of that day; neither matters
-    to the simulation, which uses no close date for learned steps. An 80% interval should hold
-    the actual in about 4 periods out of 5.
+    (probabilities, new-business rates, seasonal factors and the pipeline reconstructed from
+    stage history). Two things are not as they were then: amounts are today's (no amount
+    history) and a deal closed since has its actual close date, not the expected one of that
+    day; neither matters to the simulation, which uses no close date for learned steps. An 80%
+    interval should hold the actual in about 4 periods out of 5. Each period's replay is computed
+    once per dataset and options (``n``, ``seed``, ``max_cells``): the outlook, the headline and
+    the review share them.
     """
     grain = grain_of(grain)
     if not isinstance(periods, int) or periods < 1:
         raise ForecastError(f"periods={periods!r} must be a whole number, at least 1")
     last = timeline.snapshot_day(ds) if before is None else min(timeline.snapshot_day(ds), before)
-    p = period_of(last, grain, fiscal_start_month=ds.config.fiscal_year_start_month)
-    if p.last_day > last:
-        p = p.previous()
+    p = complete_by(ds, grain, last)
     chosen: list[Period] = []
     while len(chosen) < periods:
         chosen.append(p)
         p = p.previous()
     chosen.reverse()
-    # every snapshot day the replays need, fetched in one query (memoized per dataset)
-    need: set[date] = set()
-    for q in chosen:
-        day = q.start - timedelta(days=1)
-        need.update(month_ends(months_before(day, ds.config.forecast.history_months), day))
-        need.update(w.start - timedelta(days=1) for w in analogous_windows(ds, q, day))
-    if ds.has("stage_history"):
+    todo = [q for q in chosen if not is_memoized(ds, "outcome_replay", (q, n, seed, max_cells))]
+    if todo and ds.has("stage_history"):
+        # every snapshot day the replays need, fetched in one query (memoized per dataset)
+        need: set[date] = set()
+        for q in todo:
+            day = q.start - timedelta(days=1)
+            need.update(month_ends(months_before(day, ds.config.forecast.history_months), day))
+            need.update(w.start - timedelta(days=1) for w in analogous_windows(ds, q, day))
         snapshot_deals(ds, sorted(need))
-    o = pl.placed_deals(ds)
-    won = o.filter(o.status == "won").select("_created", "closed_on", "amount").to_pandas()
-    closed = pd.to_datetime(won.closed_on)
-    created = pd.to_datetime(won._created)
-    cents = to_cents(won.amount)
-    rows = []
-    for q in chosen:
-        day = q.start - timedelta(days=1)
-        s = simulate_outcome(ds, q, as_of=day, n=n, seed=seed, by=())
-        r = s.summary.iloc[0]
-        in_q = ((closed >= pd.Timestamp(q.start)) & (closed < pd.Timestamp(q.end))).to_numpy()
-        new = (created > pd.Timestamp(day)).to_numpy()
-        actual = int(cents[in_q].sum()) / 100.0
-        rows.append({
-            PERIOD: q.label, "as_of": day, "actual": actual, "p10": float(r.p10), "p50": float(r.p50),
-            "p90": float(r.p90), "inside": bool(r.p10 <= actual <= r.p90),
-            "p50_error": (float(r.p50) - actual) / actual if actual else float("nan"),
-            "open_expected": float(r.open_expected), "new_expected": float(r.new_expected),
-            "won_from_open": int(cents[in_q & ~new].sum()) / 100.0, "won_new": int(cents[in_q & new].sum()) / 100.0,
-        })
+    rows = [memoized(ds, "outcome_replay", (q, n, seed, max_cells), lambda q=q: _replay(ds, q, n, seed, max_cells))
+            for q in chosen]
     out = pd.DataFrame(rows)
     out.attrs.update(coverage=float(out.inside.mean()), mape=float(out.p50_error.abs().mean()), grain=grain)
     return out
+
+
+def _won_deals(ds: Dataset) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """Close day, creation moment and cents of every won deal (once per dataset)."""
+
+    def build() -> tuple[pd.Series, pd.Series, np.ndarray]:
+        o = pl.placed_deals(ds)
+        won = o.filter(o.status == "won").select("_created", "closed_on", "amount").to_pandas()
+        return pd.to_datetime(won.closed_on), pd.to_datetime(won._created), to_cents(won.amount)
+
+    return memoized(ds, "won_deals", None, build)
+
+
+def _replay(ds: Dataset, q: Period, n: int | None, seed: int | None, max_cells: int | None) -> dict[str, Any]:
+    """One row of :func:`outcome_backtest`: Q simulated as of the day before it, and its actual."""
+    closed, created, cents = _won_deals(ds)
+    day = q.start - timedelta(days=1)
+    s = simulate_outcome(ds, q, as_of=day, n=n, seed=seed, by=(), max_cells=max_cells)
+    r = s.summary.iloc[0]
+    in_q = ((closed >= pd.Timestamp(q.start)) & (closed < pd.Timestamp(q.end))).to_numpy()
+    new = (created > pd.Timestamp(day)).to_numpy()
+    actual = int(cents[in_q].sum()) / 100.0
+    return {
+        PERIOD: q.label, "as_of": day, "actual": actual, "p10": float(r.p10), "p50": float(r.p50),
+        "p90": float(r.p90), "inside": bool(r.p10 <= actual <= r.p90),
+        "p50_error": (float(r.p50) - actual) / actual if actual else float("nan"),
+        "open_expected": float(r.open_expected), "new_expected": float(r.new_expected),
+        "season_factor": float(r.season_factor),
+        "won_from_open": int(cents[in_q & ~new].sum()) / 100.0, "won_new": int(cents[in_q & new].sum()) / 100.0,
+    }
+
+
+def simulation_calibration(
+    ds: Dataset,
+    *,
+    grain: str = "quarter",
+    as_of: Any = None,
+    periods: int | None = None,
+    n: int | None = 2_000,
+    seed: int | None = None,
+    max_cells: int | None = None,
+) -> Calibration:
+    """How the simulation did on the periods before a forecast made on ``as_of``.
+
+    Parameters
+    ----------
+    ds
+        A dataset from :func:`analysis.load`.
+    grain
+        The forecast's grain.
+    as_of
+        The day of the forecast under test (default: the data's snapshot day); only periods
+        complete by then are replayed.
+    periods
+        How many periods to replay at most (default ``config.forecast.backtest_periods``).
+    n, seed, max_cells
+        As :func:`outcome_backtest` (memoized: the same options share one replay).
+
+    Returns
+    -------
+    Calibration
+        Method ``simulation``: per replayed period the actual, the P50 (``forecast``) and the
+        P10-P90 interval; :attr:`Calibration.coverage` is the share of actuals inside P10-P90
+        (about 0.8 when calibrated), :meth:`Calibration.count_text` says "3 of 4 quarters",
+        :attr:`Calibration.mape` is the mean absolute error of the P50. No period (with the
+        ``reason``) when the history is too short.
+
+    Notes
+    -----
+    The periods replayed are those the time series' backtest scores (:func:`scored_periods`:
+    the last ``periods`` complete periods that have at least 3 periods of history before
+    them), so the two methods are compared on the same periods, each forecast as of the day
+    before the period starts (:func:`outcome_backtest`).
+    """
+    grain = grain_of(grain)
+    day = as_of_day(ds, as_of_value(ds, as_of))
+    chosen, reason = scored_periods(ds, grain=grain, as_of=day, backtest_periods=periods)
+    empty = pd.DataFrame({PERIOD: [], "actual": [], "forecast": [], "low": [], "high": []})
+    if not chosen:
+        return Calibration.of("simulation", grain, empty, reason)
+    b = outcome_backtest(ds, periods=len(chosen), grain=grain, n=n, seed=seed, before=day, max_cells=max_cells)
+    rows = b.rename(columns={"p50": "forecast", "p10": "low", "p90": "high"})
+    return Calibration.of("simulation", grain, rows, reason)

@@ -1,0 +1,119 @@
+"""A review never contradicts itself: related figures are labelled, every line of a team or rep
+review is about that scope (or says it is the company's), and figures go through one formatter."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from analysis.analytics import funnel, pipeline
+from analysis.paths import SAMPLE_DATA
+from analysis.reports import review
+from analysis.reports import steering_review as steering
+
+REP = "R0005"
+
+
+@pytest.fixture(scope="module")
+def company() -> review.Review:
+    return review.setup(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA)
+
+
+@pytest.fixture(scope="module")
+def rep() -> review.Review:
+    return review.setup(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA, scope="rep", scope_value=REP)
+
+
+def _texts(items: list) -> list[str]:
+    return [getattr(x, "text", str(x)) for x in items]
+
+
+def test_the_two_cycle_figures_are_labelled_as_different_groups_of_deals(company: review.Review):
+    s = pipeline.cycle_summary(company.ds, period=company.period).iloc[0]
+    texts = _texts(review.cycle_section(company))
+    won = next(t for t in texts if t.startswith("Won-deal cycle"))
+    created = next(t for t in texts if t.startswith("Time to win of deals created in 2026-Q3"))
+    assert f"the {int(s.won_deals):,} deals won in 2026-Q3" in won
+    assert f"took {s.mean_days:.0f} days on average" in won and f"(median {s.median_days:.0f})" in won
+    assert f"within {s.km_median_days:.0f} days" in created and "measure different deals" in created
+    chart = next(t for t in texts if t.startswith("[chart]"))
+    # the Kaplan-Meier chart is titled as the created cohort, never as "the deals that get won"
+    assert "Time to win of deals created in 2026-Q3" in chart and "get won take" not in chart
+
+
+def test_rep_review_stage_order_line_is_the_reps(rep: review.Review, company: review.Review):
+    _, mine = funnel.transitions(rep.ds, period=rep.period, where={"rep_id": REP})
+    _, everyone = funnel.transitions(company.ds, period=company.period)
+    assert 0 < mine["deals"] < everyone["deals"]
+    line = next(t for t in _texts(review.funnel_section(rep)) if "broke the stage order" in t)
+    assert line.startswith(f"{mine['out_of_order_share']:.0%} of {rep.rep_name(REP)}'s deals")
+    assert f"({mine['skips']:,} skipped steps, {mine['backward']:,} moves back, {mine['reopened']:,} re-opened" in line
+    company_line = next(t for t in _texts(review.funnel_section(company)) if "broke the stage order" in t)
+    assert company_line.startswith(f"{everyone['out_of_order_share']:.0%} of the deals")
+
+
+def test_transitions_of_a_scope_are_the_moves_of_its_deals_only(company: review.Review):
+    opps = company.ds.df("opportunities")
+    ids = set(opps[opps.owner_id == REP].opportunity_id)
+    frame, summary = funnel.transitions(company.ds, period=company.period, where={"rep_id": REP})
+    h = company.ds.df("stage_history").sort_values(["opportunity_id", "entered_at"], kind="stable")
+    h = h[h.opportunity_id.isin(ids)]
+    moved = h[h.opportunity_id.duplicated()]  # every row after a deal's first is a move
+    start, end = pd.Timestamp(company.period.start), pd.Timestamp(company.period.end)
+    moved = moved[(moved.entered_at >= start) & (moved.entered_at < end)]
+    assert summary["transitions"] == len(moved)
+    assert summary["deals"] == moved.opportunity_id.nunique()
+
+
+def test_time_in_stage_of_a_rep_review_is_the_reps(rep: review.Review, company: review.Review):
+    mine = review.stage_time_section(rep)[0].text
+    everyone = review.stage_time_section(company)[0].text
+    tis = funnel.time_in_stage(rep.ds, period=rep.period, by="rep_id")
+    tis = tis[tis.rep_id == REP].dropna(subset=["median_days"])
+    slowest = tis.sort_values("median_days", ascending=False).iloc[0]
+    assert f"(median {slowest.median_days:.0f} days)" in mine
+    assert mine != everyone
+
+
+def test_company_figures_in_a_rep_review_say_they_are_the_companys(rep: review.Review):
+    enps = _texts(steering.enps_section(rep))
+    assert enps[0].startswith("Company-wide: eNPS in 2026-Q3")
+    team = rep.reps.set_index("rep_id").team[REP]
+    assert enps[1].startswith(f"Team {team}")
+    exp = _texts(steering.experiments_section(rep))
+    assert exp[0] == "Experiments (company-wide)" and "not only" in exp[1]
+    assert "This review covers one team" in _texts(review.breakdown(rep, "team"))[0]
+    assert "This review covers one rep" in _texts(review.breakdown(rep, "rep_id"))[0]
+
+
+def test_money_in_tables_and_cards_carries_the_currency(company: review.Review):
+    html_out = "".join(x.html for x in review.pipeline_section(company) if hasattr(x, "html"))
+    amounts = re.findall(r"<td[^>]*>([^<]*\d{1,3}(?:,\d{3})+[^<]*)</td>", html_out)
+    assert amounts and all(company.numbers.money(0, compact=False).replace("0", "") in a for a in amounts)
+    cards = review.headline(company)[0].html
+    revenue = company.numbers.money(float(review.metrics(company.ds, ["revenue"], grain="quarter",
+                                                             periods=["2026-Q3"]).revenue.iloc[0]), compact=False)
+    assert revenue in cards
+
+
+def test_one_headline_forecast_and_the_plan_starts_from_it(company: review.Review):
+    texts = _texts(steering.forecast_section(company))
+    lead = texts[0]
+    assert lead.startswith("Revenue forecast for 2026-Q4 (as of 2026-09-30), from the ")
+    assert sum(t.count("Revenue forecast for") for t in texts) == 1
+    method = re.match(r"Revenue forecast for \S+ \(as of \S+\), from the ([a-z ]+?)[:,( ]", lead).group(1)
+    value = re.search(r": (?:P50 )?(\$[\d.]+[KMB]?)", lead).group(1)
+    charts_ = [t for t in texts if t.startswith("[chart]")]
+    assert sum("(the headline)" in t for t in charts_) == 1
+    assert all("(the headline)" in t or "(supporting evidence)" in t for t in charts_ if "forecast" in t.lower()
+               or "simulated" in t.lower())
+    # a second forecast outside the headline's interval is explained, never left beside it silently
+    ts = re.search(r"Time-series forecast of revenue for 2026-Q4: (\$[\d.]+M)", " ".join(texts)).group(1)
+    low, high = re.search(r"P10-P90 (\$[\d.]+M)-(\$[\d.]+M)", lead).groups()
+    outside = not (float(low[1:-1]) <= float(ts[1:-1]) <= float(high[1:-1]))
+    assert outside == ("lies above" in lead or "lies below" in lead)
+    plan = _texts(steering.plan_section(company))[0]
+    assert plan.startswith(f"The plan below works back from the headline forecast (the {method}; no quota is set) "
+                           f"of {value} for 2026-Q4")
