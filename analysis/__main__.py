@@ -246,9 +246,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_coach(args: argparse.Namespace) -> int:
-    from analysis.data.loading import load
     import pandas as pd
 
+    from analysis.data.loading import load
     from analysis.steering.coaching import coaching_notes, coaching_summary
 
     ds = load(args.data, args.config, preset=args.source)

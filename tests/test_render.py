@@ -122,7 +122,7 @@ def test_print_css(page: str):
     assert re.search(r"svg[^{]*\{[^}]*max-width:\s*100%", page)
 
 
-from .browser import _chromium, charts_drawn  # noqa: E402
+from .browser import charts_drawn  # noqa: E402
 
 
 @pytest.mark.slow

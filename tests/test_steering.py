@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from contextlib import redirect_stdout
 
 import pandas as pd
@@ -160,3 +161,25 @@ def test_forecast_by_team_gives_each_quota_probability(ds):
     quotas = analysis.metrics(ds, ["revenue_target"], by="team", grain="quarter", periods=["2026-Q3"])
     expected = dict(zip(quotas.team, quotas.revenue_target.astype(float)))
     assert dict(zip(frame.team, frame.target)) == pytest.approx(expected)
+
+
+def test_one_headline_forecast_and_the_plan_starts_from_it(company):
+    """The review leads with one forecast, says why another disagrees, and plans from it."""
+    texts = [getattr(x, "text", "") or "" for x in steering.forecast_section(company)]
+    lead = texts[0]
+    assert lead.startswith("Revenue forecast for 2026-Q4 (as of 2026-09-30), from the ")
+    assert sum(t.count("Revenue forecast for") for t in texts) == 1
+    method = re.match(r"Revenue forecast for \S+ \(as of \S+\), from the ([a-z ]+?)[:,( ]", lead).group(1)
+    value = re.search(r": (?:P50 )?(\$[\d.]+[KMB]?)", lead).group(1)
+    charts_ = [t for t in texts if t.startswith("[chart]")]
+    assert sum("(the headline)" in t for t in charts_) == 1
+    assert all("(the headline)" in t or "(supporting evidence)" in t for t in charts_ if "forecast" in t.lower()
+               or "simulated" in t.lower())
+    # a second forecast outside the headline's interval is explained, never left beside it silently
+    ts = re.search(r"Time-series forecast of revenue for 2026-Q4: (\$[\d.]+M)", " ".join(texts)).group(1)
+    low, high = re.search(r"P10-P90 (\$[\d.]+M)-(\$[\d.]+M)", lead).groups()
+    outside = not (float(low[1:-1]) <= float(ts[1:-1]) <= float(high[1:-1]))
+    assert outside == ("lies above" in lead or "lies below" in lead)
+    plan = steering.plan_section(company)[0].text
+    assert plan.startswith(f"The plan below works back from the headline forecast (the {method}; no quota is set) "
+                           f"of {value} for 2026-Q4")
