@@ -3,6 +3,7 @@ review is about that scope (or says it is the company's), and figures go through
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -98,3 +99,23 @@ def test_money_in_tables_and_cards_carries_the_currency(company: review.Review):
                                                              periods=["2026-Q3"]).revenue.iloc[0]), compact=False)
     assert revenue in cards
 
+
+
+def test_a_display_locale_writes_every_figure_its_way(tmp_path):
+    """id-ID: dot thousands, comma decimals, jt/M abbreviations, the currency's symbol; in
+    sentences, cards, tables and chart axes alike (nothing left in en-US style)."""
+    config = tmp_path / "workbench.yml"
+    config.write_text((SAMPLE_DATA / "workbench.yml").read_text(encoding="utf-8") + "\ndisplay_locale: id-ID\n",
+                      encoding="utf-8")
+    r = review.setup(cadence="quarterly", period="2026-Q3", data=SAMPLE_DATA, config=str(config))
+    items = [*review.headline(r), *review.pipeline_section(r), *review.breakdown(r, "team"), *review.losses_section(r),
+             *review.stage_time_section(r)]
+    text = " ".join(getattr(x, "text", "") for x in items)
+    html_out = " ".join(getattr(x, "html", "") for x in items)
+    assert re.search(r"Revenue was US\$22,5 jt in 2026-Q3", text)
+    assert "US$22.511.669" in html_out  # the revenue card, in full
+    assert not re.search(r"\d,\d{3}\b", re.sub(r"<[^>]+>", " ", html_out))  # no en-US thousands anywhere
+    assert re.search(r"<td[^>]*>US\$\d{1,3}(\.\d{3})+</td>", html_out)  # table money in full, id-ID
+    waterfall = next(x for x in items if getattr(x, "spec", None) and "Open pipeline" in x.text)
+    exprs = re.findall(r'"labelExpr": "((?:[^"\\]|\\.)*)"', json.dumps(waterfall.spec))
+    assert any("US$" in e and " jt" in e for e in exprs)  # the money axis writes US$ and jt too

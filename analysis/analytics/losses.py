@@ -39,7 +39,7 @@ from analysis.data.loading import Dataset
 from analysis.data.periods import Period
 from analysis.data.schema import ACTIVITY_TYPES, LOSS_REASONS, STEPS
 from analysis.errors import UnknownNameError
-from analysis.format import money, percent
+from analysis.format import Numbers
 from analysis.semantic.engine import (
     MetricError,
     dimension_reachable,
@@ -467,6 +467,7 @@ def loss_analysis(ds: Dataset, period: str | Period, *, by: Sequence[str] | str 
     out = out[cols].reset_index(drop=True)
     out.attrs["period"] = p.label
     out.attrs["currency"] = ds.config.currency
+    out.attrs["numbers"] = ds.config.numbers
     out.attrs["lost_deals"] = int(out["lost_deals"].sum())
     return out
 
@@ -504,17 +505,17 @@ def top_loss_pattern(frame: pd.DataFrame) -> str:
     g = g.sort_values(["lost_deals", "amount_lost"], ascending=False)
     best = int(g["lost_deals"].iloc[0])
     top = g[g["lost_deals"] == best]
-    currency = frame.attrs.get("currency")
-    share = percent(best / total, digits=0)
-    deals = f"{total:,} lost deal{'s' if total != 1 else ''}"
+    nb = frame.attrs.get("numbers") or Numbers(frame.attrs.get("currency") or "USD")
+    share = nb.percent(best / total, digits=0)
+    deals = f"{nb.number(total)} lost deal{'s' if total != 1 else ''}"
     if len(top) == 1:
         reason = top.index[0]
-        amount = money(top["amount_lost"].iloc[0], currency or "USD")
+        amount = nb.money(top["amount_lost"].iloc[0])
         return f"{_reason_text(reason)} is the top loss reason ({share} of {deals}, {amount})"
     names = [_reason_text(r) if i == 0 else _reason_text(r).lower() if r != NOT_GIVEN else "no reason given"
              for i, r in enumerate(top.index)]
     joined = ", ".join(names[:-1]) + " and " + names[-1]
-    amounts = ", ".join(money(a, currency or "USD") for a in top["amount_lost"])
+    amounts = ", ".join(nb.money(a) for a in top["amount_lost"])
     return f"{joined} are the top loss reasons ({share} each of {deals}; {amounts})"
 
 

@@ -45,7 +45,7 @@ from analysis.data.config import Experiment
 from analysis.data.loading import Dataset
 from analysis.data.periods import periods_between
 from analysis.errors import WorkbenchError
-from analysis.format import money, number, percent
+from analysis.format import Numbers
 from analysis.semantic.catalog import Catalog, build_catalog
 from analysis.semantic.engine import Z95, Engine, metrics, where_condition, wilson_interval
 
@@ -161,7 +161,7 @@ def experiment(
     }
     unit = m.unit if kind != "per_rep" or m.type == "ratio" else "number"
     out["verdict"] = experiment_verdict(out, unit=unit, alpha=alpha, change_date=change_date,
-                                        currency=ds.config.currency)
+                                        numbers=ds.config.numbers)
     if design == "before_after" and out["b_end"] < start_b + (start_b - start_a) - timedelta(days=1):
         days = (end_b - start_b).days
         out["verdict"] += f" (The after window is cut to {days} days at the data's last day.)"
@@ -226,29 +226,32 @@ def _kind(catalog: Catalog, metric: str) -> str | None:
 
 
 def experiment_verdict(result: dict[str, Any], *, unit: str = "number", alpha: float = 0.05,
-                       change_date: Any = None, currency: str | None = "USD") -> str:
+                       change_date: Any = None, currency: str | None = "USD",
+                       numbers: Numbers | None = None) -> str:
     """The plain-language verdict of a result, e.g. ``"Win rate rose from 24% to 29% after
-    2026-03-01 (+5 points, 95% CI +1 to +9, p = 0.02): likely a real improvement."``; money in
-    ``currency`` (:func:`analysis.format.money`, e.g. ``"+$1.2K"``)."""
+    2026-03-01 (+5 points, 95% CI +1 to +9, p = 0.02): likely a real improvement."``; figures
+    through ``numbers`` (a dataset's ``config.numbers``; default: en-US with ``currency``, e.g.
+    ``"+$1.2K"``)."""
+    nb = numbers or Numbers(currency)
     label = result.get("label") or result.get("metric")
     va, vb, diff = result.get("value_a"), result.get("value_b"), result.get("difference")
     p, lo, hi = result.get("p_value"), result.get("ci_low"), result.get("ci_high")
     design = result.get("design")
     if design == "before_after":
         when = f"after {result.get('b_start')}"
-        frame = (f"{label} {{verb}} from {_fmt(va, unit, currency)} to {_fmt(vb, unit, currency)} {when}")
-        flat = f"{label} was {_fmt(va, unit, currency)} before {result.get('b_start')} and {_fmt(vb, unit, currency)} after"
+        frame = (f"{label} {{verb}} from {_fmt(va, unit, nb)} to {_fmt(vb, unit, nb)} {when}")
+        flat = f"{label} was {_fmt(va, unit, nb)} before {result.get('b_start')} and {_fmt(vb, unit, nb)} after"
     else:
         a, b = result.get("arm_a"), result.get("arm_b")
-        frame = f"{label} was {_fmt(vb, unit, currency)} for {b} against {_fmt(va, unit, currency)} for {a}"
+        frame = f"{label} was {_fmt(vb, unit, nb)} for {b} against {_fmt(va, unit, nb)} for {a}"
         flat = frame
     if not (_ok(va) and _ok(vb)):
         return (f"Not enough data to compare {label}: {result.get('n_a', 0)} vs {result.get('n_b', 0)} "
                 f"in the two arms.")
     if not _ok(p):
         return f"{flat}; not enough data for a test ({result.get('n_a')} vs {result.get('n_b')})."
-    ci = f"95% CI {_fmt_diff(lo, unit, currency, bare=True)} to {_fmt_diff(hi, unit, currency, bare=True)}" if _ok(lo) and _ok(hi) else "no interval"
-    stats_text = f"({_fmt_diff(diff, unit, currency)}, {ci}, p {_p_text(p)})"
+    ci = f"95% CI {_fmt_diff(lo, unit, nb, bare=True)} to {_fmt_diff(hi, unit, nb, bare=True)}" if _ok(lo) and _ok(hi) else "no interval"
+    stats_text = f"({_fmt_diff(diff, unit, nb)}, {ci}, p {_p_text(p)})"
     if p >= alpha:
         return f"{flat} {stats_text}: no detectable change."
     better = (diff > 0) == (result.get("direction", "higher") == "higher")
@@ -536,33 +539,33 @@ def _default_name(metric: str, design: str, change_date: Any, a: str, b: str) ->
     return f"{metric}: {b} vs {a}"
 
 
-def _fmt(x: Any, unit: str, currency: str | None) -> str:
+def _fmt(x: Any, unit: str, nb: Numbers) -> str:
     if not _ok(x):
         return "n/a"
     if unit == "percent":
-        return percent(x, digits=0 if abs(x) >= 0.1 else 1)
+        return nb.percent(x, digits=0 if abs(x) >= 0.1 else 1)
     if unit == "money":
-        return money(x, currency)
+        return nb.money(x)
     if unit == "days":
-        return f"{number(x, digits=1)} days"
+        return f"{nb.number(x, digits=1)} days"
     if unit == "minutes":
-        return f"{number(x, digits=1)} min"
-    return number(x, digits=1)
+        return f"{nb.number(x, digits=1)} min"
+    return nb.number(x, digits=1)
 
 
-def _fmt_diff(x: Any, unit: str, currency: str | None, *, bare: bool = False) -> str:
+def _fmt_diff(x: Any, unit: str, nb: Numbers, *, bare: bool = False) -> str:
     """A signed difference: ``+5.0 points`` (``+5.0`` when ``bare``), ``-$1.2K``, ``+3.5 days``."""
     if not _ok(x):
         return "n/a"
     if unit == "percent":
         pts = x * 100
-        text = number(pts, digits=0 if abs(pts) >= 10 else 1, signed=True)
+        text = nb.number(pts, digits=0 if abs(pts) >= 10 else 1, signed=True)
         return text if bare else f"{text} points"
     if unit == "money":
-        return money(x, currency, signed=True)
+        return nb.money(x, signed=True)
     if unit == "days":
-        return f"{number(x, digits=1, signed=True)} days"
-    return number(x, digits=2 if abs(x) < 10 else 1, signed=True)
+        return f"{nb.number(x, digits=1, signed=True)} days"
+    return nb.number(x, digits=2 if abs(x) < 10 else 1, signed=True)
 
 
 def _p_text(p: float) -> str:
