@@ -624,7 +624,7 @@ def breakdown(r: Review, dim: str) -> list[Any]:
         "avg_deal_size": "Avg deal", "sales_cycle_days": "Cycle (d)"})
     top = df.iloc[0]
     out = [paragraph(f"{top[dim]} brought the most revenue ({r.fmt('revenue', top.revenue)}), "
-              f"with a win rate of {r.fmt('win_rate', top.win_rate)} over {int(top.win_rate_denominator)} closed deals.")]
+              f"with a win rate of {r.fmt('win_rate', top.win_rate)} over {r.numbers.number(top.win_rate_denominator)} closed deals.")]
     what = {"rep_id": "reps", "team": "teams"}.get(dim, f"{dim.replace('_', ' ')} values")
     out += long_table(r, table, name=f"outcomes-by-{dim.replace('_id', '').replace('_', '-')}", what=what,
                       formats={"Revenue": r.cell("money"), "Win rate": r.cell("percent"), "Avg deal": r.cell("money"),
@@ -869,7 +869,8 @@ def losses_section(r: Review) -> list[Any]:
                                     fill_value=0)
         pivot = pivot.loc[pivot.sum(axis=1) > 0]
         pivot.index = [figures.step_label(s) for s in pivot.index]
-        pivot.columns = [str(c).replace("_", " ") for c in pivot.columns]
+        pivot.columns = ["Not given" if c == losses.NOT_GIVEN else str(c).replace("_", " ").capitalize()
+                         for c in pivot.columns]
         out.append(html_table(pivot.reset_index().rename(columns={"index": "Lost at step"}),
                           caption="Lost deals by the furthest step they reached and the reason given"))
     return out
@@ -918,7 +919,8 @@ def lead_funnel_section(r: Review) -> list[Any]:
         return [note_block(why)]
     lf = _in_scope(losses.lead_funnel(r.ds, r.period, by=_scope_by(r)), r)
     if lf.empty or lf.leads.max() == 0:
-        return [note_block(f"No leads arrived in {r.period.label}.")]
+        whose = "" if r.scope == "company" else f" owned by {r.subject}"
+        return [note_block(f"No leads{whose} arrived in {r.period.label}.")]
     total = lf[lf.stage == "lead"].leads.sum()
     won = lf[lf.stage == "won"].leads.sum()
     out: list[Any] = [paragraph(f"{r.numbers.number(int(total))} leads arrived in {r.period.label}; {r.numbers.number(int(won))} of them "

@@ -120,7 +120,7 @@ def forecast_section(r: Review) -> list[Any]:
         row = g[g[dim] == value] if g is not None else pd.DataFrame()
         if len(row):
             x = row.iloc[0]
-            text = (f"Simulated revenue of {r.scope_label} for {nxt} (as of {o.as_of}): P50 {r.money(x.p50)} "
+            text = (f"Simulated revenue of {r.subject} for {nxt} (as of {o.as_of}): P50 {r.money(x.p50)} "
                     f"(P10 {r.money(x.p10)}, P90 {r.money(x.p90)})")
             if pd.notna(x.target):
                 text += f"; {x.p_reach_target:.0%} chance of reaching the {r.money(x.target)} quota"
