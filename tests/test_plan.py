@@ -689,3 +689,16 @@ def test_notebook_runs_headless(tmp_path: Path):
     assert html.count("<svg") >= 2 and "wb-table" in html
     assert "To win $5M in 2026" in html and "50 won deals from 200 opportunities" in html
     assert "fitted to the win rate" in html
+
+
+def test_plan_table_writes_the_revenue_row_as_money_and_right_aligns_figures(base):
+    import re
+
+    html = plan_view.plan_table(base).html
+    rows = re.findall(r"<tr>(.*?)</tr>", html, re.S)
+    revenue = next(r for r in rows if ">Revenue<" in r)
+    cells = re.findall(r'<td class="num"[^>]*>([^<]*)</td>', revenue)
+    n = base.attrs["numbers"]
+    assert cells[0] == n.money(q(base, "revenue", "needed"), compact=False)  # the target, with its currency
+    deals = next(r for r in rows if ">Deals won<" in r)
+    assert re.findall(r'<td class="num"[^>]*>([^<]*)</td>', deals)[0] == n.number(q(base, "deals_won", "needed"))

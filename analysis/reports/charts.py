@@ -996,6 +996,7 @@ def table(
     index: bool | None = None,
     labels: Mapping[Any, str] | None = None,
     numbers: Numbers | None = None,
+    numeric: Sequence[Any] = (),
 ) -> HTMLBlock:
     """A DataFrame as an HTML table, formatted at presentation time.
 
@@ -1019,6 +1020,9 @@ def table(
     numbers : analysis.format.Numbers, optional
         The dataset's formatter (``ds.config.numbers``): needed by the format names, and used
         for the separators of unformatted numbers.
+    numeric : sequence, optional
+        Columns of figures already written as text (a column mixing money and counts, row by
+        row): right-aligned like number columns.
 
     Returns
     -------
@@ -1054,7 +1058,11 @@ def table(
         index = not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1
                      and all(n is None for n in df.index.names))
 
-    def numeric(column: Any) -> bool:
+    figures = set(numeric)
+
+    def is_numeric(column: Any) -> bool:
+        if column in figures:
+            return True
         s = df[column]
         if pd.api.types.is_bool_dtype(s):
             return False
@@ -1063,7 +1071,7 @@ def table(
         present = [v for v in s if not _is_missing(v)]
         return bool(present) and all(_is_number(v) for v in present)
 
-    align = {c: "right" if numeric(c) else "left" for c in df.columns}
+    align = {c: "right" if is_numeric(c) else "left" for c in df.columns}
     fmts = {c: _formatter(c, f, numbers) for c, f in formats.items()}
 
     def header(name: Any) -> str:

@@ -154,17 +154,22 @@ def plan_table(frame: pd.DataFrame) -> Any:
         return (f"{format_assumption(key, applied, fmt, digits=digits)} "
                 f"({row.source} {format_assumption(key, v, fmt, digits=digits)}, fitted to the win rate)")
 
+    money = frame.step.astype(str).eq("revenue")  # the revenue row is money, the others counts
+
+    def cells(column: str, digits: int) -> list[str]:
+        return [fmt.money(x, compact=False) if is_money else fmt.number(x, digits=digits)
+                for x, is_money in zip(frame[column], money)]
+
     shown = pd.DataFrame({
         "Step": frame.step.map(_step_text),
-        "Needed": frame.needed, "Per rep": frame.per_rep, "Per rep per day": frame.per_rep_per_day,
+        "Needed": cells("needed", 0), "Per rep": cells("per_rep", 1), "Per rep per day": cells("per_rep_per_day", 2),
         "Assumption": frame.assumption.map(assumption_label), "Value": frame.apply(value, axis=1),
         "Source": frame.source,
     })
     return charts.table(
         shown,
-        formats={"Needed": fmt.number, "Per rep": lambda x: fmt.number(x, digits=1),
-                 "Per rep per day": lambda x: fmt.number(x, digits=2)},
         numbers=fmt,
+        numeric=("Needed", "Per rep", "Per rep per day"),
         caption=(f"Plan for {frame.attrs.get('period')}: {frame.attrs.get('head_count')} reps "
                  f"({frame.attrs.get('head_count_source')}), {frame.attrs.get('working_days')} working days; "
                  f"history {frame.attrs.get('history')}; needed = rounded up"),

@@ -519,7 +519,9 @@ def revenue_trend(r: Review) -> list[Any]:
     layers = [bars]
     if df.target.notna().any():
         layers.append(alt.Chart(df).mark_tick(color="#222", thickness=2, size=30).encode(
-            x=alt.X("period:N", sort=None), y="target:Q"))
+            x=alt.X("period:N", sort=None), y="target:Q",
+            tooltip=[alt.Tooltip("period:N", title=r.period.grain.capitalize()),
+                     alt.Tooltip("target_text:N", title="Target"), alt.Tooltip("revenue_text:N", title="Revenue")]))
     chart = alt.layer(*layers).properties(title=title, width=560, height=260)
     caption = "Bars: revenue (bookings) of deals won; ticks: revenue target where quotas exist."
     return [charts.show(chart, caption=caption)]
