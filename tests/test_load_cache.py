@@ -183,3 +183,27 @@ def test_the_quality_report_of_the_day_is_kept(cache: Path, small_sample: Path, 
     ds._learned["today"] = "1999-01-01"
     ds.quality(thorough=False)
     assert seen == [1]
+
+
+def test_small_results_are_kept_for_the_next_process_and_keyed_by_config(cache: Path, small_sample: Path,
+                                                                         tmp_path: Path) -> None:
+    data = tmp_path / "sample"
+    shutil.copytree(small_sample, data)
+    calls: list[str] = []
+
+    def build(tag: str):
+        calls.append(tag)
+        return {"p50": 1.5, "tag": tag}
+
+    first = analysis.load(data)
+    assert not first.has_kept("replay", ("2026-Q1", 2000))
+    assert first.kept("replay", ("2026-Q1", 2000), lambda: build("a")) == {"p50": 1.5, "tag": "a"}
+    assert first.has_kept("replay", ("2026-Q1", 2000))
+    second = analysis.load(data)  # another process would load it the same way
+    assert second.has_kept("replay", ("2026-Q1", 2000))
+    assert second.kept("replay", ("2026-Q1", 2000), lambda: build("b")) == {"p50": 1.5, "tag": "a"}
+    assert second.kept("replay", ("2026-Q2", 2000), lambda: build("c"))["tag"] == "c"  # another key
+    (data / "workbench.yml").write_text((data / "workbench.yml").read_text() + "\nstalled_quantile: 0.8\n")
+    third = analysis.load(data)  # another config: computed anew
+    assert third.kept("replay", ("2026-Q1", 2000), lambda: build("d"))["tag"] == "d"
+    assert calls == ["a", "c", "d"]

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -467,6 +467,48 @@ class Dataset:
                 self._materialize(f"canon__{name}", functools.partial(ibis.to_sql, expr, dialect="duckdb"),
                                   self._derived_file(f"canon__{name}.{self.today}.parquet"))
             self.tables[name] = self.con.table(f"canon__{name}")
+
+    def kept(self, name: str, key: Any, build: Callable[[], Any]) -> Any:
+        """A small result (a dict of numbers, a short frame) computed once per data, config and
+        code: ``build()`` the first time, then read back, in this process and in the next ones
+        (it is pickled beside the derived tables, see :meth:`cached`). ``key`` is anything with a
+        stable ``repr`` that, with ``name``, identifies the result. Without a load cache (data
+        given as frames, ``WORKBENCH_CACHE=off``) it is kept in this dataset only. The caller
+        copies what it hands out when the value is mutable."""
+        import pickle
+
+        memo = self.__dict__.setdefault("_kept", {})
+        digest = self._kept_digest(name, key)
+        if digest in memo:
+            return memo[digest]
+        file = self._derived_file(f"kept/{name}-{digest}.pickle")
+        if file is not None:
+            try:
+                with file.open("rb") as fh:
+                    memo[digest] = pickle.load(fh)
+                return memo[digest]
+            except Exception:  # noqa: BLE001 - missing, partial or foreign: compute it
+                pass
+        value = memo[digest] = build()
+        if file is not None:
+            with contextlib.suppress(OSError, pickle.PicklingError, TypeError, AttributeError):
+                file.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".", suffix=".tmp")
+                with os.fdopen(fd, "wb") as fh:
+                    pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(tmp, file)
+        return value
+
+    def _kept_digest(self, name: str, key: Any) -> str:
+        return hashlib.sha256(repr((name, key, self.config.model_dump(mode="json"))).encode()).hexdigest()[:32]
+
+    def has_kept(self, name: str, key: Any) -> bool:
+        """Whether :meth:`kept` would read ``name`` and ``key`` back rather than build it."""
+        digest = self._kept_digest(name, key)
+        if digest in self.__dict__.get("_kept", {}):
+            return True
+        file = self._derived_file(f"kept/{name}-{digest}.pickle")
+        return file is not None and file.is_file()
 
     def cached(self, key: str, build) -> ibis.Table:
         """A derived table computed once per dataset: in DuckDB, materialized, and kept as Parquet

@@ -22,7 +22,6 @@ from analysis.steering.forecast.common import (
     ForecastError,
     as_of_day,
     as_of_value,
-    is_memoized,
     memoized,
     month_ends,
     months_before,
@@ -669,7 +668,7 @@ def outcome_backtest(
         chosen.append(p)
         p = p.previous()
     chosen.reverse()
-    todo = [q for q in chosen if not is_memoized(ds, "outcome_replay", (q, n, seed, max_cells))]
+    todo = [q for q in chosen if not ds.has_kept("outcome_replay", (q.label, n, seed, max_cells))]
     if todo and ds.has("stage_history"):
         # every snapshot day the replays need, fetched in one query (memoized per dataset)
         need: set[date] = set()
@@ -678,7 +677,7 @@ def outcome_backtest(
             need.update(month_ends(months_before(day, ds.config.forecast.history_months), day))
             need.update(w.start - timedelta(days=1) for w in analogous_windows(ds, q, day))
         snapshot_deals(ds, sorted(need))
-    rows = [memoized(ds, "outcome_replay", (q, n, seed, max_cells), lambda q=q: _replay(ds, q, n, seed, max_cells))
+    rows = [ds.kept("outcome_replay", (q.label, n, seed, max_cells), lambda q=q: _replay(ds, q, n, seed, max_cells))
             for q in chosen]
     out = pd.DataFrame(rows)
     out.attrs.update(coverage=float(out.inside.mean()), mape=float(out.p50_error.abs().mean()), grain=grain)
