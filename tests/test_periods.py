@@ -746,7 +746,7 @@ def compiled_sql(con):
 
 
 @settings(
-    max_examples=100,
+    max_examples=60,  # each compiles and runs a DuckDB query; every run draws new ones
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     print_blob=False,

@@ -371,7 +371,7 @@ def _deal_sets(draw):
     return deals, periods
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # new draws every run
 @given(_deal_sets())
 def test_waterfall_always_reconciles(case):
     deals, periods = case
