@@ -46,6 +46,7 @@ import functools
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
@@ -361,6 +362,10 @@ def _vega_compact(a: str, style: _Style) -> str:
     return out
 
 
+#: Kinds of :meth:`Numbers.formatter` (table columns).
+FORMATTER_KINDS = ("money", "money_compact", "count", "number", "percent")
+
+
 @dataclass(frozen=True)
 class Numbers:
     """The one formatter of a dataset: its reporting currency and display locale.
@@ -395,6 +400,22 @@ class Numbers:
 
     def percent(self, value: Any, *, digits: int = 1, signed: bool = False) -> str:
         return percent(value, digits=digits, signed=signed, locale=self.locale)
+
+    def formatter(self, kind: str, *, digits: int | None = None) -> Callable[[Any], str]:
+        """A table column's format by kind (:data:`FORMATTER_KINDS`): ``money`` (the full figure
+        with the currency), ``money_compact`` (``"$27.1M"``), ``count`` (whole, ``digits`` 0),
+        ``number`` and ``percent`` (``digits`` decimals, default 1)."""
+        if kind == "money":
+            return lambda v: self.money(v, compact=False)
+        if kind == "money_compact":
+            return lambda v: self.money(v)
+        if kind in ("count", "number"):
+            places = (0 if kind == "count" else 1) if digits is None else digits
+            return lambda v: self.number(v, digits=places)
+        if kind == "percent":
+            places = 1 if digits is None else digits
+            return lambda v: self.percent(v, digits=places)
+        raise ValueError(f"unknown format kind {kind!r}: use one of {', '.join(FORMATTER_KINDS)}")
 
     @property
     def currency_label(self) -> str:

@@ -211,3 +211,14 @@ def test_percent(value, kw, text):
 def test_text_is_not_a_number():
     with pytest.raises(TypeError, match="cannot format"):
         money("1200", "USD")
+
+
+def test_column_formatters_by_kind_follow_the_locale():
+    us, idn = Numbers("USD"), Numbers("IDR", "id-ID")
+    assert [us.formatter(k)(1234.567) for k in ("money", "money_compact", "count", "number")] == \
+        ["$1,235", "$1.2K", "1,235", "1,234.6"]
+    assert us.formatter("percent")(0.3456) == "34.6%" and us.formatter("percent", digits=0)(0.3456) == "35%"
+    assert idn.formatter("number", digits=2)(1234.5) == "1.234,50" and idn.formatter("money")(22_500_000) == "Rp 22.500.000"
+    assert us.formatter("money")(float("nan")) == "n/a"
+    with pytest.raises(ValueError, match="unknown format kind 'share'"):
+        us.formatter("share")

@@ -45,7 +45,7 @@ from typing import Any, Literal
 import altair as alt
 
 from analysis.errors import WorkbenchError
-from analysis.format import Numbers, VegaKind
+from analysis.format import FORMATTER_KINDS, Numbers, VegaKind
 
 __all__ = [
     "BAD_COLOR",
@@ -912,7 +912,7 @@ Formatter = str | Callable[[Any], Any]
 #: ``money``: the full figure ("$27,116,811", "Rp 27.116.811"); ``money_compact``: "$27.1M";
 #: ``count``: a whole number ("1,234"); ``number``: one decimal; ``percent``: a fraction as
 #: a percentage with one decimal ("12.3%").
-FORMAT_KINDS = ("money", "money_compact", "count", "number", "percent")
+FORMAT_KINDS = FORMATTER_KINDS
 
 
 def _formatter(column: Any, fmt: Formatter, numbers: Numbers | None) -> Callable[[Any], str]:
@@ -929,13 +929,7 @@ def _formatter(column: Any, fmt: Formatter, numbers: Numbers | None) -> Callable
                 f"column {column!r} is formatted as {fmt!r}: pass numbers=ds.config.numbers to table() so the "
                 "figures follow the dataset's currency and display locale"
             )
-        return {
-            "money": lambda v: numbers.money(v, compact=False),
-            "money_compact": lambda v: numbers.money(v),
-            "count": lambda v: numbers.number(v),
-            "number": lambda v: numbers.number(v, digits=1),
-            "percent": lambda v: numbers.percent(v),
-        }[fmt]
+        return numbers.formatter(fmt)
     template = fmt if "{" in fmt else "{:" + fmt + "}"
 
     def apply(value: Any) -> str:

@@ -143,16 +143,10 @@ class Review:
         return self.numbers.money(value, compact=False)
 
     def cell(self, kind: str, digits: int = 0) -> Callable[[Any], str]:
-        """A table column's format through the review's formatter: ``kind`` is ``money`` (the
-        full figure with the currency), ``percent``, ``count`` or ``number`` (``digits`` decimals)."""
-        n = self.numbers
-        if kind == "money":
-            return lambda v: n.money(v, compact=False)
-        if kind == "percent":
-            return lambda v: n.percent(v, digits=digits)
-        if kind in ("count", "number"):
-            return lambda v: n.number(v, digits=digits)
-        raise ValueError(f"unknown cell kind {kind!r}: use money, percent, count or number")
+        """A table column's format through the review's formatter (:meth:`Numbers.formatter`):
+        ``money`` (the full figure with the currency), ``percent``, ``count`` or ``number``, with
+        ``digits`` decimals (none by default in a review's tables)."""
+        return self.numbers.formatter(kind, digits=digits)
 
     def attach(self, name: str, frame: pd.DataFrame, *, what: str) -> charts.HTMLBlock:
         """Keep the full table ``frame`` (``what``: "reps", "deals"...) and link it from the report.

@@ -26,8 +26,9 @@ from analysis.steering.outlook import Outlook, period_outlook
 REVIEW_SIMULATIONS = 4_000
 REVIEW_MAX_CELLS = 100_000_000
 # A review replays the simulation on the past periods the time series is backtested on (each
-# replay rebuilds a past pipeline: ~0.4 CPU-s per quarter on the sample, ~3.5 at 5,000 reps,
-# cached per dataset), so one headline forecast can be chosen by accuracy on the same periods.
+# replay rebuilds a past pipeline: ~0.4 CPU-s per quarter on the sample, ~3.5 at 5,000 reps; kept
+# on disk by Dataset.kept, so only the first review of new data replays), so one headline forecast
+# can be chosen by accuracy on the same periods.
 
 
 def _outlook(r: Review) -> Outlook:
