@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: review test venv sample validate bench bench-review clean help
+.PHONY: review test venv sample validate bench bench-review bench-engines clean help
 
 help:
 	@echo "make review   render the sample quarterly review into reports/"
@@ -17,6 +17,8 @@ help:
 	@echo "make bench    scale benchmark: review sections, renders and a cold query on a 5,000-rep"
 	@echo "              dataset in /tmp (generated once); parts: make bench BENCH_ARGS='--only query'"
 	@echo "make bench-review  time the sample quarterly review render (target under 10 s)"
+	@echo "make bench-engines the same figures timed on DuckDB and Spark (needs Java 17), on the"
+	@echo "              5,000-rep dataset; e.g. BENCH_ARGS='--data data/sample --engines duckdb,spark,postgres'"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +48,12 @@ bench: $(STAMP)
 
 bench-review: $(STAMP)
 	$(BIN)/python benchmarks/bench_review.py
+
+# load, metric catalog, funnel and waterfall per engine (Spark: Debian's openjdk-17-jre-headless;
+# postgres in --engines: Debian's postgresql); BENCH_ARGS as for bench, e.g. '--engines duckdb,spark'
+bench-engines: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[spark,postgres]'
+	$(BIN)/python benchmarks/bench_engines.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

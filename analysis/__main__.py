@@ -164,7 +164,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         raise WorkbenchError("metrics: give the data directory (or --list to see the catalog)")
     from analysis.data.loading import load
 
-    ds = load(args.data, args.config, preset=args.source)
+    ds = load(args.data, args.config, preset=args.source, engine=args.engine)
     ids = _split(args.metrics)
     if not ids:
         raise WorkbenchError("metrics: give --metrics id,id,... (see --list)")
@@ -185,7 +185,7 @@ def cmd_funnel(args: argparse.Namespace) -> int:
     from analysis.analytics.funnel import biggest_leak, stage_funnel
     from analysis.data.loading import load
 
-    ds = load(args.data, args.config, preset=args.source)
+    ds = load(args.data, args.config, preset=args.source, engine=args.engine)
     frame = stage_funnel(ds, args.period, by=_split(args.by) or None)
     _print_frame(frame, args.format)
     if not _split(args.by) and args.format == "table":
@@ -199,7 +199,7 @@ def cmd_stalled(args: argparse.Namespace) -> int:
     from analysis.analytics.funnel import stalled_deals
     from analysis.data.loading import load
 
-    ds = load(args.data, args.config, preset=args.source)
+    ds = load(args.data, args.config, preset=args.source, engine=args.engine)
     frame = stalled_deals(ds, as_of=args.as_of)  # None: the data's snapshot day
     _print_frame(frame, args.format)
     return 0
@@ -209,7 +209,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from analysis.data.loading import load
     from analysis.steering.outlook import period_outlook
 
-    ds = load(args.data, args.config, preset=args.source)
+    ds = load(args.data, args.config, preset=args.source, engine=args.engine)
     outlook = period_outlook(ds, args.period, metric=args.metric)
     if args.by:
         if outlook.simulation is None:
@@ -230,7 +230,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from analysis.data.loading import load
     from analysis.steering.plan import plan, summary
 
-    ds = load(args.data, args.config, preset=args.source)
+    ds = load(args.data, args.config, preset=args.source, engine=args.engine)
     frame = plan(ds, args.target, args.period, deal_size=args.deal_size, win_rate=args.win_rate,
                  head_count=args.head_count, lead_share=args.lead_share,
                  history=int(args.history) if str(args.history or "").isdigit() and len(args.history) <= 3 else args.history)
@@ -251,7 +251,7 @@ def cmd_coach(args: argparse.Namespace) -> int:
     from analysis.data.loading import load
     from analysis.steering.coaching import coaching_notes, coaching_summary
 
-    ds = load(args.data, args.config, preset=args.source)
+    ds = load(args.data, args.config, preset=args.source, engine=args.engine)
     notes = coaching_notes(ds, args.period, role=args.role)
     flags, worth = notes.flags, notes.worth_a_look
     if args.format == "table":
@@ -282,6 +282,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         data=args.data,
         config=args.config,
         source=args.source,
+        engine=args.engine,
         out=args.out,
         team=args.team,
         rep=args.rep,
@@ -304,6 +305,28 @@ def _source_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default=None, metavar="NAME",
                    help="how to read the files: auto (default: a recognised CRM export, else the canonical "
                         "tables), canonical, salesforce, hubspot, pipedrive; overrides source: in workbench.yml")
+
+
+def _engine_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default=None, metavar="NAME",
+                   help="compute engine: duckdb (default) or spark; overrides engine: in workbench.yml "
+                        "(a postgresql:// data URL computes in PostgreSQL)")
+
+
+def cmd_load_db(args: argparse.Namespace) -> int:
+    from analysis.data.engines import copy_to_database
+    from analysis.data.loading import load
+
+    if "://" not in args.url or not args.url.split("://", 1)[0].startswith("postgres"):
+        raise WorkbenchError(f"load-db: {args.url} is not a PostgreSQL URL; give "
+                             "postgresql://user@host:5432/db?schema=crm")
+    ds = load(args.data, args.config, preset=args.source)
+    counts = copy_to_database(ds, args.url, replace=args.replace)
+    for table, rows in counts.items():
+        print(f"{table:16} {rows:>10,} rows")
+    print(f"copied {len(counts)} tables into {args.url}; read them with: python -m analysis metrics '{args.url}' "
+          "--config workbench.yml ...", file=sys.stderr)
+    return 0
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -369,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     _source_option(p)
+    _engine_option(p)
     p.add_argument("--list", action="store_true", help="print the metric catalog instead")
     p.set_defaults(func=cmd_metrics)
 
@@ -381,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     _source_option(p)
+    _engine_option(p)
     p.set_defaults(func=cmd_funnel)
 
     p = sub.add_parser("stalled", help="list stalled open deals, most stuck first",
@@ -392,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     _source_option(p)
+    _engine_option(p)
     p.set_defaults(func=cmd_stalled)
 
     p = sub.add_parser("forecast", help="print a period's forecasts with their backtest accuracy",
@@ -406,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     _source_option(p)
+    _engine_option(p)
     p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("plan", help="work back from a revenue target to deals, leads and daily activities",
@@ -424,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     _source_option(p)
+    _engine_option(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("coach", help="print coaching flags: reps significantly below peers, with a mentor",
@@ -436,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     _source_option(p)
+    _engine_option(p)
     p.set_defaults(func=cmd_coach)
 
     p = sub.add_parser("review", help="render a periodic review report",
@@ -446,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=str(SAMPLE_DATA), help="data source (default: the sample)")
     p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
     _source_option(p)
+    _engine_option(p)
     p.add_argument("--out", type=Path, default=REPORTS, help="reports directory (default reports/)")
     scope = p.add_mutually_exclusive_group()
     scope.add_argument("--team", default=None, help="review one team")
@@ -455,6 +485,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds one notebook cell may run before the render fails (default 900)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("load-db", help="copy a dataset's canonical tables into a PostgreSQL schema",
+                       description="Read DATA (a folder, a CRM export, a DuckDB file) and copy its canonical "
+                       "tables into the schema of URL (created when missing), so that the workbench can compute "
+                       "in PostgreSQL: then give the URL as the data of any command.")
+    p.add_argument("data", help="data directory or DuckDB file")
+    p.add_argument("url", help="postgresql://user@host:5432/db?schema=crm")
+    p.add_argument("--config", default=None, help="workbench.yml (default: the one beside the data)")
+    _source_option(p)
+    p.add_argument("--replace", action="store_true", help="replace tables that already exist in the schema")
+    p.set_defaults(func=cmd_load_db)
 
     p = sub.add_parser("presets", help="list the CRM import presets, or print one",
                        description="Import presets read a CRM's native export files unchanged (source: NAME in "

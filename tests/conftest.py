@@ -44,3 +44,18 @@ def write_tables(folder: Path, **tables: str) -> Path:
 def tiny(tmp_path: Path) -> Path:
     """Three reps, three deals: the smallest usable dataset."""
     return write_tables(tmp_path / "tiny", reps=REPS_CSV, opportunities=OPPS_CSV)
+
+
+@pytest.fixture(scope="session")
+def sample_on_engines():
+    """The sample on DuckDB, Spark and PostgreSQL (tests/engine_data.py), set up once for every
+    ``engines`` test module (a Spark session and a PostgreSQL server take a minute to start);
+    skipped when Java, pyspark, psycopg or PostgreSQL's programs are missing."""
+    from analysis.paths import SAMPLE_DATA
+    from tests import engine_data
+
+    why = engine_data.missing()
+    if why:
+        pytest.skip(why)
+    with engine_data.on_engines(SAMPLE_DATA) as out:
+        yield out

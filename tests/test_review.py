@@ -226,7 +226,7 @@ def test_plain_papermill_refuses_an_unknown_parameter(tmp_path: Path):
     error = caught.value
     assert error.ename == "ReviewError"
     assert error.evalue == ("unknown parameter 'scope_valeu': did you mean 'scope_value'? "
-                            "the review's parameters are cadence, period, scope, scope_value, data, config, source")
+                            "the review's parameters are cadence, period, scope, scope_value, data, config, source, engine")
     assert error.traceback == [f"ReviewError: {error.evalue}"], "one line, no traceback"
 
 

@@ -150,10 +150,10 @@ def stage_funnel(
         j = j.left_join(deals, j.opportunity_id == deals.opportunity_id)
     agg = j.group_by([*by, "k"]).aggregate(
         entered=j.count(),
-        advanced=j.advanced.cast("int64").sum(),
-        won=(j.status == "won").cast("int64").sum(),
-        lost=(~j.advanced & (j.status == "lost")).cast("int64").sum(),
-        open=(~j.advanced & (j.status == "open")).cast("int64").sum(),
+        advanced=j.advanced.sum(),
+        won=(j.status == "won").sum(),
+        lost=(~j.advanced & (j.status == "lost")).sum(),
+        open=(~j.advanced & (j.status == "open")).sum(),
     )
     counts = agg.to_pandas()
     parked = counts.k == NURTURING_K
@@ -385,7 +385,7 @@ def _query_candidates(ds: Dataset, m: timeline.Moment, q: float) -> pd.DataFrame
     thresholds = done.group_by(done.step.name("_t_step")).aggregate(threshold_days=done.days.quantile(q))
     open_ = timeline.open_deals(ds, m, steps=True)
     open_ = open_.filter(open_.step.notnull())
-    days = ((ref.epoch_seconds() - open_.since.epoch_seconds()) / DAY_SECONDS).cast("float64")
+    days = _days_between(ref, open_.since)
     open_ = open_.mutate(days_in_step=days)
     j = open_.left_join(thresholds, open_.step == thresholds._t_step)
     out = j.select(
@@ -519,7 +519,7 @@ def transitions(
     frame["transitions"] = frame["transitions"].astype("int64")
     frame["deals"] = frame["deals"].astype("int64")
     per_deal = m.group_by("opportunity_id").aggregate(bad=m.kind.isin(list(OUT_OF_ORDER)).any())
-    s = per_deal.aggregate(deals=per_deal.count(), bad=per_deal.bad.cast("int64").sum()).to_pyarrow()
+    s = per_deal.aggregate(deals=per_deal.count(), bad=per_deal.bad.sum()).to_pyarrow()
     n_deals, n_bad = int(s["deals"][0].as_py() or 0), int(s["bad"][0].as_py() or 0)
     by_kind = frame.groupby("kind")["transitions"].sum()
     summary = {
@@ -620,7 +620,7 @@ def first_passes(ds: Dataset) -> ibis.Table:
         entry = chain.filter(chain.hw_before.isnull()).select(_e_id=chain.opportunity_id, _entry=chain.pos)
         back = chain.filter(~ahead)
         back = back.join(entry, back.opportunity_id == entry._e_id).filter(lambda t: t.pos < t._entry)
-        code = back.seq.cast("int64") * 2 + (back.fmax > back.pos).cast("int64")
+        code = back.seq.cast("int64") * 2 + ibis.ifelse(back.fmax > back.pos, 1, 0).cast("int64")
         below = back.group_by(["opportunity_id", back.pos.name("k")]).aggregate(
             pass_at=back.entered_at.min(), _code=code.min()
         )
@@ -661,10 +661,17 @@ def _stints(ds: Dataset) -> ibis.Table:
         s = s.left_join(fc, s.opportunity_id == fc._fc_id)
         final = ibis.cases((s._fc_at.notnull(), ibis.greatest(s._fc_at, s.start)), else_=ibis.null(dt.Timestamp()))
         s = s.mutate(end=ibis.coalesce(s.end, final)).drop("_fc_id", "_fc_at")
-        days = ((s.end.epoch_seconds() - s.start.epoch_seconds()) / DAY_SECONDS).cast("float64")
+        days = _days_between(s.end, s.start)
         return s.select("opportunity_id", step=_step_of(s.code), start=s.start, end=s.end, days=days)
 
     return ds.cached("funnel__stints", build)
+
+
+def _days_between(end: Any, start: Any) -> Any:
+    """Calendar days from ``start`` to ``end`` (timestamps), fractional, to the microsecond on
+    every engine: an exact microsecond difference (Spark's ``epoch_seconds`` drops fractions of
+    a second) divided in float64."""
+    return end.delta(start, unit="microsecond").cast("float64") / (DAY_SECONDS * 1_000_000)
 
 
 def _step_of(code: Any) -> Any:

@@ -296,7 +296,17 @@ class Config(_Model):
     stalled_quantile: float = Field(default=0.75, gt=0, lt=1)
     velocity_window_months: int = Field(default=12, ge=1, le=60)
     duplicate_check_max_rows: int = Field(default=5_000_000, ge=0)
-    #: DuckDB's own share of the memory (the rest is pandas'): a review stays under 2 GB at 5,000 reps
+    #: the compute engine for a folder or DuckDB source (``--engine`` overrides it): ``duckdb``
+    #: in-process (the default) or ``spark`` (ibis's PySpark backend; ``pip install -e '.[spark]'``
+    #: and a Java runtime). A ``postgresql://`` source always computes in PostgreSQL.
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    #: Spark master for ``engine: spark`` (default ``local[*]``; e.g. ``spark://host:7077``)
+    spark_master: str | None = None
+    #: Spark Connect address for ``engine: spark`` (``sc://host:15002``; default: ``SPARK_REMOTE``)
+    spark_remote: str | None = None
+    #: the engine's own share of the memory (the rest is pandas'): a review stays under 2 GB at 5,000
+    #: reps. DuckDB's memory_limit; with ``engine: spark`` in local mode, the driver's memory (the
+    #: whole engine there). PostgreSQL's memory is the server's setting.
     memory_limit: str = Field(default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
     as_of: ConfigDate | None = Field(
         default=None,

@@ -60,7 +60,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 
-from analysis.data import schema
+from analysis.data import engines, schema
 from analysis.data.config import Config, Stage, load_config
 from analysis.data.values import (
     CANONICAL_DTYPES,
@@ -377,8 +377,8 @@ class Dataset:
             loc = self.config.parsed_locale
             for i, c in enumerate(cols):
                 text = rt.expr[c.name].strip()
-                aggs[f"g{i}"] = (text.notnull() & (text != "")).cast("int64").sum()
-                aggs[f"f{i}"] = unread(rt.expr[c.name], rt.expr[f"__{c.name}"], c).fill_null(False).cast("int64").sum()
+                aggs[f"g{i}"] = (text.notnull() & (text != "")).sum()
+                aggs[f"f{i}"] = unread(rt.expr[c.name], rt.expr[f"__{c.name}"], c).fill_null(False).sum()
             counts = (known or {}).get(name, {}).get("shares")
             if counts is None or set(counts) != set(aggs):
                 counts = rt.expr.aggregate(**aggs).to_pyarrow().to_pylist()[0]
@@ -455,7 +455,9 @@ class Dataset:
         """Name each canonical table in the in-process DuckDB (a view over Parquet files, a
         typed table for CSV / Excel / DataFrame inputs), so queries compile against a plain
         table instead of re-deriving every column each time."""
-        if getattr(self.con, "name", "") != "duckdb":
+        if getattr(self.con, "name", "") != "duckdb":  # a database: temporary tables in it
+            for name, expr in list(self.tables.items()):
+                self.tables[name] = engines.materialize(expr)
             return
         for name, expr in list(self.tables.items()):
             lazy = any(f.format == "parquet" for f in self.raw[name].files) or self.source.kind in ("duckdb", "url")
@@ -517,7 +519,7 @@ class Dataset:
         store = self.__dict__.setdefault("_derived", {})
         if key not in store:
             if getattr(self.con, "name", "") != "duckdb":
-                store[key] = build()
+                store[key] = engines.materialize(build())
                 return store[key]
             name = f"derived__{key}"
             self._materialize(name, lambda: ibis.to_sql(build(), dialect="duckdb"), self._derived_file(f"{key}.parquet"))
@@ -542,8 +544,12 @@ class Dataset:
         its ``column`` holds each row's part. In DuckDB each part is also kept as a Parquet file
         (see :meth:`cached`), so the next process computes only the parts no run has asked for
         yet; elsewhere the expression of the parts asked is returned, computed by the engine."""
-        if getattr(self.con, "name", "") != "duckdb":
-            return build(list(parts))
+        if getattr(self.con, "name", "") != "duckdb":  # kept on the engine, per set of parts asked
+            memo = self.__dict__.setdefault("_derived_parts_elsewhere", {})
+            wanted = (key, tuple(sorted(parts, key=str)))
+            if wanted not in memo:
+                memo[wanted] = engines.materialize(build(list(parts)))
+            return memo[wanted]
         store = self.__dict__.setdefault("_derived_parts", {})
         done: dict = store.setdefault(key, {})  # part -> Parquet file, or None (in the table only)
         name = f"derived__{key}"
@@ -700,7 +706,9 @@ class Dataset:
             if key in stored and self._learned.get("today") == self.today.isoformat():
                 cache[key] = copy.deepcopy(stored[key])
             else:
-                cache[key] = check(self, as_of=as_of, thorough=thorough)
+                # the checks read the raw files where the import read them (DuckDB), whatever
+                # engine computes the figures (see analysis.data.engines.place)
+                cache[key] = check(self.__dict__.get("imported", self), as_of=as_of, thorough=thorough)
                 if self._cache is not None:
                     stored[key] = copy.deepcopy(cache[key])
                     self._cache.write(self._learned)
@@ -1198,7 +1206,7 @@ def _facts(rt: RawTable, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         cols.append(c)
         if c.type in ("money", "number"):
             bad = v.isnan() | v.isinf()
-            aggs[f"n{i}"] = bad.fill_null(False).cast("int64").sum()
+            aggs[f"n{i}"] = bad.fill_null(False).sum()
             v = ibis.cases((bad, ibis.null(dt.float64)), else_=v)
         aggs[f"lo{i}"] = v.min()
         aggs[f"hi{i}"] = v.max()
@@ -1303,7 +1311,7 @@ def _missing_columns(name: str, columns: list[str]) -> list[str]:
     return [c for c in schema.TABLES[name].required_columns if c.lower() not in present]
 
 
-def load(source: Any, config: Any = None, *, preset: str | None = None) -> Dataset:
+def load(source: Any, config: Any = None, *, preset: str | None = None, engine: str | None = None) -> Dataset:
     """Load a dataset; raise :class:`DataError` listing every fatal problem.
 
     Parameters
@@ -1317,6 +1325,10 @@ def load(source: Any, config: Any = None, *, preset: str | None = None) -> Datas
     preset
         Overrides the config's ``source:`` (``auto``, ``canonical`` or a preset name such as
         ``salesforce``): how the folder's files map onto the canonical tables.
+    engine
+        Overrides the config's ``engine:`` (``duckdb`` or ``spark``): where the canonical tables
+        live and every figure is computed (:mod:`analysis.data.engines`). A ``postgresql://``
+        source computes in PostgreSQL.
 
     Notes
     -----
@@ -1363,8 +1375,12 @@ def load(source: Any, config: Any = None, *, preset: str | None = None) -> Datas
                     raw_frames = _database_tables(con)
             except DataError:
                 raise
+            except ModuleNotFoundError as err:
+                extra = "postgres" if text.startswith("postgres") else text.split("://", 1)[0]
+                raise DataError(f"cannot connect to {text}: the driver is not installed ({err.name}); "
+                                f"pip install -e '.[{extra}]'") from None
             except Exception as err:  # noqa: BLE001 - any driver error becomes one line
-                raise DataError(f"cannot connect to {text}: {str(err).splitlines()[0]}") from None
+                raise DataError(f"cannot connect to {text}: {str(err).strip().splitlines()[0]}") from None
             src = Source(text, "url")
         elif path.is_dir():
             cfg = load_config(config, data_dir=path)
@@ -1425,6 +1441,8 @@ def load(source: Any, config: Any = None, *, preset: str | None = None) -> Datas
     for name in schema.REQUIRED_TABLES:
         if name not in raw and not any(p[1] == name for p in problems):
             problems.append(("missing_table", name,
+                f"missing required table {name} in {src.location}: copy a dataset into that schema with "
+                f"python -m analysis load-db FOLDER URL, or name the schema with ?schema=" if src.kind == "url" else
                 f"missing required table {name}: add {name}.csv (or .parquet / .xlsx) to {src.location}"
             ))
     missing_cols: dict[str, list[str]] = {}
@@ -1448,7 +1466,17 @@ def load(source: Any, config: Any = None, *, preset: str | None = None) -> Datas
         messages = [p[2] for p in problems]
         summary = messages[0] if len(messages) == 1 else f"{len(messages)} fatal problems: " + "; ".join(messages)
         raise DataError(summary, problems)
-    return Dataset(con, raw, cfg, src, missing_columns=missing_cols)
+    chosen = engines.check_engine(engine) or cfg.engine
+    if src.kind == "url" and getattr(con, "name", "") != "duckdb":
+        if engine is not None and chosen != "duckdb":
+            raise ConfigError(f"--engine {chosen}: {src.location} is a database and computes there; leave --engine out")
+        chosen = None
+    elif chosen == "spark":
+        cfg = cfg.model_copy(update={"engine": "spark"})
+    ds = Dataset(con, raw, cfg, src, missing_columns=missing_cols)
+    if chosen == "spark":
+        engines.place(ds, engines.spark(cfg))
+    return ds
 
 
 def _unreadable(f: SourceFile, err: Exception) -> str:

@@ -273,7 +273,7 @@ def check(ds: Dataset, *, as_of: date | datetime | None = None, thorough: bool =
         big = not thorough and ds.rows_read(name) > ds.config.duplicate_check_max_rows
         aggs = {"__rows": t.count()}
         for i, r in enumerate(rules):
-            aggs[f"r{i}"] = r.cond.fill_null(False).cast("int64").sum()
+            aggs[f"r{i}"] = r.cond.fill_null(False).sum()
         counts = t.aggregate(**aggs).to_pyarrow().to_pylist()[0]
         rows[name] = int(counts["__rows"])
         for i, r in enumerate(rules):

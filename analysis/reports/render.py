@@ -860,6 +860,8 @@ def to_html(executed_notebook_path: str | os.PathLike, title: str, *, base_dir: 
             continue
         if cell.cell_type == "code" and tags & {"remove-output", "remove_output"}:
             cell.outputs = []
+        if cell.cell_type == "code":  # stderr (warnings, logs, a JVM's start-up lines) is not the report
+            cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
         kept.append(cell)
     nb.cells = kept
     resources = {"metadata": {"name": path.stem, "path": str(base_dir or path.parent)}}

@@ -44,7 +44,7 @@ SCOPES = ("company", "team", "rep")
 TREND_LENGTH = {"month": 12, "quarter": 8, "half": 6, "year": 4}
 
 #: The review notebook's parameters, in the order of its ``parameters`` cell.
-PARAMETERS = ("cadence", "period", "scope", "scope_value", "data", "config", "source")
+PARAMETERS = ("cadence", "period", "scope", "scope_value", "data", "config", "source", "engine")
 #: Names IPython itself puts in a notebook's namespace.
 _KERNEL_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 
@@ -214,6 +214,7 @@ def setup(
     data: Any = "",
     config: Any = "",
     source: Any = "",
+    engine: Any = "",
 ) -> Review:
     """Check the review parameters and load the data; raise ReviewError with one line.
 
@@ -233,7 +234,8 @@ def setup(
     if not str(data or "").strip():
         raise ReviewError("no data source: set the data parameter to a folder of CRM tables")
     preset = str(source or "").strip() or None
-    ds = load(str(data), str(config) if str(config or "").strip() else None, preset=preset)
+    engine = str(engine or "").strip().lower() or None
+    ds = load(str(data), str(config) if str(config or "").strip() else None, preset=preset, engine=engine)
     for column in ("close_date",):  # revenue, win rate and cycle, the review's headline, hang on it
         problem = ds.column_problem("opportunities", column)
         if problem:
@@ -265,7 +267,8 @@ def setup(
                      if isinstance(scope_value, int) else "")
             raise ReviewError(f"{scope} {value!r} is not in the data{hint}{extra}")
     params = {"cadence": cadence, "period": p.label, "scope": scope, "scope_value": value or "",
-              "data": str(data), "config": str(config or ""), "source": preset or ""}
+              "data": str(data), "config": str(config or ""), "source": preset or "",
+              "engine": engine or ""}
     return Review(ds, catalog, cadence, p, scope, value, params)
 
 
@@ -799,6 +802,7 @@ def render_review(
     data: str | Path,
     config: str | Path | None = None,
     source: str | None = None,
+    engine: str | None = None,
     out: str | Path = REPORTS,
     team: str | None = None,
     rep: str | None = None,
@@ -821,7 +825,7 @@ def render_review(
     scope, value = ("team", team) if team else (("rep", rep) if rep else ("company", ""))
     data = str(Path(data).resolve()) if Path(str(data)).exists() else str(data)
     r = setup(cadence=cadence, period=period or "", scope=scope, scope_value=value, data=data,
-              config=str(Path(config).resolve()) if config else "", source=source or "")
+              config=str(Path(config).resolve()) if config else "", source=source or "", engine=engine or "")
     params = dict(r.parameters)
     target = report_path(Path(out), r.cadence, r.period.label, r.scope, r.scope_value)
     path = render(NOTEBOOKS / "review.ipynb", params, target, title=r.title, progress=progress, pdf=pdf,

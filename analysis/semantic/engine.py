@@ -671,7 +671,9 @@ class Engine:
                 elif m.type == "mean":
                     aggs[m.id] = col.mean(where=cond)
                 elif m.type == "median":
-                    aggs[m.id] = col.median(where=cond)
+                    # median(where=) does not compile on Spark: the values outside cond become NULL instead
+                    kept = col if cond is None else ibis.ifelse(cond, col, ibis.null(col.type()))
+                    aggs[m.id] = kept.median()
             frames.append(t.group_by(keys).aggregate(**aggs).to_pandas())
         out = frames[0]
         for f in frames[1:]:

@@ -701,7 +701,8 @@ def _active_reps(ds: Dataset, p: Period, roles: tuple[str, ...]) -> pd.DataFrame
     """Reps of the roles employed at some time in the period (hire before its end, no end
     before its start)."""
     cols = [c for c in ("rep_id", "name", "team", "role", "hire_date", "end_date") if ds.has_column("reps", c) or c in ("rep_id", "name")]
-    reps = ds.table("reps").select(*cols).to_pandas()
+    # sorted: engines return rows in different orders, and ties (the mentor chosen) follow it
+    reps = ds.table("reps").select(*cols).order_by("rep_id").to_pandas()
     for c in ("team", "role", "hire_date", "end_date"):
         if c not in reps.columns:
             reps[c] = pd.NA

@@ -287,7 +287,7 @@ def _names(x: Sequence[str] | str | None) -> list[str]:
 def _resolve(ds: Dataset, names: list[str], what: str) -> list[str]:
     """rep_ids of a list of rep_ids and team names."""
     cols = ["rep_id"] + (["team"] if ds.has_column("reps", "team") else [])
-    reps = ds.table("reps").select(*cols).to_pandas().astype("string")
+    reps = ds.table("reps").select(*cols).order_by("rep_id").to_pandas().astype("string")  # one order on every engine
     ids = set(reps["rep_id"].dropna())
     teams = set(reps["team"].dropna()) if "team" in reps else set()
     out: list[str] = []
