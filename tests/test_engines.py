@@ -159,3 +159,29 @@ def test_a_company_review_renders_the_same_figures_on_every_engine(ds, tmp_path)
             diff = [d for d in difflib.unified_diff(expected.split(">"), got.split(">"), lineterm="", n=0)
                     if d[:1] in "+-" and not d.startswith(("+++", "---"))]
             pytest.fail(f"{engine} review differs from DuckDB's in {len(diff)} places, first: {diff[:6]}")
+
+
+@pytest.mark.parametrize("vendor", ["salesforce", "hubspot", "pipedrive"])
+def test_crm_exports_give_the_hand_computed_figures_on_every_engine(ds, vendor, tmp_path):
+    """A CRM's native export (the import presets) read on Spark, and copied into PostgreSQL with
+    load-db, gives the figures computed by hand from the export's ground truth."""
+    from analysis.data.engines import copy_to_database
+    from analysis.data.loading import load
+    from tests import crm_exports as ce
+    from tests.test_presets import METRICS, Q3, expected_figures
+
+    folder = tmp_path / "export"
+    truth = ce.BUILDERS[vendor](folder)
+    want = expected_figures(truth, *Q3)
+    config = {"source": vendor, "timezone": "UTC", "currency": "USD"}
+    duck = load(folder, config)
+    url = ds["postgres_url"].replace("schema=crm", f"schema={vendor}")
+    copy_to_database(duck, url)
+    on = {"spark": load(folder, config, engine="spark"),
+          "postgres": load(url, duck.config)}  # the preset's stages come with the config
+    for engine, dataset in on.items():
+        row = metrics(dataset, METRICS, grain="quarter", periods=["2025-Q3"]).iloc[0]
+        for mid in ("deals_won", "deals_lost", "opportunities_created", "open_deals"):
+            assert int(row[mid]) == want[mid], (engine, mid)
+        for mid in ("revenue", "win_rate", "avg_deal_size", "sales_cycle_days", "open_pipeline"):
+            assert float(row[mid]) == pytest.approx(want[mid], rel=1e-12, abs=1e-6), (engine, mid)
