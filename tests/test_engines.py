@@ -185,3 +185,23 @@ def test_crm_exports_give_the_hand_computed_figures_on_every_engine(ds, vendor, 
             assert int(row[mid]) == want[mid], (engine, mid)
         for mid in ("revenue", "win_rate", "avg_deal_size", "sales_cycle_days", "open_pipeline"):
             assert float(row[mid]) == pytest.approx(want[mid], rel=1e-12, abs=1e-6), (engine, mid)
+
+
+def test_the_explorer_shows_the_same_view_and_drill_down_on_every_engine(ds):
+    from analysis.reports.explore import Explorer, drill_down
+
+    def seen(dataset):
+        explorer = Explorer(dataset)
+        view = explorer.compute(["revenue", "win_rate", "open_pipeline"], grain="quarter", by="team",
+                                periods=["2026-Q2", "2026-Q3"])
+        rows = drill_down(dataset, "open_pipeline", period="2026-Q3", by="team", group="East SMB")
+        rows = rows.sort_values("opportunity_id").reset_index(drop=True)
+        return explorer.table(view)._repr_html_(), comparable(view.frame, {"revenue", "open_pipeline"}), rows
+
+    html, frame, rows = seen(ds["duckdb"])
+    assert "East SMB" in html and len(rows) > 10
+    for engine in OTHERS:
+        got_html, got_frame, got_rows = seen(ds[engine])
+        assert got_html == html, engine
+        pd.testing.assert_frame_equal(got_frame, frame, check_dtype=False, obj=engine)
+        pd.testing.assert_frame_equal(got_rows, rows, check_dtype=False, obj=engine)
