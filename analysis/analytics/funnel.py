@@ -385,7 +385,7 @@ def _query_candidates(ds: Dataset, m: timeline.Moment, q: float) -> pd.DataFrame
     thresholds = done.group_by(done.step.name("_t_step")).aggregate(threshold_days=done.days.quantile(q))
     open_ = timeline.open_deals(ds, m, steps=True)
     open_ = open_.filter(open_.step.notnull())
-    days = _days_between(ref, open_.since)
+    days = timeline.elapsed(ref, open_.since, DAY_SECONDS)
     open_ = open_.mutate(days_in_step=days)
     j = open_.left_join(thresholds, open_.step == thresholds._t_step)
     out = j.select(
@@ -661,17 +661,10 @@ def _stints(ds: Dataset) -> ibis.Table:
         s = s.left_join(fc, s.opportunity_id == fc._fc_id)
         final = ibis.cases((s._fc_at.notnull(), ibis.greatest(s._fc_at, s.start)), else_=ibis.null(dt.Timestamp()))
         s = s.mutate(end=ibis.coalesce(s.end, final)).drop("_fc_id", "_fc_at")
-        days = _days_between(s.end, s.start)
+        days = timeline.elapsed(s.end, s.start, DAY_SECONDS)
         return s.select("opportunity_id", step=_step_of(s.code), start=s.start, end=s.end, days=days)
 
     return ds.cached("funnel__stints", build)
-
-
-def _days_between(end: Any, start: Any) -> Any:
-    """Calendar days from ``start`` to ``end`` (timestamps), fractional, to the microsecond on
-    every engine: an exact microsecond difference (Spark's ``epoch_seconds`` drops fractions of
-    a second) divided in float64."""
-    return end.delta(start, unit="microsecond").cast("float64") / (DAY_SECONDS * 1_000_000)
 
 
 def _step_of(code: Any) -> Any:

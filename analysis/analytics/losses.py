@@ -220,8 +220,7 @@ def _lead_counts(ds: Dataset, p: Period, by: list[str]) -> pd.DataFrame:
     is_opp = ((l.status == "converted") | l.opportunity_id.notnull() | l.converted_at.notnull()).fill_null(False)
     is_qual = (is_opp | (l.status == "qualified")).fill_null(False)
     is_won = l._wid.notnull()
-    # an exact microsecond difference on every engine (Spark's epoch_seconds drops fractions of a second)
-    minutes = l.first_response_at.delta(l.created_at, unit="microsecond").cast("float64") / 60_000_000.0
+    minutes = timeline.elapsed(l.first_response_at, l.created_at, 60)
     aggs = dict(
         lead=l.count(),
         qualified=l.count(where=is_qual),
@@ -371,33 +370,17 @@ def _lost_at_step(ds: Dataset, lost: ibis.Table) -> ibis.Table:
     fallback = ibis.cases((lost.step.isin(list(STEPS)), lost.step), else_=ibis.literal(UNKNOWN_STEP))
     if not ds.has("stage_history"):
         return lost.mutate(step=fallback)
-    furthest = _furthest_steps(ds)
-    j = lost.left_join(furthest, [lost.opportunity_id == furthest._fid, lost.close_date == furthest._fclose])
+    sh = ds.table("stage_history")
+    sh = sh.filter(sh.step.isin(list(CHAIN_STEPS)) & sh.entered_at.notnull())
+    ids = lost.select(_lid=lost.opportunity_id, _lclose=lost.close_date).distinct()
+    sh = sh.join(ids, sh.opportunity_id == ids._lid)
+    sh = sh.filter(sh.entered_at.date() <= sh._lclose)
+    step_rank = sh.step.substitute(rank, else_=ibis.null(dt.int64)).cast("int64")
+    furthest = sh.group_by(_fid=sh.opportunity_id).aggregate(_rank=step_rank.max())
+    j = lost.left_join(furthest, lost.opportunity_id == furthest._fid)
     by_rank = j._rank.substitute({i: s for s, i in rank.items()}, else_=ibis.null(dt.string))
     fallback = ibis.cases((j.step.isin(list(STEPS)), j.step), else_=ibis.literal(UNKNOWN_STEP))
-    return j.mutate(step=by_rank.coalesce(fallback)).drop("_fid", "_fclose", "_rank")
-
-
-def _furthest_steps(ds: Dataset) -> ibis.Table:
-    """Per deal and close date: ``_rank``, the furthest chain step (index in
-    :data:`CHAIN_STEPS`) its stage history entered on or before that date; computed once per
-    dataset for every deal with a close date. Kept as a derived table so that a period's lost
-    deals only look it up: an engine that cannot estimate a filtered deal table (PostgreSQL on
-    an unanalysed temporary table) never re-runs the history aggregate per lost deal."""
-
-    def build() -> ibis.Table:
-        rank = {s: i for i, s in enumerate(CHAIN_STEPS)}
-        o = _opportunities(ds)
-        o = o.filter(o.close_date.notnull())
-        ids = o.select(_lid=o.opportunity_id, _lclose=o.close_date).distinct()
-        sh = ds.table("stage_history")
-        sh = sh.filter(sh.step.isin(list(CHAIN_STEPS)) & sh.entered_at.notnull())
-        sh = sh.join(ids, sh.opportunity_id == ids._lid)
-        sh = sh.filter(sh.entered_at.date() <= sh._lclose)
-        step_rank = sh.step.substitute(rank, else_=ibis.null(dt.int64)).cast("int64")
-        return sh.group_by(_fid=sh.opportunity_id, _fclose=sh._lclose).aggregate(_rank=step_rank.max())
-
-    return ds.cached("losses__furthest_steps", build)
+    return j.mutate(step=by_rank.coalesce(fallback)).drop("_fid", "_rank")
 
 
 def loss_analysis(ds: Dataset, period: str | Period, *, by: Sequence[str] | str | None = None) -> pd.DataFrame:

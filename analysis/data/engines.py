@@ -50,13 +50,14 @@ ENGINES = ("duckdb", "spark")
 
 
 def name(obj: Any) -> str:
-    """The engine of an ibis backend or expression: ``duckdb``, ``pyspark``, ``postgres`` ..."""
+    """The engine of an ibis backend or expression: ``duckdb``, ``pyspark``, ``postgres`` ...;
+    ``""`` for an expression over tables of several backends, or of none."""
     backend = obj
     if hasattr(obj, "get_backend"):
         try:
             backend = obj.get_backend()
-        except Exception:  # noqa: BLE001 - an unbound expression (memtable only)
-            return "duckdb"
+        except Exception:  # noqa: BLE001 - several backends, or none: not one engine
+            return ""
     return str(getattr(backend, "name", "") or "")
 
 

@@ -348,7 +348,7 @@ class Dataset:
         :func:`analysis.values.parsed_columns`): a table in DuckDB for files that are read into
         it, a view over Parquet and databases. Rules, checks and canonical tables read it."""
         expr = rt.expr.mutate(**parsed_columns(rt, self.config))
-        if getattr(self.con, "name", "") != "duckdb":
+        if engines.name(self.con) != "duckdb":
             rt.expr = expr
             return
         lazy = any(f.format == "parquet" for f in rt.files) or self.source.kind in ("duckdb", "url") or not rt.trim
@@ -455,7 +455,7 @@ class Dataset:
         """Name each canonical table in the in-process DuckDB (a view over Parquet files, a
         typed table for CSV / Excel / DataFrame inputs), so queries compile against a plain
         table instead of re-deriving every column each time."""
-        if getattr(self.con, "name", "") != "duckdb":  # a database: temporary tables in it
+        if engines.name(self.con) != "duckdb":  # a database: temporary tables in it
             for name, expr in list(self.tables.items()):
                 self.tables[name] = engines.materialize(expr)
             return
@@ -518,7 +518,7 @@ class Dataset:
         the same files and code reads it instead of computing it again."""
         store = self.__dict__.setdefault("_derived", {})
         if key not in store:
-            if getattr(self.con, "name", "") != "duckdb":
+            if engines.name(self.con) != "duckdb":
                 store[key] = engines.materialize(build())
                 return store[key]
             name = f"derived__{key}"
@@ -544,7 +544,7 @@ class Dataset:
         its ``column`` holds each row's part. In DuckDB each part is also kept as a Parquet file
         (see :meth:`cached`), so the next process computes only the parts no run has asked for
         yet; elsewhere the expression of the parts asked is returned, computed by the engine."""
-        if getattr(self.con, "name", "") != "duckdb":  # kept on the engine, per set of parts asked
+        if engines.name(self.con) != "duckdb":  # kept on the engine, per set of parts asked
             memo = self.__dict__.setdefault("_derived_parts_elsewhere", {})
             wanted = (key, tuple(sorted(parts, key=str)))
             if wanted not in memo:
@@ -1150,7 +1150,7 @@ def _value_maps(rt: RawTable, config: Config) -> None:
     estimates = _facts(rt, {k: v.approx_nunique() for k, v in values.items()})
     found: dict[int, list] = {}
     few = [i for i in range(len(cols)) if f"v{i}" in estimates and (estimates[f"v{i}"] or 0) <= MAX_DISTINCT * 1.25]
-    if few and _is_duckdb(rt.expr):
+    if few and engines.name(rt.expr) == "duckdb":
         names = [f"v{i}" for i in few]
         sub = ibis.to_sql(rt.expr.select(**{n: values[n] for n in names}), dialect="duckdb")
         quoted = ", ".join(f'"{n}"' for n in names)
@@ -1173,13 +1173,6 @@ def _value_maps(rt: RawTable, config: Config) -> None:
         else:
             rt.maps[c.name] = {v: canonical_category(v, c) for v in distinct if canonical_category(v, c) != v}
             rt.facts[c.name] = {"values": {rt.maps[c.name].get(v, v) for v in distinct}}
-
-
-def _is_duckdb(expr: Any) -> bool:
-    try:
-        return getattr(expr.get_backend(), "name", "") == "duckdb"
-    except Exception:  # noqa: BLE001 - tables of several backends, or none: not one DuckDB
-        return False
 
 
 def _facts(rt: RawTable, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -1338,6 +1331,7 @@ def load(source: Any, config: Any = None, *, preset: str | None = None, engine: 
     a currency without exchange rates. Everything else (unparseable values,
     duplicates, dangling references...) is reported by :meth:`Dataset.quality`.
     """
+    engine = engines.check_engine(engine)  # before any file is read
     problems: list[tuple[str, str, str]] = []
     raw_frames: dict[str, ibis.Table] = {}
     files_by_table: dict[str, list[SourceFile]] = {}
@@ -1466,8 +1460,8 @@ def load(source: Any, config: Any = None, *, preset: str | None = None, engine: 
         messages = [p[2] for p in problems]
         summary = messages[0] if len(messages) == 1 else f"{len(messages)} fatal problems: " + "; ".join(messages)
         raise DataError(summary, problems)
-    chosen = engines.check_engine(engine) or cfg.engine
-    if src.kind == "url" and getattr(con, "name", "") != "duckdb":
+    chosen = engine or cfg.engine
+    if src.kind == "url" and engines.name(con) != "duckdb":
         if engine is not None and chosen != "duckdb":
             raise ConfigError(f"--engine {chosen}: {src.location} is a database and computes there; leave --engine out")
         chosen = None

@@ -495,6 +495,13 @@ def _finish(d: ibis.Table, cols: list[str], steps: bool) -> ibis.Table:
 # -- money -----------------------------------------------------------------------------------------
 
 
+def elapsed(end: Any, start: Any, unit_seconds: float) -> Any:
+    """Time from ``start`` to ``end`` (timestamp expressions) in units of ``unit_seconds`` seconds
+    (86,400 for days, 60 for minutes), fractional and float64, to the microsecond on every engine:
+    an exact microsecond difference (Spark's ``epoch_seconds`` drops fractions of a second)."""
+    return end.delta(start, unit="microsecond").cast("float64") / (unit_seconds * 1_000_000)
+
+
 def money_sum(col: Any, where: Any = None) -> Any:
     """Exact decimal sum of a money column (NULL amounts count as 0): the same figure whatever the
     row order or thread count. Cast the result to float64 at the edge."""

@@ -441,8 +441,8 @@ class Engine:
         t = self.ds.table(table)
         if table == "leads":
             conv = (t.status == "converted") | t.opportunity_id.notnull() | t.converted_at.notnull()
-            minutes = (t.first_response_at.epoch_seconds() - t.created_at.epoch_seconds()) / 60
-            t = t.mutate(converted=conv.fill_null(False), response_minutes=minutes.cast("float64"))
+            minutes = timeline.elapsed(t.first_response_at, t.created_at, 60)
+            t = t.mutate(converted=conv.fill_null(False), response_minutes=minutes)
         elif table == "activities":
             t = t.mutate(duration_min=(t.duration_s / 60).cast("float64"))
         return t
