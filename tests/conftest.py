@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import textwrap
 from pathlib import Path
@@ -59,3 +60,9 @@ def sample_on_engines():
         pytest.skip(why)
     with engine_data.on_engines(SAMPLE_DATA) as out:
         yield out
+
+
+def strip_render_ids(page: str) -> str:
+    """A rendered review or section without the SVG element ids that differ from render to render,
+    so that two renders of the same figures compare equal."""
+    return re.sub(r'id="wb[^"]*"|aria-labelledby="[^"]*"|#wb[\w-]+', "", page)

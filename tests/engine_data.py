@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -66,3 +69,24 @@ def on_engines(data: str | Path, engines: tuple[str, ...] = ENGINE_NAMES) -> Ite
         gc.collect()
         if pg is not None:
             pg.stop()
+
+
+def normalised(frame: pd.DataFrame, keys: list[str] | None = None, money: Iterable[str] = ()) -> pd.DataFrame:
+    """``frame`` as the engines are compared: rows sorted by ``keys`` (default: its text columns;
+    missing values first), index reset, attrs dropped, every float column float64 rounded, the
+    ``money`` columns to the cent and the rest to 9 decimals (the last bits of a float depend on
+    the order an engine adds in; nothing else may differ)."""
+    money = set(money)
+    out = frame.copy()
+    out.attrs = {}
+    for c in out.columns:
+        if pd.api.types.is_float_dtype(out[c].dtype):
+            out[c] = out[c].astype("float64").round(2 if c in money else 9)
+    if keys is None:
+        keys = [c for c in out.columns if not pd.api.types.is_numeric_dtype(out[c].dtype)
+                and not pd.api.types.is_bool_dtype(out[c].dtype)]
+    if keys:
+        text = pd.DataFrame({c: out[c].map(lambda v: "\x00" if v is None or v is pd.NA or v != v else str(v))
+                             for c in keys})
+        out = out.iloc[np.lexsort([text[c].to_numpy() for c in reversed(keys)])]
+    return out.reset_index(drop=True)

@@ -21,6 +21,8 @@ import pytest
 from analysis.paths import SAMPLE_DATA
 from analysis.semantic.catalog import build_catalog
 from analysis.semantic.engine import metrics
+from tests.conftest import strip_render_ids
+from tests.engine_data import normalised
 
 pytestmark = pytest.mark.engines
 
@@ -30,18 +32,6 @@ OTHERS = ("spark", "postgres")
 @pytest.fixture
 def ds(sample_on_engines):
     return sample_on_engines
-
-
-def comparable(frame: pd.DataFrame, money: set[str]) -> pd.DataFrame:
-    """Rows in key order, money rounded to the cent and other floats to 9 decimals (the last bits
-    of a float sum depend on the order an engine adds in; nothing else may differ)."""
-    keys = [c for c in frame.columns if not pd.api.types.is_float_dtype(frame[c]) and
-            not pd.api.types.is_integer_dtype(frame[c])]
-    out = frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame.reset_index(drop=True)
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].round(2 if c in money else 9)
-    return out
 
 
 def money_columns(ds, frame: pd.DataFrame) -> set[str]:
@@ -64,7 +54,7 @@ def test_the_whole_catalog_is_identical(ds, by, grain, period):
     for engine in OTHERS:
         got = metrics(ds[engine], ids, by=[by], grain=grain, periods=[period])
         assert got.attrs.get("unavailable", {}) == expected.attrs.get("unavailable", {}), engine
-        pd.testing.assert_frame_equal(comparable(got, money), comparable(expected, money), check_dtype=False,
+        pd.testing.assert_frame_equal(normalised(got, money=money), normalised(expected, money=money), check_dtype=False,
                                       obj=f"{engine} catalog by {by} for {period}")
 
 
@@ -133,7 +123,7 @@ def report_figures(page: str) -> str:
     cut to four places."""
     page = page.split('id="Appendix:-how-this-report-was-made"')[0]
     page = re.sub(r'<meta name="wb-render-id"[^>]*>|id="cell-id=[^"]*"', "", page)
-    page = re.sub(r'id="wb[^"]*"|aria-labelledby="[^"]*"|#wb[\w-]+', "", page)  # per-render SVG ids
+    page = strip_render_ids(page)
     page = re.sub(r'\s(?:d|transform|x|y|x1|x2|y1|y2|width|height|cx|cy|r)="[^"]*"', "", page)
     return re.sub(r"\d+\.\d{5,}", lambda m: f"{float(m.group()):.4f}", page)
 
@@ -196,7 +186,7 @@ def test_the_explorer_shows_the_same_view_and_drill_down_on_every_engine(ds):
                                 periods=["2026-Q2", "2026-Q3"])
         rows = drill_down(dataset, "open_pipeline", period="2026-Q3", by="team", group="East SMB")
         rows = rows.sort_values("opportunity_id").reset_index(drop=True)
-        return explorer.table(view)._repr_html_(), comparable(view.frame, {"revenue", "open_pipeline"}), rows
+        return explorer.table(view)._repr_html_(), normalised(view.frame, money={"revenue", "open_pipeline"}), rows
 
     html, frame, rows = seen(ds["duckdb"])
     assert "East SMB" in html and len(rows) > 10

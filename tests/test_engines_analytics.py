@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.analytics import funnel, losses, pipeline
+from tests import engine_data
 
 pytestmark = pytest.mark.engines
 
@@ -34,20 +34,7 @@ def ds(sample_on_engines):
 
 
 def normalised(frame: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
-    """``frame`` sorted by ``keys`` (default: its text columns), index reset, every float column
-    as float64 rounded: money to the cent, the rest to 9 decimals."""
-    out = frame.copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c].dtype):
-            out[c] = out[c].astype("float64").round(2 if c in MONEY else 9)
-    if keys is None:
-        keys = [c for c in out.columns if not pd.api.types.is_numeric_dtype(out[c].dtype)
-                and not pd.api.types.is_bool_dtype(out[c].dtype)]
-    if keys:
-        text = pd.DataFrame({c: out[c].map(lambda v: "\x00" if v is None or v is pd.NA or v != v else str(v))
-                             for c in keys})
-        out = out.iloc[np.lexsort([text[c].to_numpy() for c in reversed(keys)])]
-    return out.reset_index(drop=True)
+    return engine_data.normalised(frame, keys, MONEY)
 
 
 def assert_same(ds, fn, *, keys: list[str] | None = None, what: str = "") -> tuple[object, dict[str, object]]:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.engine_data import normalised
+
 pytestmark = pytest.mark.engines
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -27,20 +29,9 @@ def ds(sample_on_engines):
     return sample_on_engines
 
 
-def normalise(frame: pd.DataFrame, keys: list[str], money: tuple[str, ...] = ()) -> pd.DataFrame:
-    """``frame`` sorted by ``keys`` with a fresh index, ``money`` columns rounded to the cent and
-    the other float columns to 9 decimals."""
-    f = frame.copy()
-    f.attrs = {}
-    for c in f.columns:
-        if pd.api.types.is_float_dtype(f[c]):
-            f[c] = f[c].astype("float64").round(2 if c in money else 9)
-    return f.sort_values(keys, kind="stable").reset_index(drop=True)
-
-
 def assert_same(expected: pd.DataFrame, got: pd.DataFrame, keys: list[str], money: tuple[str, ...] = ()) -> None:
     assert list(got.columns) == list(expected.columns)
-    pd.testing.assert_frame_equal(normalise(got, keys, money), normalise(expected, keys, money), check_dtype=False)
+    pd.testing.assert_frame_equal(normalised(got, keys, money), normalised(expected, keys, money), check_dtype=False)
 
 
 @pytest.mark.parametrize("engine", OTHERS)

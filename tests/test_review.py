@@ -20,7 +20,7 @@ from analysis.reports import steering_review as steering
 from analysis.reports.render import find_external_resources
 
 from .browser import CHROMIUM, charts_drawn
-from .conftest import OPPS_CSV, REPS_CSV, write_tables
+from .conftest import OPPS_CSV, REPS_CSV, strip_render_ids, write_tables
 
 pytestmark = pytest.mark.slow
 
@@ -203,7 +203,7 @@ def test_same_data_and_parameters_give_the_same_figures():
         parts = [review.headline, review.attainment, review.funnel_section, review.pipeline_section,
                  review.losses_section, lambda q: review.breakdown(q, "team")]
         html_out = "".join(x._repr_html_() for f in parts for x in f(r))
-        return re.sub(r'id="wb[^"]*"|aria-labelledby="[^"]*"|#wb[\w-]+', "", html_out)  # per-render SVG ids
+        return strip_render_ids(html_out)
 
     assert figures_of() == figures_of()
 
